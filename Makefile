@@ -1,0 +1,27 @@
+# The README's two commands: `make demo` and `make test`. Each creates .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint clean
+
+# torch is installed first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test,baselines]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dnnreg demo
+
+test: $(STAMP)
+	$(PY) -m pytest src tests
+
+bench: $(STAMP)
+	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
