@@ -1,0 +1,25 @@
+"""dnnreg: deep-neural-network regression on tabular data.
+
+Torch-backed names (``DNNRegressor``, ``save``, ``load``) are imported lazily, so that
+``import dnnreg`` and the torch-free parts stay light.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+from .datasets import list_datasets, load_dataset  # noqa: E402
+from .metrics import regression_metrics  # noqa: E402
+
+_LAZY = {"DNNRegressor": "estimator", "save": "persistence", "load": "persistence"}
+
+__all__ = ["DNNRegressor", "save", "load", "load_dataset", "list_datasets",
+           "regression_metrics", "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'dnnreg' has no attribute {name!r}")

@@ -1,0 +1,309 @@
+"""Turn a raw table into the numbers a network trains on, and back for the target.
+
+Fitted on training rows only. Numeric columns are imputed with the training median (plus a
+0/1 missing-value indicator for each column that had gaps), then scaled; categorical
+columns become integer codes with code 0 reserved for "unknown or missing", either
+one-hot encoded here or left as codes for an embedding layer. The whole fitted state is
+plain JSON, so the torch-free runtime and the ONNX exporter can replay it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ._validation import check_choice, raise_all
+
+SCALINGS = ("quantile", "robust", "standard")
+CATEGORICAL_ENCODINGS = ("onehot", "embedding")
+# Normal scores are clipped where sklearn's QuantileTransformer clips them (±5.2σ).
+_QUANTILE_BOUND = 1e-7
+
+
+@dataclass
+class Encoded:
+    """Network inputs: ``numeric`` (n, d_num) float32 and ``categorical`` (n, n_cat) int64."""
+
+    numeric: np.ndarray
+    categorical: np.ndarray
+
+
+def as_frame(X, columns=None) -> pd.DataFrame:
+    """Return ``X`` as a DataFrame with string column names (``x0, x1, ...`` for arrays)."""
+    if isinstance(X, pd.DataFrame):
+        frame = X
+    else:
+        if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError("sparse input is not supported; pass a dense array or DataFrame "
+                            "(e.g. X.toarray())")
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-dimensional (rows x columns), got an array of "
+                             f"shape {arr.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
+                             "single feature")
+        if np.iscomplexobj(arr):
+            raise ValueError("X must be real-valued, got complex data; pass real numbers")
+        names = list(columns) if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
+        frame = pd.DataFrame(arr, columns=names[: arr.shape[1]] if len(names) >= arr.shape[1]
+                             else [f"x{i}" for i in range(arr.shape[1])])
+    frame = frame.copy(deep=False)
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _numeric_or_none(col: pd.Series):
+    """The column as float64 if every present value is a number (or a bool), else None."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return None
+    if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+        if pd.api.types.is_complex_dtype(col):
+            raise ValueError(f"column {col.name!r} holds complex numbers; pass real numbers")
+        return col.astype(np.float64).to_numpy()
+    try:
+        return pd.to_numeric(col, errors="raise").astype(np.float64).to_numpy()
+    except (ValueError, TypeError):
+        return None
+
+
+def _normal_ppf(p: np.ndarray) -> np.ndarray:
+    from scipy.special import ndtri  # fit-time only; transform is pure numpy
+
+    return ndtri(p)
+
+
+def _quantile_knots(values: np.ndarray, n_quantiles: int) -> dict:
+    """Knots of a piecewise-linear map from a column to normal scores.
+
+    The knots are the column's quantiles at ``n_quantiles`` evenly spaced levels. A value
+    repeated across several levels (a tie, common in discrete columns) becomes one knot at
+    the middle of its levels, as in sklearn's QuantileTransformer, so a frequent value
+    maps to the centre of its probability mass rather than to an extreme.
+    """
+    levels = np.linspace(0.0, 1.0, n_quantiles)
+    quantiles = np.quantile(values, levels)
+    knots, first = np.unique(quantiles, return_index=True)
+    last = np.append(first[1:] - 1, n_quantiles - 1)
+    mid = 0.5 * (levels[first] + levels[last])
+    scores = _normal_ppf(np.clip(mid, _QUANTILE_BOUND, 1 - _QUANTILE_BOUND))
+    return {"quantiles": knots.tolist(), "scores": scores.tolist()}
+
+
+class TablePreprocessor:
+    """Fit on training rows, then encode any table with the same columns.
+
+    Parameters
+    ----------
+    numeric_scaling : {"quantile", "robust", "standard"}
+        ``quantile`` maps each column through its empirical CDF to normal scores (robust to
+        heavy tails and outliers; best for MLPs on skewed tables); ``robust`` subtracts the
+        median and divides by the interquartile range; ``standard`` uses mean and std.
+    categorical_encoding : {"onehot", "embedding"}
+        ``onehot`` expands codes into 0/1 columns here; ``embedding`` leaves integer codes
+        for an embedding layer in the network.
+    n_quantiles : int
+        Knots of the quantile map (capped at the number of training rows).
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "c": ["x", "y", "x", None]})
+    >>> pre = TablePreprocessor(numeric_scaling="standard").fit(df)
+    >>> pre.feature_names_out()
+    ['a', 'a__missing', 'c=<unknown>', 'c=x', 'c=y']
+    >>> pre.transform(df).numeric.shape
+    (4, 5)
+    """
+
+    def __init__(self, *, numeric_scaling="quantile", categorical_encoding="onehot",
+                 n_quantiles=1000):
+        raise_all([check_choice("numeric_scaling", numeric_scaling, SCALINGS),
+                   check_choice("categorical_encoding", categorical_encoding,
+                                CATEGORICAL_ENCODINGS)])
+        self.numeric_scaling = numeric_scaling
+        self.categorical_encoding = categorical_encoding
+        self.n_quantiles = int(n_quantiles)
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X) -> "TablePreprocessor":
+        frame = as_frame(X)
+        if frame.shape[0] == 0:
+            raise ValueError("X must have at least one row, got 0 rows; pass data")
+        if frame.shape[1] == 0:
+            raise ValueError("X must have at least one column, got 0 columns; pass features")
+        self.columns = list(frame.columns)
+        self.numeric, self.categorical = {}, {}
+        empty = [c for c in self.columns if frame[c].isna().all()]
+        if empty:
+            raise ValueError(f"column(s) {empty} have no values (all missing); drop them")
+        for name in self.columns:
+            values = _numeric_or_none(frame[name])
+            if values is None:
+                self.categorical[name] = self._fit_categorical(frame[name])
+            else:
+                self._check_finite(name, values)
+                self.numeric[name] = self._fit_numeric(values)
+        return self
+
+    @staticmethod
+    def _check_finite(name, values):
+        if np.isinf(values).any():
+            raise ValueError(f"column {name!r} contains inf; replace it with NaN (treated as "
+                             "missing) or a finite value")
+
+    def _fit_numeric(self, values: np.ndarray) -> dict:
+        present = values[~np.isnan(values)]
+        state = {"median": float(np.median(present)), "indicator": bool(np.isnan(values).any())}
+        filled = np.where(np.isnan(values), state["median"], values)
+        if self.numeric_scaling == "standard":
+            std = float(filled.std())
+            state.update(center=float(filled.mean()), scale=std if std > 0 else 1.0)
+        elif self.numeric_scaling == "robust":
+            q25, q75 = np.percentile(filled, [25, 75])
+            iqr = float(q75 - q25) or float(filled.std()) or 1.0
+            state.update(center=float(np.median(filled)), scale=iqr)
+        else:
+            state.update(_quantile_knots(filled, max(2, min(self.n_quantiles, len(filled)))))
+        return state
+
+    @staticmethod
+    def _fit_categorical(col: pd.Series) -> dict:
+        present = col.dropna().astype(str)
+        return {"categories": sorted(present.unique().tolist())}
+
+    # ---------------------------------------------------------------- encoding
+    def select_columns(self, X) -> pd.DataFrame:
+        """Check ``X`` has exactly the training columns (any order) and return them in order.
+
+        A bare array (or a frame with default integer names) is taken positionally.
+        """
+        frame = as_frame(X, columns=self.columns)
+        if list(frame.columns) == self.columns:
+            return frame
+        missing = [c for c in self.columns if c not in frame.columns]
+        extra = [c for c in frame.columns if c not in self.columns]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"missing column(s) {missing}")
+            if extra:
+                parts.append(f"unexpected column(s) {extra}")
+            raise ValueError("the table's columns do not match the model's features: "
+                             + " and ".join(parts) + f"; the model expects {self.columns}")
+        return frame[self.columns]
+
+    def transform(self, X) -> Encoded:
+        frame = self.select_columns(X)
+        n = len(frame)
+        blocks, codes = [], []
+        for name in self.columns:
+            if name in self.numeric:
+                blocks.extend(self._encode_numeric(name, frame[name]))
+            else:
+                c = self._codes(name, frame[name])
+                if self.categorical_encoding == "onehot":
+                    k = len(self.categorical[name]["categories"]) + 1
+                    blocks.append(np.eye(k, dtype=np.float64)[c])
+                else:
+                    codes.append(c)
+        numeric = (np.column_stack([b.reshape(n, -1) for b in blocks]) if blocks
+                   else np.zeros((n, 0)))
+        cat = np.column_stack(codes) if codes else np.zeros((n, 0), dtype=np.int64)
+        return Encoded(numeric.astype(np.float32), cat.astype(np.int64))
+
+    def _encode_numeric(self, name, col):
+        values = _numeric_or_none(col)
+        if values is None:
+            bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()].iloc[0]
+            raise ValueError(f"column {name!r} was numeric in training but holds {bad!r}; "
+                             "pass numbers (or NaN for missing)")
+        self._check_finite(name, values)
+        st = self.numeric[name]
+        missing = np.isnan(values)
+        filled = np.where(missing, st["median"], values)
+        if "quantiles" in st:
+            scaled = np.interp(filled, st["quantiles"], st["scores"])
+        else:
+            scaled = (filled - st["center"]) / st["scale"]
+        return [scaled, missing.astype(np.float64)] if st["indicator"] else [scaled]
+
+    def _codes(self, name, col) -> np.ndarray:
+        lookup = {c: i + 1 for i, c in enumerate(self.categorical[name]["categories"])}
+        strings = col.astype(object).where(col.notna(), None)
+        return np.array([0 if v is None else lookup.get(str(v), 0) for v in strings],
+                        dtype=np.int64)
+
+    # ---------------------------------------------------------------- description
+    def feature_names_out(self) -> list[str]:
+        """Names of the numeric network inputs, in order."""
+        out = []
+        for name in self.columns:
+            if name in self.numeric:
+                out.append(name)
+                if self.numeric[name]["indicator"]:
+                    out.append(f"{name}__missing")
+            elif self.categorical_encoding == "onehot":
+                out.extend([f"{name}=<unknown>"]
+                           + [f"{name}={c}" for c in self.categorical[name]["categories"]])
+        return out
+
+    def cardinalities(self) -> list[int]:
+        """Number of codes (categories + the unknown bucket) of each embedded column."""
+        if self.categorical_encoding == "onehot":
+            return []
+        return [len(self.categorical[c]["categories"]) + 1 for c in self.columns
+                if c in self.categorical]
+
+    def schema(self) -> list[dict]:
+        """The feature schema saved with a model: each column's name and kind."""
+        return [{"name": c, "kind": "numeric" if c in self.numeric else "categorical"}
+                for c in self.columns]
+
+    def to_dict(self) -> dict:
+        return {"numeric_scaling": self.numeric_scaling,
+                "categorical_encoding": self.categorical_encoding,
+                "n_quantiles": self.n_quantiles, "columns": self.columns,
+                "numeric": self.numeric, "categorical": self.categorical}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "TablePreprocessor":
+        pre = cls(numeric_scaling=state["numeric_scaling"],
+                  categorical_encoding=state["categorical_encoding"],
+                  n_quantiles=state["n_quantiles"])
+        pre.columns = list(state["columns"])
+        pre.numeric, pre.categorical = dict(state["numeric"]), dict(state["categorical"])
+        return pre
+
+
+class TargetScaler:
+    """Standardize the target for training; map predictions back to original units.
+
+    Examples
+    --------
+    >>> ts = TargetScaler().fit(np.array([1.0, 3.0]))
+    >>> ts.transform(np.array([1.0, 3.0])).tolist(), ts.inverse(np.array([0.0])).tolist()
+    ([-1.0, 1.0], [2.0])
+    """
+
+    def fit(self, y) -> "TargetScaler":
+        y = np.asarray(y, dtype=np.float64)
+        self.mean, std = float(y.mean()), float(y.std())
+        self.std = std if std > 0 and math.isfinite(std) else 1.0
+        self.low, self.high = float(y.min()), float(y.max())
+        return self
+
+    def transform(self, y):
+        return (np.asarray(y, dtype=np.float64) - self.mean) / self.std
+
+    def inverse(self, z):
+        return np.asarray(z, dtype=np.float64) * self.std + self.mean
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "TargetScaler":
+        ts = cls()
+        ts.mean, ts.std, ts.low, ts.high = (state[k] for k in ("mean", "std", "low", "high"))
+        return ts
