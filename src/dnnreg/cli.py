@@ -1,0 +1,333 @@
+"""The ``dnnreg`` command line: parse, call the library, write files. No ML logic here.
+
+Every failure the user can fix becomes one line on stderr and exit code 1 (2 for usage
+errors); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._validation import did_you_mean
+
+logger = logging.getLogger("dnnreg")
+
+
+class UsageError(Exception):
+    """A mistake in the command line itself (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage dump
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------- --set parsing
+def parse_value(key: str, text: str):
+    """Turn ``--set`` text into a Python value: JSON first, then a comma list of numbers.
+
+    >>> parse_value("hidden_layer_sizes", "128,64"), parse_value("dropout", "0.1")
+    ((128, 64), 0.1)
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+        if "," in text:
+            try:
+                value = tuple(json.loads(p) for p in text.split(",") if p.strip())
+            except json.JSONDecodeError:
+                pass
+    if isinstance(value, list):
+        value = tuple(value)
+    if key == "hidden_layer_sizes" and isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    return value
+
+
+def parse_settings(pairs: list[str], estimator_cls) -> dict:
+    """``["key=value", ...]`` -> checked keyword arguments for ``estimator_cls``."""
+    valid = estimator_cls().get_params()
+    params, errors = {}, []
+    for pair in pairs or []:
+        if "=" not in pair:
+            errors.append(f"--set takes key=value, got {pair!r}")
+            continue
+        key, text = (s.strip() for s in pair.split("=", 1))
+        if key not in valid:
+            errors.append(f"unknown --set key {key!r}" + did_you_mean(key, valid)
+                          + "; 'dnnreg train --help' lists the keys")
+            continue
+        params[key] = parse_value(key, text)
+    if errors:
+        raise UsageError("; ".join(errors))
+    try:
+        estimator_cls(**params)._check_params()
+    except ValueError as err:
+        raise UsageError(f"bad --set value: {err}") from err
+    return params
+
+
+# ---------------------------------------------------------------------- shared steps
+def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int):
+    from .data import train_val_test_indices
+
+    rows = np.arange(n)
+    if test_fraction == 0 and val_fraction == 0:
+        return rows, None, None
+    if n < 10:
+        raise ValueError(f"the table has {n} rows, too few for a train/validation/test split; "
+                         "add rows or pass --test-fraction 0 --val-fraction 0")
+    if test_fraction == 0:
+        from sklearn.model_selection import train_test_split
+        tr, va = train_test_split(rows, test_size=val_fraction, random_state=seed)
+        return tr, va, None
+    if val_fraction == 0:
+        from sklearn.model_selection import train_test_split
+        tr, te = train_test_split(rows, test_size=test_fraction, random_state=seed)
+        return tr, None, te
+    return train_val_test_indices(n, test_fraction=test_fraction, val_fraction=val_fraction,
+                                  seed=seed)
+
+
+def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict,
+              test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
+              source: str = "") -> dict:
+    """Split, train dnnreg and a linear baseline, and write a complete RUN_DIR atomically.
+
+    Returns the metrics dict that is also written to ``metrics.json``.
+    """
+    from . import DNNRegressor, save
+    from .baselines import LinearBaseline
+    from .data import split_xy
+    from .metrics import regression_metrics
+    from .persistence import replace_dir, write_json
+
+    X, y = split_xy(frame, target)
+    train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed)
+    params = {"random_state": seed, **params}
+    model = DNNRegressor(**params)
+    eval_set = (X.iloc[val], y.iloc[val]) if val is not None else None
+    model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set)
+    baseline = LinearBaseline().fit(X.iloc[train], y.iloc[train])
+
+    splits = {"train": train, "validation": val, "test": test}
+    metrics: dict = {"target": target, "fit_seconds": model.fit_seconds_,
+                     "best_epoch": model.best_epoch_, "n_epochs": model.n_epochs_}
+    pred_frames = []
+    for name, rows in splits.items():
+        if rows is None:
+            continue
+        pred = model.predict(X.iloc[rows])
+        metrics[name] = regression_metrics(y.iloc[rows], pred)
+        metrics.setdefault("baseline_linear", {})[name] = regression_metrics(
+            y.iloc[rows], baseline.predict(X.iloc[rows]))
+        pred_frames.append(pd.DataFrame({"row": rows, "split": name,
+                                         target: y.iloc[rows].to_numpy(), "prediction": pred}))
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        save(model, tmp / "model", metadata={"target": target})
+        write_json(tmp / "config.json", {
+            "data": source, "target": target, "seed": seed, "test_fraction": test_fraction,
+            "val_fraction": val_fraction, "rows": {k: (0 if v is None else int(len(v)))
+                                                   for k, v in splits.items()},
+            "params": json.loads((tmp / "model" / "config.json").read_text())["params"],
+            "resolved": {"batch_size": model.batch_size_}, "dnnreg_version": __version__})
+        write_json(tmp / "history.json", model.history_)
+        write_json(tmp / "metrics.json", metrics)
+        pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _model_dir(path: str) -> Path:
+    """Accept a model directory or a RUN_DIR that holds one under ``model/``."""
+    p = Path(path)
+    return p / "model" if (p / "model" / "config.json").exists() else p
+
+
+def _features_for(model, frame: pd.DataFrame) -> pd.DataFrame:
+    target = getattr(model, "metadata_", {}).get("target")
+    if target in frame.columns and target not in model.preprocessor_.columns:
+        frame = frame.drop(columns=[target])
+    return frame
+
+
+def _print_metrics(metrics: dict) -> None:
+    rows = []
+    for name in ("train", "validation", "test"):
+        if name in metrics:
+            for label, m in (("dnnreg", metrics[name]),
+                             ("linear regression", metrics["baseline_linear"][name])):
+                rows.append(f"{name:<11}{label:<19}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
+                            f"{m['r2']:>9.4f}{m['n']:>8}")
+    print(f"{'split':<11}{'model':<19}{'rmse':>10}{'mae':>10}{'r2':>9}{'rows':>8}")
+    print("\n".join(rows))
+    print(f"fit: {metrics['fit_seconds']:.1f} s, best epoch {metrics['best_epoch']} of "
+          f"{metrics['n_epochs']}")
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from . import DNNRegressor
+    from .data import read_table
+
+    params = parse_settings(args.set, DNNRegressor)
+    if not args.quiet:
+        params.setdefault("verbose", 1)
+    frame = read_table(args.data)
+    metrics = train_run(frame, args.target, Path(args.out), params=params,
+                        test_fraction=args.test_fraction, val_fraction=args.val_fraction,
+                        seed=args.seed, source=str(args.data))
+    _print_metrics(metrics)
+    print(f"saved model, metrics, history and predictions to {args.out}/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .datasets import dataset_info, load_dataset
+
+    info = dataset_info("california_housing")
+    params = {} if args.quiet else {"verbose": 1}
+    print("dnnreg demo: the default network on California housing "
+          f"({info.rows} rows; target {info.target} in $100k), split 64/16/20 with seed 0")
+    metrics = train_run(load_dataset(info.name), info.target, Path(args.out), params=params,
+                        seed=0, source=f"bundled:{info.name}")
+    _print_metrics(metrics)
+    out = Path(args.out)
+    print(f"saved model to {out / 'model'}/, predictions to {out / 'predictions.csv'}, "
+          f"metrics to {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from . import load
+    from .data import read_table
+
+    model = load(_model_dir(args.model))
+    frame = _features_for(model, read_table(args.data))
+    pred = model.predict(frame)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pd.DataFrame({"prediction": pred}).to_csv(tmp, index=False, float_format="%.17g")
+    tmp.replace(out)
+    print(f"wrote {len(pred)} predictions to {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import load
+    from .data import read_table, split_xy
+    from .metrics import regression_metrics
+
+    model = load(_model_dir(args.model))
+    X, y = split_xy(read_table(args.data), args.target, min_rows=1)
+    print(json.dumps(regression_metrics(y, model.predict(_features_for(model, X))), indent=1))
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from .datasets import list_datasets
+
+    table = list_datasets()[["name", "rows", "features", "target", "license"]]
+    print(table.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
+    parser.add_argument("--version", action="version", version=f"dnnreg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train on a CSV/Parquet table and save a run directory")
+    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", required=True, help="name of the column to predict")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a DNNRegressor parameter, e.g. --set hidden_layer_sizes=128,128 "
+                        "--set dropout=0.1 (repeatable)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction of the non-test rows used for early stopping")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="predict with a saved model")
+    p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("--target", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("demo", help="train the default network on bundled California housing")
+    p.add_argument("--out", default="runs/demo", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("datasets", help="list the bundled datasets")
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def _check_fractions(args) -> None:
+    for name in ("test_fraction", "val_fraction"):
+        value = getattr(args, name, 0.0)
+        if not 0.0 <= value < 1.0:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be in [0, 1), got {flag}={value}")
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        _check_fractions(args)
+        if not args.quiet and not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+        return args.func(args)
+    except UsageError as err:
+        if debug:
+            raise
+        print(f"dnnreg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dnnreg: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, KeyError) as err:
+        if debug:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"dnnreg: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

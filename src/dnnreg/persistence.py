@@ -1,0 +1,187 @@
+"""Model files: a directory of ``config.json``, ``preprocessor.json`` and
+``weights.safetensors``. Never pickle: JSON and safetensors load without running code.
+
+Writes are atomic (a sibling temp directory renamed into place), so a crash leaves either
+the old model or the new one, never half of one. ``config.json`` records the sha256 of
+the other two files, so a truncated or edited file is caught at load time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+FORMAT_VERSION = 1
+FILES = ("config.json", "preprocessor.json", "weights.safetensors")
+
+
+class ModelFormatError(ValueError):
+    """A model directory is missing, corrupt, truncated or from an unknown format version."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON atomically: temp file in the same directory, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def replace_dir(tmp_dir: Path, final: Path) -> None:
+    """Move a fully written ``tmp_dir`` to ``final``, replacing any old directory there."""
+    final = Path(final)
+    backup = None
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, backup)
+    os.replace(tmp_dir, final)
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def save(model, path, *, metadata: dict | None = None) -> Path:
+    """Save a fitted ``DNNRegressor`` to the directory ``path`` (created or replaced).
+
+    ``metadata`` (plain JSON, e.g. the target column's name) is stored in ``config.json``.
+    """
+    import torch
+    from safetensors.torch import save_file
+    from sklearn.utils.validation import check_is_fitted
+
+    from . import __version__
+
+    check_is_fitted(model, "model_")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        state = {k: v.detach().to("cpu", copy=True).contiguous()
+                 for k, v in model.model_.state_dict().items()}
+        save_file(state, tmp / "weights.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
+        write_json(tmp / "preprocessor.json", {
+            "features": model.preprocessor_.to_dict(),
+            "target": model.target_scaler_.to_dict()})
+        params = {k: (list(v) if isinstance(v, tuple) else v)
+                  for k, v in model.get_params().items()}
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # a RandomState object is not JSON
+        config = {
+            "format_version": FORMAT_VERSION,
+            "dnnreg_version": __version__,
+            "torch_version": torch.__version__,
+            "estimator": type(model).__name__,
+            "params": params,
+            "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_epochs_,
+                         "best_epoch": model.best_epoch_, "fit_seconds": model.fit_seconds_},
+            "architecture": {"d_numeric": len(model.preprocessor_.feature_names_out()),
+                             "cardinalities": model.preprocessor_.cardinalities()},
+            "feature_schema": model.preprocessor_.schema(),
+            "fitted_with_names": hasattr(model, "feature_names_in_"),
+            "metadata": metadata or {},
+            "sha256": {f: _sha256(tmp / f) for f in ("preprocessor.json", "weights.safetensors")},
+        }
+        write_json(tmp / "config.json", config)
+        replace_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_config(path) -> dict:
+    """Read and check a model directory's ``config.json`` and file checksums."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFormatError(f"model {str(path)!r} does not exist; pass a directory written "
+                               "by 'dnnreg train' or dnnreg.save()")
+    if not path.is_dir():
+        raise ModelFormatError(f"model {str(path)!r} is a file, not a model directory; pass "
+                               "the directory holding config.json")
+    missing = [f for f in FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelFormatError(f"model directory {str(path)!r} is missing {missing}; it is not "
+                               "a complete dnnreg model, re-save or re-train it")
+    try:
+        config = json.loads((path / "config.json").read_text())
+        version = config["format_version"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ModelFormatError(f"model file {str(path / 'config.json')!r} is corrupt or "
+                               f"truncated ({type(err).__name__}); re-save the model") from err
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(f"model format_version must be {FORMAT_VERSION}, got "
+                               f"format_version={version!r}; load it with the dnnreg version "
+                               f"that wrote it ({config.get('dnnreg_version', 'unknown')})")
+    for name, digest in config.get("sha256", {}).items():
+        if _sha256(path / name) != digest:
+            raise ModelFormatError(f"model file {str(path / name)!r} is corrupt or truncated "
+                                   "(checksum mismatch); re-save the model")
+    return config
+
+
+def read_preprocessor(path):
+    """The fitted ``(TablePreprocessor, TargetScaler)`` of a model directory (no torch)."""
+    from .preprocessing import TablePreprocessor, TargetScaler
+
+    state = json.loads((Path(path) / "preprocessor.json").read_text())
+    return (TablePreprocessor.from_dict(state["features"]),
+            TargetScaler.from_dict(state["target"]))
+
+
+def load(path):
+    """Load a model saved by :func:`save`; returns a fitted ``DNNRegressor``.
+
+    Raises :class:`ModelFormatError` for a missing, corrupt, truncated or unknown-version
+    model, naming the file and the fix.
+    """
+    import numpy as np
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .estimator import DNNRegressor
+
+    path = Path(path)
+    config = read_config(path)
+    if config.get("estimator") != "DNNRegressor":
+        raise ModelFormatError(f"model {str(path)!r} holds a {config.get('estimator')!r}; "
+                               "this dnnreg version loads DNNRegressor models")
+    params = dict(config["params"])
+    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    model = DNNRegressor(**params)
+    model.preprocessor_, model.target_scaler_ = read_preprocessor(path)
+    if model.preprocessor_.schema() != config["feature_schema"]:
+        raise ModelFormatError(f"model {str(path)!r}: preprocessor.json does not match the "
+                               "feature schema in config.json; re-save the model")
+    resolved = config["resolved"]
+    model.batch_size_, model.n_epochs_ = resolved["batch_size"], resolved["n_epochs"]
+    model.best_epoch_, model.fit_seconds_ = resolved["best_epoch"], resolved["fit_seconds"]
+    model.history_ = []
+    model.n_features_in_ = len(model.preprocessor_.columns)
+    if config["fitted_with_names"]:
+        model.feature_names_in_ = np.asarray(model.preprocessor_.columns, dtype=object)
+    model.device_ = torch.device("cpu")
+    model.model_ = model._build_model()
+    try:
+        state = load_file(path / "weights.safetensors")
+        model.model_.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as err:
+        first = str(err).strip().splitlines()[0][:200]
+        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
+                               f"or does not match config.json ({first}); re-save the model") from err
+    model.model_.eval()
+    model.metadata_ = config.get("metadata", {})
+    return model
