@@ -123,7 +123,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict,
 
     splits = {"train": train, "validation": val, "test": test}
     metrics: dict = {"target": target, "fit_seconds": model.fit_seconds_,
-                     "best_epoch": model.best_epoch_, "n_epochs": model.n_epochs_}
+                     "best_epoch": model.best_epoch_, "n_epochs": model.n_iter_}
     pred_frames = []
     for name, rows in splits.items():
         if rows is None:

@@ -179,6 +179,8 @@ class DNNRegressor(RegressorMixin, BaseEstimator):
             training rows are held out.
         """
         self._check_params()
+        if y is None:
+            raise ValueError("DNNRegressor requires y to be passed, but the target y is None")
         start = time.perf_counter()
         frame = self._frame_for_fit(X)
         y = self._check_y(y)
@@ -225,7 +227,7 @@ class DNNRegressor(RegressorMixin, BaseEstimator):
                 log_every=1 if self.verbose else 0)
         self.model_.eval()
         self.history_, self.best_epoch_ = result.history, result.best_epoch
-        self.n_epochs_ = len(result.history)
+        self.n_iter_ = len(result.history)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 

@@ -85,7 +85,7 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
             "torch_version": torch.__version__,
             "estimator": type(model).__name__,
             "params": params,
-            "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_epochs_,
+            "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_iter_,
                          "best_epoch": model.best_epoch_, "fit_seconds": model.fit_seconds_},
             "architecture": {"d_numeric": len(model.preprocessor_.feature_names_out()),
                              "cardinalities": model.preprocessor_.cardinalities()},
@@ -167,7 +167,7 @@ def load(path):
         raise ModelFormatError(f"model {str(path)!r}: preprocessor.json does not match the "
                                "feature schema in config.json; re-save the model")
     resolved = config["resolved"]
-    model.batch_size_, model.n_epochs_ = resolved["batch_size"], resolved["n_epochs"]
+    model.batch_size_, model.n_iter_ = resolved["batch_size"], resolved["n_epochs"]
     model.best_epoch_, model.fit_seconds_ = resolved["best_epoch"], resolved["fit_seconds"]
     model.history_ = []
     model.n_features_in_ = len(model.preprocessor_.columns)
