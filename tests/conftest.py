@@ -32,9 +32,14 @@ def mixed_frame():
     return pd.DataFrame({"a": a_obs, "b": b, "color": color_obs, "y": y})
 
 
-def small_model(**kw):
+@pytest.fixture
+def small_model():
+    """A factory of fast DNNRegressors: ``small_model(max_iter=5)``."""
     from dnnreg import DNNRegressor
 
-    params = dict(hidden_layer_sizes=(32, 32), n_ensemble=2, max_iter=30, random_state=0)
-    params.update(kw)
-    return DNNRegressor(**params)
+    def make(**kw):
+        params = dict(hidden_layer_sizes=(32, 32), n_ensemble=2, max_iter=30, random_state=0)
+        params.update(kw)
+        return DNNRegressor(**params)
+
+    return make

@@ -1,0 +1,101 @@
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from dnnreg import DNNRegressor
+from dnnreg.metrics import rmse
+
+
+def test_learns_a_nonlinear_target_that_a_linear_model_cannot(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    train, test = slice(0, 220), slice(220, None)
+    model = small_model(max_iter=80).fit(X[train], y[train])
+    linear = LinearRegression().fit(X[["b"]][train], y[train])
+    ours = rmse(y[test], model.predict(X[test]))
+    assert ours < 0.5 * rmse(y[test], linear.predict(X[["b"]][test]))
+    assert model.history_[-1]["train_loss"] < 0.3 * model.history_[0]["train_loss"]
+
+
+def test_same_seed_gives_identical_predictions_different_seed_does_not(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    p1 = small_model(random_state=3, dropout=0.1).fit(X, y).predict(X)
+    p2 = small_model(random_state=3, dropout=0.1).fit(X, y).predict(X)
+    p3 = small_model(random_state=4, dropout=0.1).fit(X, y).predict(X)
+    assert np.array_equal(p1, p2) and not np.allclose(p1, p3)
+
+
+def test_early_stopping_restores_the_best_epoch(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    Xv, yv = X.iloc[:60], y.iloc[:60]
+    # A large learning rate with no schedule makes the validation loss bounce.
+    model = small_model(max_iter=25, n_iter_no_change=5, learning_rate_init=0.03,
+                        lr_schedule="constant").fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
+    losses = [h["val_rmse"] for h in model.history_]
+    assert model.best_epoch_ == 1 + int(np.argmin(losses))
+    assert np.isclose(rmse(yv, model.predict(Xv)), min(losses), rtol=1e-4)
+    if model.n_iter_ < 25:  # stopped: exactly n_iter_no_change epochs after the best
+        assert model.n_iter_ == model.best_epoch_ + 5
+
+
+def test_predictions_come_back_in_original_units(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    p = small_model().fit(X, y).predict(X)
+    p_scaled = small_model().fit(X, 1000 * y + 50).predict(X)
+    assert np.allclose(p_scaled, 1000 * p + 50, rtol=1e-3, atol=1e-2)
+
+
+def test_accepts_numpy_with_nan_and_dataframes_with_categoricals(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"].to_numpy()
+    arr = X[["a", "b"]].to_numpy()
+    assert np.isnan(arr).any()
+    assert small_model(max_iter=3).fit(arr, y).predict(arr).shape == (len(y),)
+    for enc in ("onehot", "embedding"):
+        m = small_model(max_iter=3, categorical_encoding=enc, batch_norm=True).fit(X, y)
+        unseen = X.head(2).assign(color=["purple", None])
+        assert np.isfinite(m.predict(unseen)).all()
+
+
+def test_columns_may_come_in_any_order_but_must_all_be_there(mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    m = small_model(max_iter=3).fit(X, y)
+    assert np.array_equal(m.predict(X[["color", "b", "a"]]), m.predict(X))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['b'\]"):
+        m.predict(X.drop(columns="b"))
+
+
+@pytest.mark.parametrize("params,match", [
+    (dict(activation="rellu"), "did you mean 'relu'"),
+    (dict(dropout=1.5), "dropout must be a number in"),
+    (dict(hidden_layer_sizes=(32, 0)), "hidden_layer_sizes must be a tuple of positive"),
+    (dict(max_iter=0, learning_rate_init=-1.0), "max_iter.*; learning_rate_init|learning_rate_init.*; .*max_iter"),
+])
+def test_bad_parameters_are_all_reported_with_fixes(params, match, mixed_frame):
+    with pytest.raises(ValueError, match=match):
+        DNNRegressor(**params).fit(mixed_frame[["a"]], mixed_frame["y"])
+
+
+def test_constant_target_and_single_row_are_refused():
+    with pytest.raises(ValueError, match="y is constant"):
+        DNNRegressor().fit(np.ones((5, 2)), np.full(5, 3.0))
+    with pytest.raises(ValueError, match="1 sample"):
+        DNNRegressor().fit(np.ones((1, 2)), np.ones(1))
+
+
+def test_verbose_logs_one_line_per_epoch(mixed_frame, caplog, small_model):
+    with caplog.at_level(logging.INFO, logger="dnnreg"):
+        small_model(max_iter=4, verbose=1).fit(mixed_frame[["a", "b"]], mixed_frame["y"])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch")]
+    assert len(lines) == 4 and "val_rmse" in lines[0]
+
+
+def test_default_batches_are_sliced_from_tensors_not_a_dataloader(monkeypatch, mixed_frame, small_model):
+    import torch.utils.data
+
+    def forbidden(*a, **k):
+        raise AssertionError("DataLoader must not be used")
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", forbidden)
+    small_model(max_iter=2).fit(mixed_frame[["a", "b"]], mixed_frame["y"])

@@ -1,0 +1,98 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.preprocessing import QuantileTransformer, StandardScaler
+
+from dnnreg.preprocessing import TablePreprocessor, TargetScaler
+
+
+def test_imputes_with_training_median_and_adds_indicator():
+    train = pd.DataFrame({"a": [1.0, 2.0, np.nan, 10.0]})
+    pre = TablePreprocessor(numeric_scaling="standard").fit(train)
+    filled = np.array([1.0, 2.0, 2.0, 10.0])  # median of 1, 2, 10 is 2
+    out = pre.transform(pd.DataFrame({"a": [np.nan, 4.0]})).numeric
+    assert np.allclose(out[:, 0], (np.array([2.0, 4.0]) - filled.mean()) / filled.std())
+    assert out[:, 1].tolist() == [1.0, 0.0]  # the missing-value indicator
+
+
+def test_state_comes_from_training_rows_only():
+    train = pd.DataFrame({"a": np.arange(10.0)})
+    pre = TablePreprocessor(numeric_scaling="standard").fit(train)
+    before = json.dumps(pre.to_dict())
+    pre.transform(pd.DataFrame({"a": np.arange(1000.0)}))
+    assert json.dumps(pre.to_dict()) == before
+    assert pre.numeric["a"]["center"] == 4.5
+
+
+def test_standard_scaling_equals_sklearn():
+    X = np.random.default_rng(0).lognormal(size=(200, 3))
+    ours = TablePreprocessor(numeric_scaling="standard").fit(X).transform(X).numeric
+    assert np.allclose(ours, StandardScaler().fit_transform(X), atol=1e-5)
+
+
+def test_robust_scaling_is_median_over_iqr():
+    x = np.random.default_rng(1).exponential(size=(101, 1))
+    ours = TablePreprocessor(numeric_scaling="robust").fit(x).transform(x).numeric[:, 0]
+    q25, q50, q75 = np.percentile(x[:, 0], [25, 50, 75])
+    assert np.allclose(ours, (x[:, 0] - q50) / (q75 - q25), atol=1e-5)
+
+
+def test_quantile_scaling_matches_sklearn_at_its_knots():
+    rng = np.random.default_rng(2)
+    X = rng.lognormal(size=(2000, 2))
+    pre = TablePreprocessor(numeric_scaling="quantile", n_quantiles=200).fit(X)
+    sk = QuantileTransformer(n_quantiles=200, output_distribution="normal").fit(X)
+    inner = X[(X[:, 0] > np.quantile(X[:, 0], 0.01)) & (X[:, 0] < np.quantile(X[:, 0], 0.99))]
+    ours = pre.transform(inner).numeric[:, 0]
+    # Between knots we interpolate in score space, sklearn in probability space: close,
+    # not equal; at interior points the difference is a small fraction of a unit.
+    assert np.max(np.abs(ours - sk.transform(inner)[:, 0])) < 0.02
+    # Outside the training range values are clamped to the extreme scores, never extrapolated.
+    far = pre.transform(np.array([[1e9, 1e9], [-1e9, -1e9]])).numeric
+    assert np.all(np.abs(far) < 5.3)
+
+
+def test_quantile_ties_map_to_the_middle_of_their_mass():
+    x = np.array([[0.0]] * 50 + [[1.0]] * 50)
+    out = TablePreprocessor(numeric_scaling="quantile").fit(x).transform(np.array([[0.0], [1.0]]))
+    from scipy.stats import norm
+    assert np.allclose(out.numeric[:, 0], norm.ppf([0.25, 0.75]), atol=0.02)
+
+
+def test_categoricals_one_hot_with_unknown_bucket_and_embedding_codes():
+    train = pd.DataFrame({"c": ["b", "a", "b", None]})
+    onehot = TablePreprocessor().fit(train)
+    assert onehot.feature_names_out() == ["c=<unknown>", "c=a", "c=b"]
+    out = onehot.transform(pd.DataFrame({"c": ["a", "zzz", None]})).numeric
+    assert out.tolist() == [[0, 1, 0], [1, 0, 0], [1, 0, 0]]
+    emb = TablePreprocessor(categorical_encoding="embedding").fit(train)
+    enc = emb.transform(pd.DataFrame({"c": ["a", "b", "new"]}))
+    assert enc.numeric.shape == (3, 0) and enc.categorical[:, 0].tolist() == [1, 2, 0]
+    assert emb.cardinalities() == [3]
+
+
+def test_json_round_trip_gives_identical_encodings(mixed_frame):
+    X = mixed_frame.drop(columns="y")
+    pre = TablePreprocessor().fit(X)
+    again = TablePreprocessor.from_dict(json.loads(json.dumps(pre.to_dict())))
+    assert np.array_equal(pre.transform(X).numeric, again.transform(X).numeric)
+
+
+def test_bad_columns_are_named():
+    pre = TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['b'\] and unexpected column\(s\) \['c'\]"):
+        pre.transform(pd.DataFrame({"a": [1.0], "c": [2.0]}))
+    with pytest.raises(ValueError, match=r"\['e'\] have no values"):
+        TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "e": [np.nan, np.nan]}))
+    with pytest.raises(ValueError, match="'a' contains inf"):
+        TablePreprocessor().fit(pd.DataFrame({"a": [1.0, np.inf]}))
+
+
+def test_target_scaler_round_trip():
+    y = np.array([3.0, 5.0, 10.0])
+    ts = TargetScaler().fit(y)
+    z = ts.transform(y)
+    assert np.isclose(z.mean(), 0) and np.isclose(z.std(), 1)
+    assert np.allclose(ts.inverse(z), y)
