@@ -17,10 +17,14 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     --------
     >>> did_you_mean("hiden_layer_sizes", ["hidden_layer_sizes", "dropout"])
     " (did you mean 'hidden_layer_sizes'?)"
+    >>> did_you_mean("Price", ["price", "size"])
+    " (did you mean 'price'?)"
     >>> did_you_mean("zzz", ["dropout"])
     ''
     """
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    choices = [str(c) for c in choices]
+    same_but_case = [c for c in choices if c.lower() == str(word).lower()]
+    close = same_but_case or difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
