@@ -1,0 +1,45 @@
+"""The layering rules of ARCHITECTURE.md, checked on the source itself."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "dnnreg"
+TORCH_FREE = ["_validation", "_optional", "datasets", "data", "preprocessing", "metrics",
+              "baselines"]
+
+
+def _imports(module: str, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse((SRC / f"{module}.py").read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add(("." if node.level else "") + (node.module or "").split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_lower_layers_never_import_torch(module):
+    assert "torch" not in _imports(module)
+
+
+def test_persistence_imports_torch_only_inside_functions():
+    assert "torch" not in _imports("persistence", top_level_only=True)
+
+
+def test_nothing_imports_the_cli():
+    for path in SRC.glob("*.py"):
+        if path.stem not in ("cli", "__main__"):
+            assert ".cli" not in _imports(path.stem), path.name
+
+
+def test_import_dnnreg_does_not_import_torch():
+    code = "import sys, dnnreg, dnnreg.preprocessing, dnnreg.data; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
