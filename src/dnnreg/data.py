@@ -34,27 +34,21 @@ def read_table(path) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise ValueError(f"data file {str(path)!r} is empty; pass a table with a header and rows")
     name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        reader = pd.read_parquet
+    elif name.endswith(CSV_SUFFIXES) or name.endswith(".gz"):
+        sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
+        reader = lambda p: pd.read_csv(p, sep=sep)  # noqa: E731
+    else:
+        raise ValueError(f"data file {str(path)!r} has an unknown format; "
+                         "use .csv, .csv.gz or .parquet")
     try:
-        if name.endswith(PARQUET_SUFFIXES):
-            frame = pd.read_parquet(path)
-        elif name.endswith(CSV_SUFFIXES) or name.endswith(".gz"):
-            sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
-            frame = pd.read_csv(path, sep=sep)
-        else:
-            raise ValueError(f"data file {str(path)!r} has an unknown format; "
-                             "use .csv, .csv.gz or .parquet")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        if isinstance(err, FileNotFoundError):
-            raise
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"data file {str(path)!r} could not be read as a table ({first}); "
-                         "check that it is a valid CSV or Parquet file") from err
-    except Exception as err:  # pyarrow raises its own types for corrupt Parquet
-        if isinstance(err, ValueError) and "unknown format" in str(err):
-            raise
+        frame = reader(path)
+    except Exception as err:  # pandas, pyarrow and gzip each raise their own types
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise ValueError(f"data file {str(path)!r} could not be read as a table "
-                         f"({type(err).__name__}); check that it is a valid CSV or Parquet "
-                         "file") from err
+                         f"({type(err).__name__}: {first}); check that it is a valid CSV or "
+                         "Parquet file") from err
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"data file {str(path)!r} has no rows; pass a table with data rows")
     return frame

@@ -15,7 +15,6 @@ from sklearn.utils.validation import (check_array, check_consistent_length,
                                       check_is_fitted, column_or_1d, validate_data)
 
 from ._validation import check_choice, check_number, raise_all
-from .data import train_val_test_indices  # noqa: F401  (re-exported for users)
 from .models import ACTIVATIONS, MLP
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             TargetScaler, as_frame)
@@ -217,7 +216,6 @@ class DNNRegressor(RegressorMixin, BaseEstimator):
             generator = torch.Generator().manual_seed(seed)
             self.model_ = self._build_model().to(self.device_)
             self.model_.reset_parameters(generator)
-            self.model_.to(self.device_)
             result = fit_model(
                 self.model_, train, val, batch_size=self.batch_size_, max_iter=self.max_iter,
                 lr=self.learning_rate_init, weight_decay=self.weight_decay,

@@ -229,10 +229,9 @@ class TablePreprocessor:
         return [scaled, missing.astype(np.float64)] if st["indicator"] else [scaled]
 
     def _codes(self, name, col) -> np.ndarray:
-        lookup = {c: i + 1 for i, c in enumerate(self.categorical[name]["categories"])}
-        strings = col.astype(object).where(col.notna(), None)
-        return np.array([0 if v is None else lookup.get(str(v), 0) for v in strings],
-                        dtype=np.int64)
+        strings = col.astype(object).where(col.notna(), None).map(str, na_action="ignore")
+        codes = pd.Index(self.categorical[name]["categories"]).get_indexer(strings)
+        return codes.astype(np.int64) + 1  # unknown and missing are -1 -> bucket 0
 
     # ---------------------------------------------------------------- description
     def feature_names_out(self) -> list[str]:
