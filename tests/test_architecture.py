@@ -9,7 +9,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dnnreg"
 TORCH_FREE = ["_validation", "_optional", "datasets", "data", "preprocessing", "metrics",
-              "baselines"]
+              "baselines", "numpy_ref"]
 
 
 def _imports(module: str, top_level_only: bool = False) -> set[str]:

@@ -13,9 +13,10 @@ __version__ = "0.1.0"
 from .datasets import list_datasets, load_dataset  # noqa: E402
 from .metrics import regression_metrics  # noqa: E402
 
-_LAZY = {"DNNRegressor": "estimator", "save": "persistence", "load": "persistence"}
+_LAZY = {"DNNRegressor": "estimator", "save": "persistence", "load": "persistence",
+         "load_numpy": "persistence"}
 
-__all__ = ["DNNRegressor", "save", "load", "load_dataset", "list_datasets",
+__all__ = ["DNNRegressor", "save", "load", "load_numpy", "load_dataset", "list_datasets",
            "regression_metrics", "__version__"]
 
 

@@ -164,7 +164,8 @@ def _model_dir(path: str) -> Path:
 
 def _features_for(model, frame: pd.DataFrame) -> pd.DataFrame:
     target = getattr(model, "metadata_", {}).get("target")
-    if target in frame.columns and target not in model.preprocessor_.columns:
+    pre = getattr(model, "preprocessor_", None) or model.preprocessor
+    if target in frame.columns and target not in pre.columns:
         frame = frame.drop(columns=[target])
     return frame
 
@@ -217,9 +218,12 @@ def cmd_demo(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from . import load
     from .data import read_table
 
+    if args.engine == "numpy":
+        from .persistence import load_numpy as load
+    else:
+        from . import load
     model = load(_model_dir(args.model))
     frame = _features_for(model, read_table(args.data))
     pred = model.predict(frame)
@@ -276,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
+                   help="numpy runs the saved model without PyTorch")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")

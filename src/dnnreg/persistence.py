@@ -185,3 +185,45 @@ def load(path):
     model.model_.eval()
     model.metadata_ = config.get("metadata", {})
     return model
+
+
+class NumpyModel:
+    """A saved model run by NumPy alone: preprocessing, the MLP and target un-scaling.
+
+    Created by :func:`load_numpy`; importing it needs only numpy, pandas and safetensors.
+    """
+
+    def __init__(self, config: dict, preprocessor, target_scaler, net):
+        self.config, self.preprocessor, self.target_scaler, self.net = (
+            config, preprocessor, target_scaler, net)
+        self.metadata_ = config.get("metadata", {})
+
+    def predict(self, X):
+        """Predictions in the target's original units. Shape: ``(n,)``."""
+        enc = self.preprocessor.transform(X)
+        return self.target_scaler.inverse(self.net.predict(enc.numeric, enc.categorical))
+
+
+def load_numpy(path) -> NumpyModel:
+    """Load a saved model for torch-free inference (float64 NumPy).
+
+    Predictions equal the torch model's to about 1e-6 relative (float32 vs float64).
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from .numpy_ref import NumpyMLP
+
+    path = Path(path)
+    config = read_config(path)
+    pre, target = read_preprocessor(path)
+    params = config["params"]
+    try:
+        weights = load_file(path / "weights.safetensors")
+    except (SafetensorError, OSError) as err:
+        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
+                               "or truncated; re-save the model") from err
+    net = NumpyMLP(weights, hidden_layer_sizes=params["hidden_layer_sizes"],
+                   activation=params["activation"], batch_norm=params["batch_norm"],
+                   dropout=params["dropout"])
+    return NumpyModel(config, pre, target, net)

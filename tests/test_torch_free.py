@@ -1,0 +1,54 @@
+"""A saved model predicts without PyTorch, and agrees with the torch engine."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dnnreg import load_numpy, save
+from dnnreg.cli import main
+
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+@pytest.fixture(params=["onehot", "embedding"])
+def saved(request, tmp_path, mixed_frame, small_model):
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    model = small_model(max_iter=5, categorical_encoding=request.param, batch_norm=True,
+                        activation="gelu").fit(X, y)
+    save(model, tmp_path / "m")
+    X.to_csv(tmp_path / "X.csv", index=False)
+    return model, X, tmp_path
+
+
+def test_load_numpy_in_a_process_where_torch_cannot_be_imported(saved):
+    model, X, tmp = saved
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        import numpy as np, pandas as pd, dnnreg
+        pred = dnnreg.load_numpy({str(tmp / 'm')!r}).predict(pd.read_csv({str(tmp / 'X.csv')!r}))
+        assert "torch" not in sys.modules
+        np.save({str(tmp / 'p.npy')!r}, pred)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(np.load(tmp / "p.npy"), model.predict(X), rtol=1e-5, atol=1e-6)
+
+
+def test_cli_numpy_engine_equals_torch_engine(saved):
+    model, X, tmp = saved
+    for engine in ("torch", "numpy"):
+        assert main(["predict", str(tmp / "m"), str(tmp / "X.csv"), "--engine", engine,
+                     "--out", str(tmp / f"{engine}.csv")]) == 0
+    t, n = (pd.read_csv(tmp / f"{e}.csv")["prediction"] for e in ("torch", "numpy"))
+    np.testing.assert_allclose(n, t, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(load_numpy(tmp / "m").predict(X), t, rtol=1e-5, atol=1e-6)
