@@ -96,3 +96,30 @@ def test_activation_derivatives_match_finite_differences(name):
     numeric = (f(z + 1e-6) - f(z - 1e-6)) / 2e-6
     np.testing.assert_allclose(df(z), numeric, rtol=1e-6, atol=1e-9)
     assert df(np.array([0.0]))[0] == {"relu": 0.0, "leaky_relu": 0.01}.get(name, df(np.array([0.0]))[0])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_numpy_training_matches_torch_after_20_steps(optimizer):
+    from dnnreg.numpy_ref import train_numpy
+
+    net, ref = _torch_and_numpy("tanh", batch_norm=True, k=2, seed=3)
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(64, 4)), rng.normal(size=64)
+    batches = [rng.choice(64, size=16, replace=False) for _ in range(20)]
+    losses = train_numpy(ref, x, y, batches, optimizer=optimizer, lr=0.05)
+
+    params = [p for _, p in net.named_parameters()]
+    opt = {"sgd": lambda: torch.optim.SGD(params, lr=0.05),
+           "momentum": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9),
+           "adam": lambda: torch.optim.Adam(params, lr=0.05)}[optimizer]()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    no_cat = torch.zeros(16, 0, dtype=torch.long)
+    for rows in batches:  # batch norm stays in eval mode: a fixed affine map, as in numpy_ref
+        loss = ensemble_mse(net(xt[rows], no_cat), yt[rows])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
+                                   err_msg=name)
+    assert losses[-1] < losses[0]

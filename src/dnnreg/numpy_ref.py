@@ -179,3 +179,41 @@ class NumpyMLP:
         x = self.embed(x_num, x_cat)
         return np.concatenate([self.forward(x[i:i + batch_size]).mean(axis=0)[:, 0]
                                for i in range(0, len(x), batch_size)] or [np.zeros(0)])
+
+
+def train_numpy(net: NumpyMLP, x, y, batches, *, optimizer="sgd", lr=0.01, momentum=0.9,
+                betas=(0.9, 0.999), eps=1e-8, masks=None):
+    """Train ``net`` in place by back-propagation alone (no autograd); returns the losses.
+
+    ``batches`` is a sequence of row-index arrays, one per step, so a test can feed torch
+    the very same batches. The update rules are the textbook ones, written as torch does:
+
+    - ``sgd``:      θ ← θ - η g
+    - ``momentum``: v ← μ v + g;  θ ← θ - η v          (heavy ball, Polyak 1964)
+    - ``adam``:     m ← β₁m + (1-β₁)g;  s ← β₂s + (1-β₂)g²;
+                    θ ← θ - η m̂ / (√ŝ + ε), with m̂ = m/(1-β₁ᵗ), ŝ = s/(1-β₂ᵗ)
+                    (Kingma & Ba 2015)
+    """
+    if optimizer not in ("sgd", "momentum", "adam"):
+        raise ValueError(f"optimizer must be one of ['sgd', 'momentum', 'adam'], got "
+                         f"optimizer={optimizer!r}")
+    state: dict[str, dict] = {}
+    losses = []
+    for t, rows in enumerate(batches, start=1):
+        step_masks = None if masks is None else masks[t - 1]
+        loss, grads = net.mse_and_gradients(x[rows], y[rows], masks=step_masks)
+        losses.append(loss)
+        for name, g in grads.items():
+            p, st = net.params[name], state.setdefault(name, {})
+            if optimizer == "sgd":
+                p -= lr * g
+            elif optimizer == "momentum":
+                st["v"] = momentum * st.get("v", 0.0) + g
+                p -= lr * st["v"]
+            else:
+                st["m"] = betas[0] * st.get("m", 0.0) + (1 - betas[0]) * g
+                st["s"] = betas[1] * st.get("s", 0.0) + (1 - betas[1]) * g * g
+                m_hat = st["m"] / (1 - betas[0] ** t)
+                s_hat = st["s"] / (1 - betas[1] ** t)
+                p -= lr * m_hat / (np.sqrt(s_hat) + eps)
+    return losses
