@@ -32,3 +32,52 @@ class LinearBaseline(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return self.linear_.predict(self.preprocessor_.transform(X).numeric.astype(np.float64))
+
+
+def _with_intercept(X) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    return np.column_stack([np.ones(len(X)), X])
+
+
+def linear_closed_form(X, y) -> np.ndarray:
+    """Least squares by the normal equation XᵀX w = Xᵀy, solved stably.
+
+    Returns ``w`` with the intercept first. Solving the normal equation by inverting XᵀX
+    squares the condition number; a QR factorisation X = QR turns it into the triangular
+    system R w = Qᵀy instead, with the conditioning of X itself. (``numpy.linalg.lstsq``,
+    via the SVD, is the other stable route.)
+
+    >>> linear_closed_form([[0.0], [1.0], [2.0]], [1.0, 3.0, 5.0]).round(10).tolist()
+    [1.0, 2.0]
+    """
+    A = _with_intercept(X)
+    q, r = np.linalg.qr(A)
+    return np.linalg.solve(r, q.T @ np.asarray(y, dtype=np.float64))
+
+
+def linear_gradient_descent(X, y, *, tol=1e-12, max_iter=200_000):
+    """Least squares by batch gradient descent on L(w) = ||Xw - y||² / (2n).
+
+    The gradient is ∇L = Xᵀ(Xw - y)/n. Features are standardized first (gradient descent
+    crawls along badly scaled directions), and the step is 1/λ_max(XᵀX/n), the largest
+    step that cannot diverge on this quadratic. Stops when ||∇L|| < ``tol``. Returns
+    ``w`` in the original units, intercept first.
+
+    >>> linear_gradient_descent([[0.0], [1.0], [2.0]], [1.0, 3.0, 5.0]).round(8).tolist()
+    [1.0, 2.0]
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    mu, sd = X.mean(axis=0), X.std(axis=0)
+    sd[sd == 0] = 1.0
+    A = _with_intercept((X - mu) / sd)
+    n = len(A)
+    step = 1.0 / np.linalg.eigvalsh(A.T @ A / n).max()
+    w = np.zeros(A.shape[1])
+    for _ in range(max_iter):
+        grad = A.T @ (A @ w - y) / n
+        if np.linalg.norm(grad) < tol:
+            break
+        w -= step * grad
+    coef = w[1:] / sd
+    return np.concatenate([[w[0] - coef @ mu], coef])
