@@ -164,8 +164,7 @@ def _model_dir(path: str) -> Path:
 
 def _features_for(model, frame: pd.DataFrame) -> pd.DataFrame:
     target = getattr(model, "metadata_", {}).get("target")
-    pre = getattr(model, "preprocessor_", None) or model.preprocessor
-    if target in frame.columns and target not in pre.columns:
+    if target in frame.columns and target not in model.preprocessor_.columns:
         frame = frame.drop(columns=[target])
     return frame
 

@@ -141,6 +141,17 @@ def read_preprocessor(path):
             TargetScaler.from_dict(state["target"]))
 
 
+def _read_weights(path: Path, load_file):
+    """Read ``weights.safetensors`` with ``load_file`` (torch or numpy flavour)."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(path / "weights.safetensors")
+    except (SafetensorError, OSError) as err:
+        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
+                               "or truncated; re-save the model") from err
+
+
 def load(path):
     """Load a model saved by :func:`save`; returns a fitted ``DNNRegressor``.
 
@@ -149,7 +160,6 @@ def load(path):
     """
     import numpy as np
     import torch
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .estimator import DNNRegressor
@@ -175,10 +185,10 @@ def load(path):
         model.feature_names_in_ = np.asarray(model.preprocessor_.columns, dtype=object)
     model.device_ = torch.device("cpu")
     model.model_ = model._build_model()
+    state = _read_weights(path, load_file)
     try:
-        state = load_file(path / "weights.safetensors")
         model.model_.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError, OSError) as err:
+    except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:200]
         raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
                                f"or does not match config.json ({first}); re-save the model") from err
@@ -194,14 +204,15 @@ class NumpyModel:
     """
 
     def __init__(self, config: dict, preprocessor, target_scaler, net):
-        self.config, self.preprocessor, self.target_scaler, self.net = (
+        # Attribute names match DNNRegressor's, so callers treat both engines alike.
+        self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
             config, preprocessor, target_scaler, net)
         self.metadata_ = config.get("metadata", {})
 
     def predict(self, X):
         """Predictions in the target's original units. Shape: ``(n,)``."""
-        enc = self.preprocessor.transform(X)
-        return self.target_scaler.inverse(self.net.predict(enc.numeric, enc.categorical))
+        enc = self.preprocessor_.transform(X)
+        return self.target_scaler_.inverse(self.net_.predict(enc.numeric, enc.categorical))
 
 
 def load_numpy(path) -> NumpyModel:
@@ -209,7 +220,6 @@ def load_numpy(path) -> NumpyModel:
 
     Predictions equal the torch model's to about 1e-6 relative (float32 vs float64).
     """
-    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     from .numpy_ref import NumpyMLP
@@ -218,12 +228,7 @@ def load_numpy(path) -> NumpyModel:
     config = read_config(path)
     pre, target = read_preprocessor(path)
     params = config["params"]
-    try:
-        weights = load_file(path / "weights.safetensors")
-    except (SafetensorError, OSError) as err:
-        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
-                               "or truncated; re-save the model") from err
-    net = NumpyMLP(weights, hidden_layer_sizes=params["hidden_layer_sizes"],
+    net = NumpyMLP(_read_weights(path, load_file), hidden_layer_sizes=params["hidden_layer_sizes"],
                    activation=params["activation"], batch_norm=params["batch_norm"],
                    dropout=params["dropout"])
     return NumpyModel(config, pre, target, net)
