@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +86,12 @@ def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int):
     if n < 10:
         raise ValueError(f"the table has {n} rows, too few for a train/validation/test split; "
                          "add rows or pass --test-fraction 0 --val-fraction 0")
-    if test_fraction == 0:
+    if test_fraction == 0 or val_fraction == 0:  # a single split: train + the other one
         from sklearn.model_selection import train_test_split
-        tr, va = train_test_split(rows, test_size=val_fraction, random_state=seed)
-        return tr, va, None
-    if val_fraction == 0:
-        from sklearn.model_selection import train_test_split
-        tr, te = train_test_split(rows, test_size=test_fraction, random_state=seed)
-        return tr, None, te
+
+        tr, held = train_test_split(rows, test_size=test_fraction or val_fraction,
+                                    random_state=seed)
+        return (tr, held, None) if test_fraction == 0 else (tr, None, held)
     return train_val_test_indices(n, test_fraction=test_fraction, val_fraction=val_fraction,
                                   seed=seed)
 
@@ -111,7 +107,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict,
     from .baselines import LinearBaseline
     from .data import split_xy
     from .metrics import regression_metrics
-    from .persistence import replace_dir, write_json
+    from .persistence import atomic_dir, json_params, write_json
 
     X, y = split_xy(frame, target)
     train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed)
@@ -135,24 +131,17 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict,
         pred_frames.append(pd.DataFrame({"row": rows, "split": name,
                                          target: y.iloc[rows].to_numpy(), "prediction": pred}))
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic_dir(out) as tmp:
         save(model, tmp / "model", metadata={"target": target})
         write_json(tmp / "config.json", {
             "data": source, "target": target, "seed": seed, "test_fraction": test_fraction,
             "val_fraction": val_fraction, "rows": {k: (0 if v is None else int(len(v)))
                                                    for k, v in splits.items()},
-            "params": json.loads((tmp / "model" / "config.json").read_text())["params"],
-            "resolved": {"batch_size": model.batch_size_}, "dnnreg_version": __version__})
+            "params": json_params(model), "resolved": {"batch_size": model.batch_size_},
+            "dnnreg_version": __version__})
         write_json(tmp / "history.json", model.history_)
         write_json(tmp / "metrics.json", metrics)
         pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return metrics
 
 

@@ -3,7 +3,6 @@ configuration: every default lives here, and ``get_params`` shows the real value
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
@@ -19,9 +18,6 @@ from .models import ACTIVATIONS, MLP
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             TargetScaler, as_frame)
 from .train import SCHEDULES, fit_model, predict_standardized
-
-logger = logging.getLogger("dnnreg")
-
 
 class DNNRegressor(RegressorMixin, BaseEstimator):
     """Deep MLP regressor for tables, with preprocessing built in.
@@ -209,8 +205,7 @@ class DNNRegressor(RegressorMixin, BaseEstimator):
         self.batch_size_ = (min(256, max(16, len(y) // 16)) if self.batch_size == "auto"
                             else int(self.batch_size))
         train = self._tensors(frame, y)
-        val = self._tensors(self.preprocessor_.select_columns(val_frame), y_val) \
-            if val_frame is not None else None
+        val = self._tensors(val_frame, y_val) if val_frame is not None else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
@@ -230,12 +225,10 @@ class DNNRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _frame_for_fit(self, X):
-        if isinstance(X, pd.DataFrame):
-            validate_data(self, X, reset=True, skip_check_array=True)
-        else:
+        if not isinstance(X, pd.DataFrame):
             X = check_array(X, dtype=None, ensure_all_finite=False, ensure_min_samples=1,
                             accept_sparse=False)
-            validate_data(self, X, reset=True, skip_check_array=True)
+        validate_data(self, X, reset=True, skip_check_array=True)
         frame = as_frame(X)
         if frame.shape[0] == 0:
             raise ValueError("X has 0 rows; pass at least 2 rows")

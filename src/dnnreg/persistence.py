@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 FORMAT_VERSION = 1
@@ -53,6 +54,30 @@ def replace_dir(tmp_dir: Path, final: Path) -> None:
         shutil.rmtree(backup, ignore_errors=True)
 
 
+@contextmanager
+def atomic_dir(final):
+    """Yield a fresh temp directory beside ``final``; on success it replaces ``final``,
+    on any failure it is removed, so ``final`` is never half-written."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def json_params(model) -> dict:
+    """``get_params()`` as plain JSON: tuples become lists; a RandomState object, which
+    JSON cannot hold, becomes null."""
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.get_params().items()}
+    if not isinstance(params["random_state"], (int, type(None))):
+        params["random_state"] = None
+    return params
+
+
 def save(model, path, *, metadata: dict | None = None) -> Path:
     """Save a fitted ``DNNRegressor`` to the directory ``path`` (created or replaced).
 
@@ -66,25 +91,19 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
 
     check_is_fitted(model, "model_")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    with atomic_dir(path) as tmp:
         state = {k: v.detach().to("cpu", copy=True).contiguous()
                  for k, v in model.model_.state_dict().items()}
         save_file(state, tmp / "weights.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
         write_json(tmp / "preprocessor.json", {
             "features": model.preprocessor_.to_dict(),
             "target": model.target_scaler_.to_dict()})
-        params = {k: (list(v) if isinstance(v, tuple) else v)
-                  for k, v in model.get_params().items()}
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None  # a RandomState object is not JSON
         config = {
             "format_version": FORMAT_VERSION,
             "dnnreg_version": __version__,
             "torch_version": torch.__version__,
             "estimator": type(model).__name__,
-            "params": params,
+            "params": json_params(model),
             "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_iter_,
                          "best_epoch": model.best_epoch_, "fit_seconds": model.fit_seconds_},
             "architecture": {"d_numeric": len(model.preprocessor_.feature_names_out()),
@@ -95,10 +114,6 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
             "sha256": {f: _sha256(tmp / f) for f in ("preprocessor.json", "weights.safetensors")},
         }
         write_json(tmp / "config.json", config)
-        replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
