@@ -112,8 +112,8 @@ def test_bad_data_files(tmp_path, capsys):
      r"column(s) ['e'] have no values"),
 ])
 def test_bad_targets_and_columns(tmp_path, capsys, frame, target, message):
-    code, err = _fail(["train", _write(tmp_path, frame), "--target", target,
-                       "--out", str(tmp_path / "r")] + FAST, capsys)
+    code, err = _fail(["train", _write(tmp_path, frame), "--target", target, "--task",
+                       "regression", "--out", str(tmp_path / "r")] + FAST, capsys)
     assert code == 1 and message in err
     assert not (tmp_path / "r").exists()
 

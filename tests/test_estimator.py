@@ -53,7 +53,7 @@ def test_accepts_numpy_with_nan_and_dataframes_with_categoricals(mixed_frame, sm
     assert np.isnan(arr).any()
     assert small_model(max_iter=3).fit(arr, y).predict(arr).shape == (len(y),)
     for enc in ("onehot", "embedding"):
-        m = small_model(max_iter=3, categorical_encoding=enc, batch_norm=True).fit(X, y)
+        m = small_model(max_iter=3, categorical_encoding=enc, normalization="batch_norm").fit(X, y)
         unseen = X.head(2).assign(color=["purple", None])
         assert np.isfinite(m.predict(unseen)).all()
 

@@ -4,66 +4,113 @@ import numpy as np
 import pytest
 import torch
 
+from dnnreg.losses import make_loss
 from dnnreg.models import MLP
-from dnnreg.numpy_ref import ACTIVATIONS, NumpyMLP
-from dnnreg.train import ensemble_mse
+from dnnreg.numpy_ref import ACTIVATIONS, NumpyMLP, loss_and_output_error
+
+LAYOUTS = {"plain": {}, "residual": {"residual": True},
+           "batchnorm-eval": {"normalization": "batch_norm"},
+           "layernorm-residual": {"normalization": "layer_norm", "residual": True}}
+# name -> (loss, options, number of classes or None)
+LOSS_CASES = {
+    "mse": ("mse", {}, None), "mae": ("mae", {}, None), "huber": ("huber", {"huber_delta": 0.5}, None),
+    "quantile": ("quantile", {"quantiles": (0.1, 0.5, 0.9)}, None),
+    "gaussian_nll": ("gaussian_nll", {}, None), "poisson": ("poisson", {}, None),
+    "bce": ("cross_entropy", {}, 2), "softmax-ce": ("cross_entropy", {}, 3),
+    "sigmoid-mse-2": ("sigmoid_mse", {}, 2), "sigmoid-mse-3": ("sigmoid_mse", {}, 3),
+}
+HIDDEN = (5, 5)
 
 
-def _torch_and_numpy(activation, batch_norm, k=2, seed=0):
+def _torch_and_numpy(activation, layout, *, d_out=1, k=2, seed=0):
     torch.manual_seed(seed)
-    net = MLP(d_numeric=4, cardinalities=[], hidden_layer_sizes=(5, 3), activation=activation,
-              dropout=0.0, batch_norm=batch_norm, n_ensemble=k).double()
-    net.reset_parameters(torch.Generator().manual_seed(seed))
-    with torch.no_grad():  # non-trivial running statistics and affine parameters
+    net = MLP(d_numeric=4, cardinalities=[], hidden_layer_sizes=HIDDEN, activation=activation,
+              n_ensemble=k, d_out=d_out, **LAYOUTS[layout]).double()
+    net.reset_parameters(torch.Generator().manual_seed(seed), init="xavier_normal")
+    with torch.no_grad():  # non-trivial running statistics, norms, slopes and biases
         for name, p in net.named_buffers():
             if "running_mean" in name:
                 p.normal_()
             if "running_var" in name:
                 p.uniform_(0.5, 2.0)
         for name, p in net.named_parameters():
-            if ".norm." in name:
-                p.normal_()
+            if ".norm." in name or ".act." in name or name.endswith("bias"):
+                p.normal_(0.0, 0.5)
     net.eval()
-    params = {k_: v.detach().numpy() for k_, v in net.state_dict().items()}
-    ref = NumpyMLP(params, hidden_layer_sizes=(5, 3), activation=activation,
-                   batch_norm=batch_norm)
+    params = {k_: v.detach().numpy().copy() for k_, v in net.state_dict().items()}
+    ref = NumpyMLP(params, hidden_layer_sizes=HIDDEN, activation=activation,
+                   **LAYOUTS[layout])
     return net, ref
 
 
-@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batchnorm-eval"])
+def _data(loss, n_classes, n=7, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    if n_classes:
+        return x, rng.integers(0, n_classes, size=n)
+    y = rng.normal(size=n)
+    return x, (np.abs(y) if loss == "poisson" else y)
+
+
+def _d_out(loss, options, n_classes):
+    return make_loss(loss, n_classes=n_classes, **options).n_outputs()
+
+
+@pytest.mark.parametrize("case", sorted(LOSS_CASES))
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_gradients_equal_torch_autograd_in_float64(activation, batch_norm):
-    net, ref = _torch_and_numpy(activation, batch_norm)
-    rng = np.random.default_rng(1)
-    x, y = rng.normal(size=(7, 4)), rng.normal(size=7)
-    loss_np, grads = ref.mse_and_gradients(x, y)
-    xt = torch.from_numpy(x)
-    loss = ensemble_mse(net(xt, torch.zeros(7, 0, dtype=torch.long)), torch.from_numpy(y))
+def test_gradients_equal_torch_autograd_in_float64(activation, layout, case):
+    loss_name, options, n_classes = LOSS_CASES[case]
+    net, ref = _torch_and_numpy(activation, layout, d_out=_d_out(loss_name, options, n_classes))
+    x, y = _data(loss_name, n_classes)
+    loss_np, grads = ref.loss_and_gradients(x, y, loss=loss_name, **options)
+    loss_fn = make_loss(loss_name, n_classes=n_classes, **options)
+    out = net(torch.from_numpy(x), torch.zeros(len(x), 0, dtype=torch.long))
+    loss = loss_fn(out, torch.from_numpy(y).expand(out.shape[0], -1))
     loss.backward()
-    assert abs(loss_np - loss.item()) <= 1e-12 * abs(loss.item())
+    assert abs(loss_np - loss.item()) <= 1e-12 * max(1.0, abs(loss.item()))
+    assert set(grads) == {name for name, _ in net.named_parameters()}
     for name, p in net.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-14,
+        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-13,
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "silu", "relu"])
-def test_gradients_match_central_finite_differences_with_dropout_masks(activation):
-    _, ref = _torch_and_numpy(activation, batch_norm=True)
+@pytest.mark.parametrize("case", sorted(LOSS_CASES))
+def test_output_errors_match_central_finite_differences(case):
+    loss_name, options, n_classes = LOSS_CASES[case]
+    rng = np.random.default_rng(3)
+    d = _d_out(loss_name, options, n_classes)
+    out = rng.normal(size=(2, 5, d))
+    _, y = _data(loss_name, n_classes, n=5)
+    _, grad = loss_and_output_error(loss_name, out, y, **options)
+    h = 1e-6
+    for j in range(out.size):
+        up, down = out.copy().reshape(-1), out.copy().reshape(-1)
+        up[j] += h
+        down[j] -= h
+        numeric = (loss_and_output_error(loss_name, up.reshape(out.shape), y, **options)[0]
+                   - loss_and_output_error(loss_name, down.reshape(out.shape), y, **options)[0]) / (2 * h)
+        assert abs(grad.reshape(-1)[j] - numeric) < 1e-7, (case, j)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "gelu", "prelu", "mish", "elu"])
+def test_gradients_match_central_finite_differences_with_dropout_masks(activation, layout):
+    _, ref = _torch_and_numpy(activation, layout)
     ref.dropout = 0.25
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(6, 4)), rng.normal(size=6)
-    masks = [(rng.random((2, 6, 5)) > 0.25).astype(float),
-             (rng.random((2, 6, 3)) > 0.25).astype(float)]
-    _, grads = ref.mse_and_gradients(x, y, masks=masks)
+    masks = [(rng.random((2, 6, w)) > 0.25).astype(float) for w in HIDDEN]
+    _, grads = ref.loss_and_gradients(x, y, loss="huber", masks=masks)
     h = 1e-6
     for name in grads:
         flat = ref.params[name].reshape(-1)
         for j in rng.choice(flat.size, size=min(4, flat.size), replace=False):
             old = flat[j]
             flat[j] = old + h
-            up = ref.mse_and_gradients(x, y, masks=masks)[0]
+            up = ref.loss_and_gradients(x, y, loss="huber", masks=masks)[0]
             flat[j] = old - h
-            down = ref.mse_and_gradients(x, y, masks=masks)[0]
+            down = ref.loss_and_gradients(x, y, loss="huber", masks=masks)[0]
             flat[j] = old
             numeric = (up - down) / (2 * h)
             assert abs(grads[name].reshape(-1)[j] - numeric) < 1e-6 * max(1.0, abs(numeric)), name
@@ -76,33 +123,24 @@ def test_hand_worked_3_2_1_network():
     # δ2 = 2(ŷ - y) = 4;  ∂L/∂W2 = a1ᵀ δ2 = [[16], [0]];  ∂L/∂b2 = [4]
     # δ1 = (δ2 W2ᵀ) ⊙ relu′(z1) = [2, 8] ⊙ [1, 0] = [2, 0]
     # ∂L/∂W1 = xᵀ δ1 = [[2, 0], [4, 0], [6, 0]];  ∂L/∂b1 = [2, 0]
-    params = {"layers.0.weight": np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]]]),
-              "layers.0.bias": np.array([[[0.0, 0.5]]]),
-              "layers.2.weight": np.array([[[0.5], [2.0]]]),
-              "layers.2.bias": np.array([[[1.0]]])}
+    params = {"blocks.0.linear.weight": np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]]]),
+              "blocks.0.linear.bias": np.array([[[0.0, 0.5]]]),
+              "head.weight": np.array([[[0.5], [2.0]]]),
+              "head.bias": np.array([[[1.0]]])}
     net = NumpyMLP(params, hidden_layer_sizes=(2,), activation="relu")
     loss, g = net.mse_and_gradients(np.array([[1.0, 2.0, 3.0]]), np.array([1.0]))
     assert loss == 4.0
-    assert g["layers.2.weight"].ravel().tolist() == [16.0, 0.0]
-    assert g["layers.2.bias"].ravel().tolist() == [4.0]
-    assert g["layers.0.weight"][0].tolist() == [[2.0, 0.0], [4.0, 0.0], [6.0, 0.0]]
-    assert g["layers.0.bias"].ravel().tolist() == [2.0, 0.0]
-
-
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_activation_derivatives_match_finite_differences(name):
-    f, df = ACTIVATIONS[name]
-    z = np.array([-3.0, -0.7, -1e-3, 0.4, 2.5])
-    numeric = (f(z + 1e-6) - f(z - 1e-6)) / 2e-6
-    np.testing.assert_allclose(df(z), numeric, rtol=1e-6, atol=1e-9)
-    assert df(np.array([0.0]))[0] == {"relu": 0.0, "leaky_relu": 0.01}.get(name, df(np.array([0.0]))[0])
+    assert g["head.weight"].ravel().tolist() == [16.0, 0.0]
+    assert g["head.bias"].ravel().tolist() == [4.0]
+    assert g["blocks.0.linear.weight"][0].tolist() == [[2.0, 0.0], [4.0, 0.0], [6.0, 0.0]]
+    assert g["blocks.0.linear.bias"].ravel().tolist() == [2.0, 0.0]
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_numpy_training_matches_torch_after_20_steps(optimizer):
     from dnnreg.numpy_ref import train_numpy
 
-    net, ref = _torch_and_numpy("tanh", batch_norm=True, k=2, seed=3)
+    net, ref = _torch_and_numpy("tanh", "batchnorm-eval", k=2, seed=3)
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(64, 4)), rng.normal(size=64)
     batches = [rng.choice(64, size=16, replace=False) for _ in range(20)]
@@ -114,8 +152,9 @@ def test_numpy_training_matches_torch_after_20_steps(optimizer):
            "adam": lambda: torch.optim.Adam(params, lr=0.05)}[optimizer]()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     no_cat = torch.zeros(16, 0, dtype=torch.long)
+    mse = make_loss("mse")
     for rows in batches:  # batch norm stays in eval mode: a fixed affine map, as in numpy_ref
-        loss = ensemble_mse(net(xt[rows], no_cat), yt[rows])
+        loss = mse(net(xt[rows], no_cat), yt[rows])
         opt.zero_grad()
         loss.backward()
         opt.step()

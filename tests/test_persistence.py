@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 import dnnreg
-from dnnreg.persistence import ModelFormatError, load, save
+from dnnreg.persistence import FORMAT_VERSION, ModelFormatError, load, save
 
 
 @pytest.fixture
 def fitted(mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    return small_model(max_iter=3, categorical_encoding="embedding", batch_norm=True).fit(X, y), X
+    return small_model(max_iter=3, categorical_encoding="embedding", normalization="batch_norm").fit(X, y), X
 
 
 def test_save_load_predict_is_bit_identical(fitted, tmp_path):
@@ -23,7 +23,7 @@ def test_save_load_predict_is_bit_identical(fitted, tmp_path):
     assert np.array_equal(again.predict(X), model.predict(X))
     assert again.get_params() == model.get_params()
     config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["format_version"] == 1 and config["dnnreg_version"] == dnnreg.__version__
+    assert config["format_version"] == FORMAT_VERSION and config["dnnreg_version"] == dnnreg.__version__
     assert [c["name"] for c in config["feature_schema"]] == ["a", "b", "color"]
     assert config["feature_schema"][2]["kind"] == "categorical"
 
@@ -37,7 +37,7 @@ def test_files_are_json_and_safetensors_and_load_without_pickle(fitted, tmp_path
         json.loads((tmp_path / "m" / name).read_text())
     raw = (tmp_path / "m" / "weights.safetensors").read_bytes()
     (header_len,) = struct.unpack("<Q", raw[:8])  # safetensors: u64 length + JSON header
-    assert "layers.0.weight" in json.loads(raw[8:8 + header_len])
+    assert "blocks.0.linear.weight" in json.loads(raw[8:8 + header_len])
 
     def no_pickle(*a, **k):
         raise AssertionError("pickle must not be used")
@@ -74,7 +74,7 @@ def test_schema_mismatch_names_the_columns(fitted, tmp_path):
     (lambda d: (d / "weights.safetensors").write_bytes((d / "weights.safetensors").read_bytes()[:100]), "corrupt or truncated"),
     (lambda d: (d / "config.json").write_text("{\"format_version\": 1, "), "corrupt or truncated"),
     (lambda d: (d / "preprocessor.json").unlink(), "missing \\['preprocessor.json'\\]"),
-    (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()), "format_version": 99})), "format_version must be 1"),
+    (lambda d: (d / "config.json").write_text(json.dumps({**json.loads((d / "config.json").read_text()), "format_version": 99})), f"format_version must be {FORMAT_VERSION}"),
 ])
 def test_damaged_models_raise_clear_errors(fitted, tmp_path, damage, match):
     save(fitted[0], tmp_path / "m")
@@ -90,7 +90,7 @@ def test_weights_that_do_not_match_the_config_are_refused(fitted, tmp_path):
     import torch
 
     save(fitted[0], tmp_path / "m")
-    save_file({"layers.0.weight": torch.zeros(1)}, tmp_path / "m" / "weights.safetensors")
+    save_file({"blocks.0.linear.weight": torch.zeros(1)}, tmp_path / "m" / "weights.safetensors")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     cfg["sha256"]["weights.safetensors"] = hashlib.sha256(
         (tmp_path / "m" / "weights.safetensors").read_bytes()).hexdigest()

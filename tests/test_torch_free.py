@@ -24,7 +24,7 @@ sys.meta_path.insert(0, _NoTorch())
 @pytest.fixture(params=["onehot", "embedding"])
 def saved(request, tmp_path, mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = small_model(max_iter=5, categorical_encoding=request.param, batch_norm=True,
+    model = small_model(max_iter=5, categorical_encoding=request.param, normalization="batch_norm",
                         activation="gelu").fit(X, y)
     save(model, tmp_path / "m")
     X.to_csv(tmp_path / "X.csv", index=False)

@@ -1,6 +1,6 @@
 """dnnreg: deep-neural-network regression on tabular data.
 
-Torch-backed names (``DNNRegressor``, ``save``, ``load``) are imported lazily, so that
+Torch-backed names (``DNNRegressor``, ``DNNClassifier``, ``save``, ``load``) are imported lazily, so that
 ``import dnnreg`` and the torch-free parts stay light.
 """
 
@@ -11,13 +11,13 @@ import importlib
 __version__ = "0.1.0"
 
 from .datasets import list_datasets, load_dataset  # noqa: E402
-from .metrics import regression_metrics  # noqa: E402
+from .metrics import classification_metrics, regression_metrics  # noqa: E402
 
-_LAZY = {"DNNRegressor": "estimator", "save": "persistence", "load": "persistence",
+_LAZY = {"DNNRegressor": "estimator", "DNNClassifier": "estimator", "save": "persistence", "load": "persistence",
          "load_numpy": "persistence"}
 
-__all__ = ["DNNRegressor", "save", "load", "load_numpy", "load_dataset", "list_datasets",
-           "regression_metrics", "__version__"]
+__all__ = ["DNNRegressor", "DNNClassifier", "save", "load", "load_numpy", "load_dataset", "list_datasets",
+           "regression_metrics", "classification_metrics", "__version__"]
 
 
 def __getattr__(name):

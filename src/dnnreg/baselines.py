@@ -1,14 +1,15 @@
 """Shallow baselines that every deep result is shown beside.
 
-``LinearBaseline`` is ordinary least squares on the same table a DNN sees: median
-imputation with indicators, standard scaling, one-hot categoricals.
+``LinearBaseline`` is ordinary least squares and ``LogisticBaseline`` (multinomial)
+logistic regression, each on the same table a DNN sees: median imputation with
+indicators, standard scaling, one-hot categoricals.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.linear_model import LinearRegression
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from .preprocessing import TablePreprocessor
 
@@ -32,6 +33,33 @@ class LinearBaseline(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         return self.linear_.predict(self.preprocessor_.transform(X).numeric.astype(np.float64))
+
+
+class LogisticBaseline(ClassifierMixin, BaseEstimator):
+    """L2-regularised (C=1) multinomial logistic regression with dnnreg's preprocessing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> X = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]})
+    >>> LogisticBaseline().fit(X, ["no", "no", "yes", "yes"]).predict(X).tolist()
+    ['no', 'no', 'yes', 'yes']
+    """
+
+    def fit(self, X, y):
+        self.preprocessor_ = TablePreprocessor(numeric_scaling="standard").fit(X)
+        self.logistic_ = LogisticRegression(max_iter=1000).fit(self._encode(X), np.asarray(y))
+        self.classes_ = self.logistic_.classes_
+        return self
+
+    def _encode(self, X):
+        return self.preprocessor_.transform(X).numeric.astype(np.float64)
+
+    def predict_proba(self, X):
+        return self.logistic_.predict_proba(self._encode(X))
+
+    def predict(self, X):
+        return self.logistic_.predict(self._encode(X))
 
 
 def _with_intercept(X) -> np.ndarray:

@@ -48,7 +48,8 @@ def parse_value(key: str, text: str):
                 pass
     if isinstance(value, list):
         value = tuple(value)
-    if key == "hidden_layer_sizes" and isinstance(value, int) and not isinstance(value, bool):
+    if key in ("hidden_layer_sizes", "quantiles") and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
         value = (value,)
     return value
 
@@ -70,14 +71,14 @@ def parse_settings(pairs: list[str], estimator_cls) -> dict:
     if errors:
         raise UsageError("; ".join(errors))
     try:
-        estimator_cls(**params)._check_params()
+        estimator_cls(**params).check_params()
     except ValueError as err:
         raise UsageError(f"bad --set value: {err}") from err
     return params
 
 
 # ---------------------------------------------------------------------- shared steps
-def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int):
+def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int, stratify=None):
     from .data import train_val_test_indices
 
     rows = np.arange(n)
@@ -90,59 +91,116 @@ def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int):
         from sklearn.model_selection import train_test_split
 
         tr, held = train_test_split(rows, test_size=test_fraction or val_fraction,
-                                    random_state=seed)
+                                    random_state=seed, stratify=_stratifiable(stratify))
         return (tr, held, None) if test_fraction == 0 else (tr, None, held)
     return train_val_test_indices(n, test_fraction=test_fraction, val_fraction=val_fraction,
-                                  seed=seed)
+                                  seed=seed, stratify=_stratifiable(stratify))
 
 
-def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict,
+def _stratifiable(y):
+    """``y`` when every class has enough rows to appear in each part (3), else ``None``."""
+    if y is None or y.value_counts().min() < 3:
+        return None
+    return y.to_numpy()
+
+
+def resolve_task(task: str, y: pd.Series, params: dict) -> str:
+    """``regression`` or ``classification``. ``auto`` picks classification for a text,
+    categorical or boolean target, or a classification loss; numbers mean regression."""
+    from .losses import CLASSIFICATION_LOSSES
+
+    if task != "auto":
+        return task
+    if params.get("loss") in CLASSIFICATION_LOSSES or not pd.api.types.is_numeric_dtype(y) \
+            or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    n_unique = y.nunique()
+    if pd.api.types.is_integer_dtype(y) and n_unique <= 20:
+        logger.warning("the target %r holds %d integer values; treating it as a number "
+                       "(pass --task classification if they are classes)", y.name, n_unique)
+    return "regression"
+
+
+def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
               test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
               source: str = "") -> dict:
-    """Split, train dnnreg and a linear baseline, and write a complete RUN_DIR atomically.
+    """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
+    write a complete RUN_DIR atomically.
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
-    from . import DNNRegressor, save
-    from .baselines import LinearBaseline
+    from . import DNNClassifier, DNNRegressor, save
+    from .baselines import LinearBaseline, LogisticBaseline
     from .data import split_xy
-    from .metrics import regression_metrics
     from .persistence import atomic_dir, json_params, write_json
 
-    X, y = split_xy(frame, target)
-    train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed)
+    if target in frame.columns:
+        task = resolve_task(task, frame[target], params)
+    X, y = split_xy(frame, target, task=task)
+    train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed,
+                                   stratify=y if task == "classification" else None)
     params = {"random_state": seed, **params}
-    model = DNNRegressor(**params)
+    if task == "classification":
+        model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
+    else:
+        model, baseline, baseline_name = DNNRegressor(**params), LinearBaseline(), "linear"
     eval_set = (X.iloc[val], y.iloc[val]) if val is not None else None
     model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set)
-    baseline = LinearBaseline().fit(X.iloc[train], y.iloc[train])
+    baseline.fit(X.iloc[train], y.iloc[train])
 
     splits = {"train": train, "validation": val, "test": test}
-    metrics: dict = {"target": target, "fit_seconds": model.fit_seconds_,
+    metrics: dict = {"target": target, "task": task, "fit_seconds": model.fit_seconds_,
                      "best_epoch": model.best_epoch_, "n_epochs": model.n_iter_}
     pred_frames = []
     for name, rows in splits.items():
         if rows is None:
             continue
-        pred = model.predict(X.iloc[rows])
-        metrics[name] = regression_metrics(y.iloc[rows], pred)
-        metrics.setdefault("baseline_linear", {})[name] = regression_metrics(
-            y.iloc[rows], baseline.predict(X.iloc[rows]))
-        pred_frames.append(pd.DataFrame({"row": rows, "split": name,
-                                         target: y.iloc[rows].to_numpy(), "prediction": pred}))
+        metrics[name] = split_metrics(model, X.iloc[rows], y.iloc[rows])
+        metrics.setdefault(f"baseline_{baseline_name}", {})[name] = split_metrics(
+            baseline, X.iloc[rows], y.iloc[rows])
+        pred_frames.append(pd.concat([
+            pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
+            prediction_frame(model, X.iloc[rows])], axis=1))
 
     with atomic_dir(out) as tmp:
         save(model, tmp / "model", metadata={"target": target})
         write_json(tmp / "config.json", {
-            "data": source, "target": target, "seed": seed, "test_fraction": test_fraction,
-            "val_fraction": val_fraction, "rows": {k: (0 if v is None else int(len(v)))
-                                                   for k, v in splits.items()},
+            "data": source, "target": target, "task": task, "seed": seed,
+            "test_fraction": test_fraction, "val_fraction": val_fraction,
+            "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
             "params": json_params(model), "resolved": {"batch_size": model.batch_size_},
             "dnnreg_version": __version__})
         write_json(tmp / "history.json", model.history_)
         write_json(tmp / "metrics.json", metrics)
         pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
     return metrics
+
+
+def split_metrics(model, X, y) -> dict:
+    """Regression metrics, or classification metrics for a model with ``classes_``."""
+    from .metrics import classification_metrics, regression_metrics
+
+    if not hasattr(model, "classes_"):
+        return regression_metrics(y, model.predict(X))
+    index = np.searchsorted(model.classes_, np.asarray(y))
+    index = np.minimum(index, len(model.classes_) - 1)
+    known = model.classes_[index] == np.asarray(y)
+    if not known.all():
+        raise ValueError(f"the labels hold classes the model never saw "
+                         f"({sorted(set(np.asarray(y)[~known].tolist()))[:5]}); evaluate on "
+                         "rows whose target is among the training classes")
+    return classification_metrics(index, model.predict_proba(X))
+
+
+def prediction_frame(model, X) -> pd.DataFrame:
+    """``prediction`` (a value or a label), plus ``proba_<class>`` columns for a classifier."""
+    if not hasattr(model, "classes_"):
+        return pd.DataFrame({"prediction": model.predict(X)})
+    proba = model.predict_proba(X)
+    frame = pd.DataFrame({"prediction": model.classes_[proba.argmax(axis=1)]})
+    for j, c in enumerate(model.classes_):
+        frame[f"proba_{c}"] = proba[:, j]
+    return frame
 
 
 def _model_dir(path: str) -> Path:
@@ -159,29 +217,39 @@ def _features_for(model, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _print_metrics(metrics: dict) -> None:
-    rows = []
+    classify = metrics.get("task") == "classification"
+    columns = ("accuracy", "log_loss") if classify else ("rmse", "mae", "r2")
+    baseline_key = "baseline_logistic" if classify else "baseline_linear"
+    baseline = "logistic regression" if classify else "linear regression"
+    print(f"{'split':<11}{'model':<21}" + "".join(f"{c:>10}" for c in columns) + f"{'rows':>8}")
     for name in ("train", "validation", "test"):
         if name in metrics:
-            for label, m in (("dnnreg", metrics[name]),
-                             ("linear regression", metrics["baseline_linear"][name])):
-                rows.append(f"{name:<11}{label:<19}{m['rmse']:>10.4f}{m['mae']:>10.4f}"
-                            f"{m['r2']:>9.4f}{m['n']:>8}")
-    print(f"{'split':<11}{'model':<19}{'rmse':>10}{'mae':>10}{'r2':>9}{'rows':>8}")
-    print("\n".join(rows))
+            for label, m in (("dnnreg", metrics[name]), (baseline, metrics[baseline_key][name])):
+                print(f"{name:<11}{label:<21}" + "".join(f"{m[c]:>10.4f}" for c in columns)
+                      + f"{m['n']:>8}")
     print(f"fit: {metrics['fit_seconds']:.1f} s, best epoch {metrics['best_epoch']} of "
           f"{metrics['n_epochs']}")
 
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from . import DNNRegressor
+    from . import DNNClassifier, DNNRegressor
     from .data import read_table
 
-    params = parse_settings(args.set, DNNRegressor)
+    task = args.task
+    if task == "auto":  # a classification loss in --set decides before the data does
+        loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
+        task = "auto" if loss == "" else resolve_task("auto", pd.Series([0.0]), {"loss": loss})
+    if task != "auto":
+        parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    frame = read_table(args.data)
+    if task == "auto" and args.target in frame.columns:
+        task = resolve_task("auto", frame[args.target], {})
+    task = "regression" if task == "auto" else task
+    params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
     if not args.quiet:
         params.setdefault("verbose", 1)
-    frame = read_table(args.data)
-    metrics = train_run(frame, args.target, Path(args.out), params=params,
+    metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
                         seed=args.seed, source=str(args.data))
     _print_metrics(metrics)
@@ -214,11 +282,11 @@ def cmd_predict(args) -> int:
         from . import load
     model = load(_model_dir(args.model))
     frame = _features_for(model, read_table(args.data))
-    pred = model.predict(frame)
+    pred = prediction_frame(model, frame)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    pd.DataFrame({"prediction": pred}).to_csv(tmp, index=False, float_format="%.17g")
+    pred.to_csv(tmp, index=False, float_format="%.17g")
     tmp.replace(out)
     print(f"wrote {len(pred)} predictions to {out}")
     return 0
@@ -227,11 +295,11 @@ def cmd_predict(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import load
     from .data import read_table, split_xy
-    from .metrics import regression_metrics
 
     model = load(_model_dir(args.model))
-    X, y = split_xy(read_table(args.data), args.target, min_rows=1)
-    print(json.dumps(regression_metrics(y, model.predict(_features_for(model, X))), indent=1))
+    task = "classification" if hasattr(model, "classes_") else "regression"
+    X, y = split_xy(read_table(args.data), args.target, min_rows=1, task=task)
+    print(json.dumps(split_metrics(model, _features_for(model, X), y), indent=1))
     return 0
 
 
@@ -255,13 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
     p.add_argument("--target", required=True, help="name of the column to predict")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a DNNRegressor parameter, e.g. --set hidden_layer_sizes=128,128 "
+                   help="a DNNRegressor/DNNClassifier parameter, e.g. --set "
+                        "hidden_layer_sizes=128,128 "
                         "--set dropout=0.1 (repeatable)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of the non-test rows used for early stopping")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto",
+                   help="auto: classification for a text/categorical/boolean target or a "
+                        "classification loss, else regression")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="predict with a saved model")

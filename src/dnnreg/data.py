@@ -54,10 +54,12 @@ def read_table(path) -> pd.DataFrame:
     return frame
 
 
-def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2):
-    """Split ``frame`` into features and a numeric target column, checking the target.
+def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2,
+             task: str = "regression"):
+    """Split ``frame`` into features and a target column, checking the target.
 
-    The target must exist, be numeric, finite and not constant, and there must be at least
+    The target must exist and have no missing values; for regression it must be numeric
+    and finite, for classification hold at least two classes; and there must be at least
     ``min_rows`` rows.
 
     Examples
@@ -71,6 +73,8 @@ def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2):
                          + did_you_mean(target, map(str, frame.columns))
                          + f"; columns are {list(map(str, frame.columns))[:20]}")
     y = frame[target]
+    if task == "classification":
+        return _check_labels(frame, target, min_rows)
     if not (pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)):
         converted = pd.to_numeric(y, errors="coerce")
         bad = y[converted.isna() & y.notna()]
@@ -95,13 +99,25 @@ def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2):
     return X, y.astype(np.float64)
 
 
+def _check_labels(frame: pd.DataFrame, target: str, min_rows: int):
+    y = frame[target]
+    if y.isna().any():
+        raise ValueError(f"target column {target!r} has {int(y.isna().sum())} missing labels; "
+                         "drop those rows before training")
+    if len(frame) < min_rows:
+        raise ValueError(f"the table must have at least {min_rows} rows to train, got "
+                         f"{len(frame)}; add rows")
+    return frame.drop(columns=[target]), y
+
+
 def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
-                           val_fraction: float = 0.2, seed: int = 0):
+                           val_fraction: float = 0.2, seed: int = 0, stratify=None):
     """Row indices of the standard tabular protocol's split (64/16/20 with the defaults).
 
     The test rows are ``test_fraction`` of all rows; the validation rows are
     ``val_fraction`` of the rest. This is ``sklearn.model_selection.train_test_split``
     applied twice with ``random_state=seed``, the split used by Gorishniy et al. (2021).
+    ``stratify`` (the labels) keeps each class's share the same in all three parts.
 
     Examples
     --------
@@ -112,6 +128,8 @@ def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(n_rows)
-    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed)
-    train, val = train_test_split(rest, test_size=val_fraction, random_state=seed)
+    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
+                                  stratify=stratify)
+    train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
+                                  stratify=None if stratify is None else stratify[rest])
     return train, val, test

@@ -67,6 +67,13 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
         "regression", "Gerritsma et al. (1981), Delft; UCI 'Yacht Hydrodynamics'; " + _UCI,
         "CC BY 4.0", "c5851edebe7ac1f9c725b2b089bc9bd0beb11bf2bc7e23d8426a5dff02b4f0e7",
         "Hull geometry and Froude number -> residuary resistance per unit weight."),
+    DatasetInfo(
+        "digits", "digits.csv.gz", "digit", 1797, 64, "classification",
+        "Alpaydin & Kaynak (1998), UCI 'Optical Recognition of Handwritten Digits' (test "
+        "set, 8x8 blocks of 16 grey levels); file from scikit-learn 1.9.1 (load_digits)",
+        "CC BY 4.0 (data); BSD-3-Clause (scikit-learn's file)",
+        "5216585df7725658953aff1e41ef0e63a6243ab3ce73551b91534991d7298c14",
+        "8x8 images of handwritten digits, pixel counts 0-16 -> the digit 0-9."),
 ]}
 
 
@@ -137,6 +144,12 @@ def load_yacht_hydrodynamics(*, return_X_y: bool = False):
     """Yacht hydrodynamics (308 x 6). Source: Gerritsma et al. (1981), UCI, CC BY 4.0.
     See :func:`load_dataset`."""
     return load_dataset("yacht_hydrodynamics", return_X_y=return_X_y)
+
+
+def load_digits(*, return_X_y: bool = False):
+    """Handwritten digits (1,797 x 64; 10 classes). Source: Alpaydin & Kaynak (1998), UCI,
+    CC BY 4.0, via scikit-learn (BSD-3). See :func:`load_dataset`."""
+    return load_dataset("digits", return_X_y=return_X_y)
 
 
 def list_datasets() -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Regression metrics in plain NumPy (no torch), used by training reports and the CLI."""
+"""Regression and classification metrics in plain NumPy (no torch), used by early
+stopping, training reports and the CLI."""
 
 from __future__ import annotations
 
@@ -43,3 +44,49 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     """``{"rmse", "mae", "r2", "n"}`` for one split."""
     return {"rmse": rmse(y_true, y_pred), "mae": mae(y_true, y_pred),
             "r2": r2(y_true, y_pred), "n": int(np.asarray(y_true).shape[0])}
+
+
+# ---------------------------------------------------------------------- classification
+def accuracy(y_true, y_pred) -> float:
+    """Fraction of labels predicted exactly.
+
+    >>> accuracy([0, 1, 1, 2], [0, 1, 2, 2])
+    0.75
+    """
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def log_loss(y_index, proba, *, eps: float = 1e-15) -> float:
+    """Mean negative log-probability of the true class (cross-entropy), in nats.
+    ``y_index``: class indices 0..C-1; ``proba``: (n, C), clipped to [eps, 1] first.
+
+    >>> round(log_loss([0, 1], [[0.5, 0.5], [0.2, 0.8]]), 6)  # (ln 2 + ln 1.25) / 2
+    0.458145
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    rows = np.arange(p.shape[0])
+    return float(-np.mean(np.log(np.clip(p[rows, np.asarray(y_index)], eps, 1.0))))
+
+
+def roc_auc(y_index, proba) -> float:
+    """Area under the ROC curve of the positive class (binary problems only)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.asarray(y_index), np.asarray(proba)[:, 1]))
+
+
+def classification_metrics(y_index, proba) -> dict[str, float]:
+    """``{"accuracy", "log_loss", "n"}`` (plus ``"roc_auc"`` for two classes) for one split;
+    ``y_index`` holds class indices, ``proba`` is (n, C)."""
+    proba = np.asarray(proba)
+    out = {"accuracy": accuracy(y_index, proba.argmax(axis=1)),
+           "log_loss": log_loss(y_index, proba), "n": int(proba.shape[0])}
+    if proba.shape[1] == 2 and len(np.unique(y_index)) == 2:
+        out["roc_auc"] = roc_auc(y_index, proba)
+    return out
+
+
+# name -> (function(y_true, prediction), larger is better). Early stopping can watch any.
+REGRESSION_METRICS = {"rmse": (rmse, False), "mae": (mae, False), "r2": (r2, True)}
+CLASSIFICATION_METRICS = {"accuracy": (lambda y, p: accuracy(y, np.argmax(p, axis=1)), True),
+                          "log_loss": (log_loss, False), "roc_auc": (roc_auc, True)}

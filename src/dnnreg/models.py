@@ -1,8 +1,10 @@
-"""The networks: an MLP whose k ensemble members are trained as one model.
+"""The networks: activations, initialisation schemes, normalisation layers, (residual)
+blocks, and an MLP whose k ensemble members are trained as one model.
 
 Each :class:`EnsembleLinear` holds k independent weight matrices and applies them with one
 batched matrix multiply, so k members cost one kernel launch per layer instead of k (the
 "MLP^k" baseline of TabM, Gorishniy et al. 2024). With ``n_ensemble=1`` it is a plain MLP.
+Every layer with parameters keeps one set per member, so members never share anything.
 """
 
 from __future__ import annotations
@@ -11,16 +13,94 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
+LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
+PRELU_INIT = 0.25  # He et al. (2015)'s initial slope for PReLU
+
+
+class EnsemblePReLU(nn.Module):
+    """PReLU (He et al. 2015): ``max(0, z) + a · min(0, z)`` with a learned slope ``a`` per
+    member and unit. Shape: ``(k, n, d) -> (k, n, d)``; ``weight: (k, 1, d)``."""
+
+    def __init__(self, k: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((k, 1, d), PRELU_INIT))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.where(z > 0, z, self.weight * z)
+
+
+# name -> factory(k, d). Conventions at kinks follow torch's autograd: relu′(0) = 0,
+# leaky_relu′(0) = prelu′(0) = the slope.
 ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "identity": nn.Identity,
+    "identity": lambda k, d: nn.Identity(),
+    "relu": lambda k, d: nn.ReLU(),
+    "leaky_relu": lambda k, d: nn.LeakyReLU(LEAKY_SLOPE),
+    "prelu": EnsemblePReLU,
+    "elu": lambda k, d: nn.ELU(alpha=1.0),
+    "gelu": lambda k, d: nn.GELU(),
+    "silu": lambda k, d: nn.SiLU(),
+    "mish": lambda k, d: nn.Mish(),
+    "tanh": lambda k, d: nn.Tanh(),
+    "sigmoid": lambda k, d: nn.Sigmoid(),
+    "softplus": lambda k, d: nn.Softplus(beta=1.0, threshold=20.0),
 }
+
+# Initialisation. Each scheme draws W with a variance set by the fan-in/fan-out and a gain
+# matched to the activation that follows the layer; biases start at zero.
+INITS = ("auto", "he_normal", "he_uniform", "xavier_normal", "xavier_uniform",
+         "lecun_normal", "lecun_uniform", "orthogonal", "torch_default")
+INIT_ALIASES = {"kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform",
+                "glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"}
+_RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "mish", "softplus")
+
+
+def resolve_init(init: str, activation: str) -> str:
+    """The concrete scheme behind an alias or ``"auto"``.
+
+    ``auto`` follows the papers that derived each scheme: He et al. (2015) for the ReLU
+    family (variance 2/fan_in keeps the forward signal's scale through rectifiers), Glorot &
+    Bengio (2010) for tanh, sigmoid and identity (variance 2/(fan_in + fan_out) keeps both
+    the forward signal and the backward gradient near unit scale for near-linear units).
+
+    >>> resolve_init("auto", "relu"), resolve_init("glorot_uniform", "tanh")
+    ('he_normal', 'xavier_uniform')
+    """
+    init = INIT_ALIASES.get(init, init)
+    if init != "auto":
+        return init
+    return "he_normal" if activation in _RELU_FAMILY else "xavier_uniform"
+
+
+def he_gain2(activation: str) -> float:
+    """Squared gain of He initialisation: 2 / (1 + a²) for a rectifier with negative slope
+    a (He et al. 2015, eq. 10); 2 for the other rectifier-like units; 1 for the identity."""
+    if activation == "identity":
+        return 1.0
+    slope = {"leaky_relu": LEAKY_SLOPE, "prelu": PRELU_INIT}.get(activation, 0.0)
+    return 2.0 / (1.0 + slope**2)
+
+
+def init_variance(scheme: str, fan_in: int, fan_out: int, activation: str) -> float:
+    """Var(W_ij) that ``scheme`` aims for (orthogonal: the mean of W_ij²).
+
+    >>> init_variance("he_normal", 512, 512, "relu") == 2 / 512
+    True
+    """
+    if scheme.startswith("he"):
+        return he_gain2(activation) / fan_in
+    if scheme.startswith("xavier"):
+        return 2.0 / (fan_in + fan_out)
+    if scheme.startswith("lecun"):
+        return 1.0 / fan_in
+    if scheme == "orthogonal":
+        return 1.0 / max(fan_in, fan_out)
+    if scheme == "torch_default":
+        return 1.0 / (3.0 * fan_in)  # U(-1/√fan_in, 1/√fan_in)
+    raise ValueError(f"init must be one of {list(INITS)}, got init={scheme!r}")
+
+
 class EnsembleLinear(nn.Module):
     """k independent affine maps applied at once.
 
@@ -33,34 +113,95 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(k, d_in, d_out))
         self.bias = nn.Parameter(torch.zeros(k, 1, d_out))
 
-    def reset_parameters(self, generator: torch.Generator | None = None):
-        # PyTorch's nn.Linear default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and
-        # biases. NOTE: measured on California housing, He init (3x the scale here) with
-        # zero biases gave test RMSE 0.55 against 0.49: tabular MLPs prefer a small start.
-        bound = 1.0 / math.sqrt(self.weight.shape[1])
+    def reset_parameters(self, scheme: str = "torch_default", activation: str = "identity",
+                         generator: torch.Generator | None = None):
+        """Draw each member's weights by ``scheme`` (see :func:`init_variance`)."""
+        _, fan_in, fan_out = self.weight.shape
+        var = init_variance(scheme, fan_in, fan_out, activation)
+        w, b = self.weight, self.bias
         with torch.no_grad():
-            self.weight.uniform_(-bound, bound, generator=generator)
-            self.bias.uniform_(-bound, bound, generator=generator)
+            b.zero_()
+            if scheme.endswith("_normal"):
+                w.normal_(0.0, math.sqrt(var), generator=generator)
+            elif scheme == "orthogonal":  # Saxe et al. (2014): per member, W Wᵀ = I or Wᵀ W = I
+                for member in w:
+                    nn.init.orthogonal_(member, generator=generator)
+            else:  # uniform on ±√(3 var) has variance var
+                bound = math.sqrt(3.0 * var)
+                w.uniform_(-bound, bound, generator=generator)
+                if scheme == "torch_default":  # nn.Linear also draws its bias this way
+                    b.uniform_(-bound, bound, generator=generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)  # (k, n, d_out)
 
 
-class EnsembleBatchNorm(nn.Module):
-    """Batch norm over each member's units. Shape: ``(k, n, d) -> (k, n, d)``."""
+class EnsembleBatchNorm(nn.BatchNorm1d):
+    """Batch norm over each member's units (Ioffe & Szegedy 2015), one statistic per member
+    and unit. Shape: ``(k, n, d) -> (k, n, d)``; parameters and buffers have ``k*d`` entries."""
 
     def __init__(self, k: int, d: int):
-        super().__init__()
-        self.norm = nn.BatchNorm1d(k * d)
+        super().__init__(k * d)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, n, d = x.shape
-        z = self.norm(x.transpose(0, 1).reshape(n, k * d))  # (n, k*d)
+        z = super().forward(x.transpose(0, 1).reshape(n, k * d))  # (n, k*d)
         return z.reshape(n, k, d).transpose(0, 1)
 
 
+class EnsembleLayerNorm(nn.Module):
+    """Layer norm (Ba et al. 2016): each row normalised over its d units, then a per-member
+    affine map. Independent of the batch, so it behaves the same in training and inference.
+    Shape: ``(k, n, d) -> (k, n, d)``; ``weight, bias: (k, 1, d)``."""
+
+    eps = 1e-5
+
+    def __init__(self, k: int, d: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(k, 1, d))
+        self.bias = nn.Parameter(torch.zeros(k, 1, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], eps=self.eps) * self.weight + self.bias
+
+
+NORMALIZATIONS = {"none": None, "batch_norm": EnsembleBatchNorm, "layer_norm": EnsembleLayerNorm}
+
+
+class Block(nn.Module):
+    """One hidden layer: ``a = act(norm(a_in W + b))``, then dropout; with ``residual`` the
+    input is added back, ``a_out = a_in + a`` (He et al. 2016).
+
+    NOTE[DIFF]: Gorishniy et al. (2021)'s tabular ResNet block holds two linear layers with
+    the norm first. Here one block is one hidden layer, so ``hidden_layer_sizes`` keeps its
+    meaning with or without skips, and the back-propagation formula stays one line:
+    δ_in = δ_out + (branch's δ) Wᵀ.
+
+    Shape: ``(k, n, d_in) -> (k, n, d_out)``.
+    """
+
+    def __init__(self, k: int, d_in: int, d_out: int, *, activation: str, normalization: str,
+                 dropout: float, residual: bool):
+        super().__init__()
+        self.linear = EnsembleLinear(k, d_in, d_out)
+        norm = NORMALIZATIONS[normalization]
+        self.norm = norm(k, d_out) if norm is not None else None
+        self.act = ACTIVATIONS[activation](k, d_out)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.residual = residual and d_in == d_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.linear(x)
+        if self.norm is not None:
+            h = self.norm(h)
+        h = self.act(h)
+        if self.dropout is not None:
+            h = self.dropout(h)
+        return x + h if self.residual else h
+
+
 class MLP(nn.Module):
-    """Feed-forward regressor: [embeddings] -> (Linear -> [BatchNorm] -> act -> [Dropout])* -> Linear.
+    """Feed-forward network: [embeddings] -> Block* -> Linear head.
 
     Parameters
     ----------
@@ -72,11 +213,13 @@ class MLP(nn.Module):
     activation : str
         A key of :data:`ACTIVATIONS`.
     dropout : float
-    batch_norm : bool
+    normalization : {"none", "batch_norm", "layer_norm"}
+    residual : bool
+        Skip connections around every hidden layer whose input and output widths agree.
     n_ensemble : int
         Members trained together; predictions are their mean.
     d_out : int
-        Outputs per member.
+        Outputs per member (1 for a mean, q for q quantiles, C for C classes, ...).
 
     Shape: ``forward(x_num: ([k,] n, d_numeric), x_cat: ([k,] n, n_cat)) -> (k, n, d_out)``;
     a leading ``k`` gives each member its own rows (training), none shares them.
@@ -84,36 +227,37 @@ class MLP(nn.Module):
     Examples
     --------
     >>> net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(4,), activation="relu",
-    ...           dropout=0.0, batch_norm=False, n_ensemble=2)
+    ...           n_ensemble=2)
     >>> tuple(net(torch.zeros(5, 3), torch.zeros(5, 0, dtype=torch.long)).shape)
     (2, 5, 1)
     """
 
     def __init__(self, *, d_numeric: int, cardinalities: list[int], hidden_layer_sizes,
-                 activation: str, dropout: float, batch_norm: bool, n_ensemble: int,
-                 d_out: int = 1):
+                 activation: str, dropout: float = 0.0, normalization: str = "none",
+                 residual: bool = False, n_ensemble: int = 1, d_out: int = 1):
         super().__init__()
         self.k = n_ensemble
         self.activation = activation
         self.embeddings = nn.ModuleList(
             nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
         d = d_numeric + sum(embedding_dim(c) for c in cardinalities)
-        layers: list[nn.Module] = []
+        blocks = []
         for width in hidden_layer_sizes:
-            layers.append(EnsembleLinear(n_ensemble, d, width))
-            if batch_norm:
-                layers.append(EnsembleBatchNorm(n_ensemble, width))
-            layers.append(ACTIVATIONS[activation]())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+            blocks.append(Block(n_ensemble, d, width, activation=activation,
+                                normalization=normalization, dropout=dropout,
+                                residual=residual))
             d = width
-        layers.append(EnsembleLinear(n_ensemble, d, d_out))
-        self.layers = nn.Sequential(*layers)
+        self.blocks = nn.ModuleList(blocks)
+        self.head = EnsembleLinear(n_ensemble, d, d_out)
 
-    def reset_parameters(self, generator: torch.Generator | None = None):
-        for m in self.layers:
-            if isinstance(m, EnsembleLinear):
-                m.reset_parameters(generator)
+    def reset_parameters(self, generator: torch.Generator | None = None,
+                         init: str = "torch_default"):
+        """Initialise every layer by ``init`` (see :data:`INITS`); the gain of each hidden
+        layer matches the activation after it, the head's matches the identity."""
+        scheme = resolve_init(init, self.activation)
+        for block in self.blocks:
+            block.linear.reset_parameters(scheme, self.activation, generator)
+        self.head.reset_parameters(scheme, "identity", generator)
         for emb in self.embeddings:
             with torch.no_grad():
                 emb.weight.normal_(0.0, 1.0, generator=generator)
@@ -123,7 +267,9 @@ class MLP(nn.Module):
         x = torch.cat(parts, dim=-1) if len(parts) > 1 else x_num  # ([k,] n, d)
         if x.dim() == 2:  # the same rows for every member
             x = x.unsqueeze(0).expand(self.k, -1, -1)
-        return self.layers(x)  # (k, n, d_out)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)  # (k, n, d_out)
 
 
 def embedding_dim(cardinality: int) -> int:

@@ -1,21 +1,45 @@
 """Forward and backward propagation from scratch in NumPy (float64): the gradient oracle
 that checks the torch engine, and the torch-free runtime behind :func:`load_numpy`.
 
-Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone:
+Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone
+(rows are samples, W^l is d_{l-1} x d_l):
 
-    z^l = a^{l-1} W^l + b^l          (a^0 = x; rows are samples, W^l is d_{l-1} x d_l)
-    a^l = f(z^l)                      (hidden layers; the output layer is linear: ŷ = z^L)
+    z^l = a^{l-1} W^l + b^l             (a^0 = x, the encoded inputs)
+    u^l = norm(z^l)                     (identity, batch norm in eval mode, or layer norm)
+    a^l = f(u^l) ⊙ m^l / (1 - p)        (dropout mask m^l; no mask at inference)
+    a^l ← a^{l-1} + a^l                 (residual blocks, when widths agree)
+    o   = a^{L-1} W^L + b^L             (raw outputs; the loss decides what they mean)
 
-The loss here is the mean squared error over members and samples, for N samples and k
-members  L = (1 / kN) Σ (ŷ - y)². Back-propagation is the chain rule, layer by layer:
+Back-propagation is the chain rule taken layer by layer from the output down. The output
+error δᴸ = ∂L/∂o depends on the loss and its output map (sigmoid, softmax, exp, ...); the
+pairs below are why each loss is paired with its output (k members, N rows, the mean
+over both):
 
-    δ^L = ∂L/∂z^L = 2 (ŷ - y) / (kN)                  (output error; f is the identity)
-    δ^l = (δ^{l+1} W^{l+1 ᵀ}) ⊙ f′(z^l)               (each row: δˡ = (Wˡ⁺¹ᵀ δˡ⁺¹) ⊙ f′(zˡ))
-    ∂L/∂W^l = a^{l-1 ᵀ} δ^l,   ∂L/∂b^l = Σ_rows δ^l   (each row: ∂L/∂Wˡ = δˡ aˡ⁻¹ᵀ)
+    mse            L = mean (o - y)²                       δᴸ = 2 (o - y) / kN
+    mae            L = mean |o - y|                        δᴸ = sign(o - y) / kN
+    huber          L = mean ½r² or δ(|r| - ½δ)             δᴸ = clip(o - y, -δ, δ) / kN
+    quantile τ     L = mean max(τr, (τ - 1)r), r = y - o   δᴸ = -(τ - [r < 0]) / kNQ
+    gaussian_nll   L = mean ½(log v + (y - μ)²/v)          δμ = -(y - μ)/v / kN
+                   v = softplus(s) + ε                     δs = ½(1/v - (y-μ)²/v²) σ(s) / kN
+    poisson        L = mean e^o - y o                      δᴸ = (e^o - y) / kN
+    softmax + CE   L = mean log Σ_c e^{o_c} - o_y           δᴸ = (softmax(o) - onehot(y)) / kN
+    sigmoid + BCE  L = mean softplus(o) - y o              δᴸ = (σ(o) - y) / kN
+    sigmoid + MSE  L = mean Σ_c (σ(o_c) - t_c)²            δᴸ = 2 (σ - t) σ (1 - σ) / kN
 
-Batch norm in eval mode is a fixed affine map, u = (z - μ)/√(σ² + ε) · γ + β, so it
-multiplies the error by γ/√(σ² + ε); dropout with a given mask m multiplies it by m/(1-p).
-The pre-activations z are cached on the way forward because f′ needs them on the way back.
+The cross-entropy pairs cancel the output non-linearity's derivative; sigmoid + MSE keeps
+the factor σ(1 - σ), which vanishes when a unit saturates: the reason it learns slowly.
+
+Then, for each hidden layer from the top, with g = ∂L/∂a^l:
+
+    δˡ = (g ⊙ m / (1 - p)) ⊙ f′(uˡ) ⊙ ∂u/∂z                (for a plain net g = δˡ⁺¹ Wˡ⁺¹ᵀ,
+                                                          i.e. δˡ = (Wˡ⁺¹ᵀ δˡ⁺¹) ⊙ f′(zˡ))
+    ∂L/∂Wˡ = aˡ⁻¹ᵀ δˡ,   ∂L/∂bˡ = Σ_rows δˡ              (per row: ∂L/∂Wˡ = δˡ aˡ⁻¹ᵀ)
+    ∂L/∂aˡ⁻¹ = δˡ Wˡᵀ  (+ g itself through a residual skip)
+
+Batch norm in eval mode is a fixed affine map (∂u/∂z = γ/√(σ² + ε)); layer norm
+normalises each row by its own mean and deviation, so its ∂u/∂z mixes the row's units
+(see :meth:`NumpyMLP._layer_norm_backward`). The pre-activations are cached on the way
+forward because f′ needs them on the way back.
 """
 
 from __future__ import annotations
@@ -25,13 +49,23 @@ import math
 import numpy as np
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
-_BN_EPS = 1e-5  # torch.nn.BatchNorm1d's default
+_NORM_EPS = 1e-5  # torch's BatchNorm1d and LayerNorm default
 _LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
+_SOFTPLUS_THRESHOLD = 20.0  # torch's softplus returns z itself beyond this
+_VARIANCE_FLOOR = 1e-6  # as dnnreg.losses
 
 
 def _sigmoid(z):
-    return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))),
-                    np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(z):
+    return np.where(z > _SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, _SOFTPLUS_THRESHOLD))))
+
+
+def _softplus_grad(z):
+    return np.where(z > _SOFTPLUS_THRESHOLD, 1.0, _sigmoid(z))
 
 
 def _gelu_grad(z):
@@ -39,53 +73,174 @@ def _gelu_grad(z):
     return cdf + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
 
 
-# name -> (f, f′). At the kink of relu and leaky_relu f′(0) is taken as 0 (resp. the slope),
-# the convention torch's autograd uses.
+def _mish_grad(z):
+    t = np.tanh(np.log1p(np.exp(z)))  # torch's mish uses softplus without a threshold
+    return t + z * _sigmoid(z) * (1.0 - t * t)
+
+
+# name -> (f, f′). At kinks f′ follows torch's autograd: relu′(0) = 0, leaky_relu′(0) =
+# 0.01, prelu′(0) = its slope, elu′(0) = 1. prelu's slope a (shape (k, 1, d)) is passed in.
 ACTIVATIONS = {
     "identity": (lambda z: z, lambda z: np.ones_like(z)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(z.dtype)),
     "leaky_relu": (lambda z: np.where(z > 0, z, _LEAKY_SLOPE * z),
                    lambda z: np.where(z > 0, 1.0, _LEAKY_SLOPE)),
-    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
-    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
+    "prelu": (lambda z, a: np.where(z > 0, z, a * z), lambda z, a: np.where(z > 0, 1.0, a)),
+    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+            lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))),
     "gelu": (lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))), _gelu_grad),
     "silu": (lambda z: z * _sigmoid(z),
              lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
+    "mish": (lambda z: z * np.tanh(np.log1p(np.exp(z))), _mish_grad),
+    "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
+    "softplus": (_softplus, _softplus_grad),
 }
 
 
+# ---------------------------------------------------------------------- losses
+def loss_and_output_error(name, out, y, *, huber_delta=1.0, quantiles=(0.5,)):
+    """``(L, δᴸ = ∂L/∂out)`` for the loss ``name`` (formulas in the module docstring).
+
+    ``out``: (k, n, d_out); ``y``: (n,) — floats for regression, class indices for
+    ``cross_entropy`` / ``sigmoid_mse``.
+    """
+    k, n, d = out.shape
+    m = k * n
+    if name in ("cross_entropy", "sigmoid_mse"):
+        return _classification_loss(name, out, np.asarray(y, dtype=np.int64), m)
+    y = np.asarray(y, dtype=np.float64)[None, :]  # (1, n): broadcast over members
+    o = out[..., 0]
+    grad = np.zeros_like(out)
+    if name == "mse":
+        r = o - y
+        loss, grad[..., 0] = np.mean(r * r), 2.0 * r / m
+    elif name == "mae":
+        r = o - y
+        loss, grad[..., 0] = np.mean(np.abs(r)), np.sign(r) / m
+    elif name == "huber":
+        r, dl = o - y, huber_delta
+        small = np.abs(r) <= dl
+        loss = np.mean(np.where(small, 0.5 * r * r, dl * (np.abs(r) - 0.5 * dl)))
+        grad[..., 0] = np.clip(r, -dl, dl) / m
+    elif name == "quantile":
+        tau = np.asarray(quantiles, dtype=np.float64)
+        r = y[..., None] - out  # (k, n, q)
+        loss = np.mean(np.maximum(tau * r, (tau - 1.0) * r))
+        # At r = 0 torch's maximum splits the gradient between its two (equal) arguments.
+        slope = np.where(r > 0, tau, np.where(r < 0, tau - 1.0, tau - 0.5))
+        grad = -slope / (m * len(tau))
+    elif name == "gaussian_nll":
+        s = out[..., 1]
+        v = _softplus(s) + _VARIANCE_FLOOR
+        r = y - o
+        loss = np.mean(0.5 * (np.log(v) + r * r / v))
+        grad[..., 0] = -r / v / m
+        grad[..., 1] = 0.5 * (1.0 / v - r * r / (v * v)) * _softplus_grad(s) / m
+    elif name == "poisson":
+        loss, grad[..., 0] = np.mean(np.exp(o) - y * o), (np.exp(o) - y) / m
+    else:
+        raise ValueError(f"loss must be one of {LOSSES}, got loss={name!r}")
+    return float(loss), grad
+
+
+def _classification_loss(name, out, y, m):
+    k, n, d = out.shape
+    if d == 1:  # two classes: one sigmoid output
+        z, t = out[..., 0], y[None, :].astype(np.float64)
+        p = _sigmoid(z)
+        if name == "cross_entropy":
+            loss = np.mean(_softplus_exact(z) - t * z)
+            return float(loss), ((p - t) / m)[..., None]
+        loss = np.mean((p - t) ** 2)
+        return float(loss), (2.0 * (p - t) * p * (1.0 - p) / m)[..., None]
+    t = np.zeros((n, d))
+    t[np.arange(n), y] = 1.0
+    if name == "cross_entropy":
+        shifted = out - out.max(axis=-1, keepdims=True)
+        log_z = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        log_p = shifted - log_z
+        loss = -np.mean((log_p * t).sum(axis=-1))
+        return float(loss), (np.exp(log_p) - t) / m
+    p = _sigmoid(out)
+    loss = np.mean(((p - t) ** 2).sum(axis=-1))
+    return float(loss), 2.0 * (p - t) * p * (1.0 - p) / m
+
+
+def _softplus_exact(z):
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+LOSSES = ("mse", "mae", "huber", "quantile", "gaussian_nll", "poisson", "cross_entropy",
+          "sigmoid_mse")
+
+
+def output_map(name, out, *, n_classes=None):
+    """Each member's prediction from raw outputs, as :meth:`dnnreg.losses.Loss.predict`:
+    the value (k, n); sorted quantiles (k, n, q); mean and variance (k, n, 2); the rate
+    (k, n); or class probabilities (k, n, C)."""
+    if name == "quantile":
+        return np.sort(out, axis=-1)
+    if name == "gaussian_nll":
+        return np.stack([out[..., 0], _softplus(out[..., 1]) + _VARIANCE_FLOOR], axis=-1)
+    if name == "poisson":
+        return np.exp(out[..., 0])
+    if name in ("cross_entropy", "sigmoid_mse"):
+        if out.shape[-1] == 1:
+            p = _sigmoid(out[..., 0])
+            return np.stack([1.0 - p, p], axis=-1)
+        if name == "sigmoid_mse":
+            p = _sigmoid(out)
+            return p / p.sum(axis=-1, keepdims=True)
+        e = np.exp(out - out.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    return out[..., 0]
+
+
+def point_prediction(name, per_member, *, quantiles=(0.5,)):
+    """The ensemble's point prediction from each member's (``output_map``): the mean over
+    members of the value, of the level nearest 0.5 (quantile), of the mean (gaussian_nll),
+    or of the probabilities (classification, (n, C)). Shared by both engines."""
+    mean = per_member.mean(axis=0)
+    if name == "quantile":
+        levels = sorted(float(q) for q in quantiles)
+        return mean[:, int(np.argmin([abs(q - 0.5) for q in levels]))]
+    if name == "gaussian_nll":
+        return mean[:, 0]
+    return mean
+
+
+# ---------------------------------------------------------------------- the network
 class NumpyMLP:
     """The dnnreg MLP in NumPy, built from the same named tensors as the torch model.
 
     Parameters
     ----------
     params : dict of str -> ndarray
-        The torch ``state_dict`` as arrays (``layers.0.weight`` is (k, d_in, d_out)).
-    hidden_layer_sizes, activation, batch_norm, dropout : as in ``DNNRegressor``.
+        The torch ``state_dict`` as arrays (``blocks.0.linear.weight`` is (k, d_in, d_out)).
+    hidden_layer_sizes, activation, normalization, residual, dropout : as in the estimators.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> p = {"layers.0.weight": rng.normal(size=(1, 2, 3)), "layers.0.bias": np.zeros((1, 1, 3)),
-    ...      "layers.2.weight": rng.normal(size=(1, 3, 1)), "layers.2.bias": np.zeros((1, 1, 1))}
+    >>> p = {"blocks.0.linear.weight": rng.normal(size=(1, 2, 3)),
+    ...      "blocks.0.linear.bias": np.zeros((1, 1, 3)),
+    ...      "head.weight": rng.normal(size=(1, 3, 1)), "head.bias": np.zeros((1, 1, 1))}
     >>> net = NumpyMLP(p, hidden_layer_sizes=(3,), activation="relu")
     >>> net.forward(np.ones((4, 2))).shape
     (1, 4, 1)
     """
 
-    def __init__(self, params, *, hidden_layer_sizes, activation, batch_norm=False,
-                 dropout=0.0):
+    def __init__(self, params, *, hidden_layer_sizes, activation, normalization="none",
+                 residual=False, dropout=0.0):
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-        self.activation = activation
+        self.activation, self.normalization, self.dropout = activation, normalization, dropout
         self.f, self.df = ACTIVATIONS[activation]
-        # Index of each module in torch's nn.Sequential, to read the same parameter names.
-        self.hidden, i = [], 0
-        for _ in hidden_layer_sizes:
-            bn = i + 1 if batch_norm else None
-            self.hidden.append((i, bn))
-            i += 1 + (1 if batch_norm else 0) + 1 + (1 if dropout > 0 else 0)
-        self.output_index = i
-        self.dropout = dropout
+        self.n_blocks = len(hidden_layer_sizes)
+        widths = [self.params["blocks.0.linear.weight"].shape[1] if self.n_blocks else 0,
+                  *hidden_layer_sizes]
+        self.residual = [bool(residual) and widths[i] == widths[i + 1]
+                         for i in range(self.n_blocks)]
         self.n_embeddings = len([k for k in self.params if k.startswith("embeddings.")])
 
     # -------------------------------------------------------------- inputs
@@ -98,91 +253,131 @@ class NumpyMLP:
             x = np.concatenate(parts, axis=1)
         return x
 
-    def _bn(self, j, z):
-        """Eval-mode batch norm over the flattened (member, unit) axis.
+    # -------------------------------------------------------------- pieces
+    def _act(self, l, u):
+        if self.activation == "prelu":
+            a = self.params[f"blocks.{l}.act.weight"]
+            return self.f(u, a), self.df(u, a)
+        return self.f(u), self.df(u)
 
-        Returns ``(u, scale, x_hat)``: the output, ∂u/∂z = γ/√(σ² + ε), and the normalised
-        input that ∂L/∂γ needs."""
+    def _norm(self, l, z):
+        """``(u, state)``: the normalised output and what the backward pass needs."""
+        if self.normalization == "none":
+            return z, None
+        p = lambda s: self.params[f"blocks.{l}.norm.{s}"]  # noqa: E731
         k, _, d = z.shape
-        p = lambda s: self.params[f"layers.{j}.norm.{s}"].reshape(k, 1, d)  # noqa: E731
-        inv_std = 1.0 / np.sqrt(p("running_var") + _BN_EPS)
-        x_hat = (z - p("running_mean")) * inv_std
-        return x_hat * p("weight") + p("bias"), p("weight") * inv_std, x_hat
+        if self.normalization == "batch_norm":  # eval mode: running statistics, fixed
+            inv_std = 1.0 / np.sqrt(p("running_var").reshape(k, 1, d) + _NORM_EPS)
+            x_hat = (z - p("running_mean").reshape(k, 1, d)) * inv_std
+            gamma, beta = p("weight").reshape(k, 1, d), p("bias").reshape(k, 1, d)
+        else:  # layer norm: each row by its own mean and (biased) variance
+            mu, var = z.mean(axis=-1, keepdims=True), z.var(axis=-1, keepdims=True)
+            inv_std = 1.0 / np.sqrt(var + _NORM_EPS)
+            x_hat = (z - mu) * inv_std
+            gamma, beta = p("weight"), p("bias")
+        return x_hat * gamma + beta, (x_hat, inv_std, gamma)
 
     # -------------------------------------------------------------- forward
     def forward(self, x, masks=None, cache=None):
-        """Outputs of every member. Shape: ``x: (n, d) -> (k, n, 1)``.
+        """Raw outputs of every member. Shape: ``x: (n, d) -> (k, n, d_out)``.
 
         ``masks[l]`` (0/1, shape (k, n, width)) replaces dropout's random draw in hidden
         layer l (training-mode dropout, scaled by 1/(1-p)); without masks dropout is off,
         as at inference. ``cache`` (a list) collects what backward needs.
         """
-        a = np.broadcast_to(x, (self.params["layers.0.weight"].shape[0],) + x.shape)
-        for l, (i, bn) in enumerate(self.hidden):
-            z = a @ self.params[f"layers.{i}.weight"] + self.params[f"layers.{i}.bias"]
-            u, bn_scale, x_hat = self._bn(bn, z) if bn is not None else (z, None, None)
-            h = self.f(u)
+        a = np.broadcast_to(x, (self.params["head.weight"].shape[0],) + x.shape)
+        for l in range(self.n_blocks):
+            z = a @ self.params[f"blocks.{l}.linear.weight"] + self.params[f"blocks.{l}.linear.bias"]
+            u, norm_state = self._norm(l, z)
+            h, fprime = self._act(l, u)
             mask = None
             if masks is not None and masks[l] is not None:
                 mask = masks[l] / (1.0 - self.dropout)
                 h = h * mask
             if cache is not None:
-                cache.append({"a_in": a, "u": u, "bn_scale": bn_scale, "x_hat": x_hat,
+                cache.append({"a_in": a, "u": u, "fprime": fprime, "norm": norm_state,
                               "mask": mask})
-            a = h
-        o = self.output_index
-        out = a @ self.params[f"layers.{o}.weight"] + self.params[f"layers.{o}.bias"]
+            a = a + h if self.residual[l] else h
         if cache is not None:
             cache.append({"a_in": a})
-        return out
+        return a @ self.params["head.weight"] + self.params["head.bias"]
 
     # -------------------------------------------------------------- backward
-    def mse_and_gradients(self, x, y, masks=None):
-        """The ensemble MSE and ∂L/∂θ for every parameter, by back-propagation.
+    def loss_and_gradients(self, x, y, *, loss="mse", masks=None, **loss_options):
+        """The loss and ∂L/∂θ for every parameter, by back-propagation.
 
         Returns ``(loss, grads)`` with ``grads`` keyed like ``params``.
         """
         cache: list[dict] = []
         out = self.forward(x, masks=masks, cache=cache)
-        k, n = out.shape[0], out.shape[1]
-        resid = out[..., 0] - np.asarray(y, dtype=np.float64)  # (k, n)
-        loss = float(np.mean(resid**2))
-        delta = (2.0 * resid / (k * n))[..., None]  # δ^L: (k, n, 1)
-        grads = {}
-        o = self.output_index
-        grads.update(self._affine_grads(o, cache[-1]["a_in"], delta))
-        W_next = self.params[f"layers.{o}.weight"]
-        for l in range(len(self.hidden) - 1, -1, -1):
-            i, bn = self.hidden[l]
+        value, delta = loss_and_output_error(loss, out, y, **loss_options)
+        return value, self.backward(cache, delta)
+
+    def mse_and_gradients(self, x, y, masks=None):
+        """Shorthand for ``loss_and_gradients(x, y, loss="mse")``."""
+        return self.loss_and_gradients(x, y, loss="mse", masks=masks)
+
+    def backward(self, cache, delta):
+        """Every parameter's gradient from the output error ``delta`` = ∂L/∂o."""
+        grads = self._affine_grads("head", cache[-1]["a_in"], delta)
+        g = delta @ np.swapaxes(self.params["head.weight"], 1, 2)  # ∂L/∂a^{L-1}
+        for l in range(self.n_blocks - 1, -1, -1):
             c = cache[l]
-            delta = delta @ np.swapaxes(W_next, 1, 2)  # back through the next layer's W
+            skip = g if self.residual[l] else None
             if c["mask"] is not None:
-                delta = delta * c["mask"]
-            delta = delta * self.df(c["u"])  # ⊙ f′(u)
-            if bn is not None:
-                grads[f"layers.{bn}.norm.weight"] = (delta * c["x_hat"]).sum(axis=1).reshape(-1)
-                grads[f"layers.{bn}.norm.bias"] = delta.sum(axis=1).reshape(-1)
-                delta = delta * c["bn_scale"]
-            grads.update(self._affine_grads(i, c["a_in"], delta))
-            W_next = self.params[f"layers.{i}.weight"]
-        return loss, grads
+                g = g * c["mask"]
+            if self.activation == "prelu":  # ∂a/∂slope = min(u, 0)
+                grads[f"blocks.{l}.act.weight"] = (g * np.minimum(c["u"], 0.0)).sum(
+                    axis=1, keepdims=True)
+            g = g * c["fprime"]  # ∂L/∂u = ∂L/∂a ⊙ f′(u)
+            if self.normalization != "none":
+                g = self._norm_backward(l, g, c["norm"], grads)
+            grads.update(self._affine_grads(f"blocks.{l}.linear", c["a_in"], g))
+            g = g @ np.swapaxes(self.params[f"blocks.{l}.linear.weight"], 1, 2)
+            if skip is not None:
+                g = g + skip  # the identity path carries the gradient undiminished
+        return grads
+
+    def _norm_backward(self, l, g, state, grads):
+        x_hat, inv_std, gamma = state
+        k, _, d = g.shape
+        name = f"blocks.{l}.norm"
+        if self.normalization == "batch_norm":
+            grads[f"{name}.weight"] = (g * x_hat).sum(axis=1).reshape(-1)
+            grads[f"{name}.bias"] = g.sum(axis=1).reshape(-1)
+            return g * gamma * inv_std
+        grads[f"{name}.weight"] = (g * x_hat).sum(axis=1, keepdims=True)
+        grads[f"{name}.bias"] = g.sum(axis=1, keepdims=True)
+        return self._layer_norm_backward(g * gamma, x_hat, inv_std)
 
     @staticmethod
-    def _affine_grads(i, a_in, delta):
+    def _layer_norm_backward(g_hat, x_hat, inv_std):
+        """∂L/∂z from ∂L/∂x̂ for x̂ = (z - mean z)/√(var z + ε) over a row's d units:
+        ∂L/∂z = (g - mean(g) - x̂ · mean(g ⊙ x̂)) / √(var + ε) (Ba et al. 2016)."""
+        return inv_std * (g_hat - g_hat.mean(axis=-1, keepdims=True)
+                          - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True))
+
+    @staticmethod
+    def _affine_grads(name, a_in, delta):
         # ∂L/∂W = a^{l-1 ᵀ} δ^l per member; ∂L/∂b = Σ over rows of δ^l.
-        return {f"layers.{i}.weight": np.swapaxes(a_in, 1, 2) @ delta,
-                f"layers.{i}.bias": delta.sum(axis=1, keepdims=True)}
+        return {f"{name}.weight": np.swapaxes(a_in, 1, 2) @ delta,
+                f"{name}.bias": delta.sum(axis=1, keepdims=True)}
 
     # -------------------------------------------------------------- inference
-    def predict(self, x_num, x_cat=None, *, batch_size=65536):
-        """Ensemble-mean output (standardized units). Shape: ``-> (n,)``."""
+    def outputs(self, x_num, x_cat=None, *, batch_size=65536):
+        """Raw outputs for encoded inputs, in chunks. Shape: ``-> (k, n, d_out)``."""
         x = self.embed(x_num, x_cat)
-        return np.concatenate([self.forward(x[i:i + batch_size]).mean(axis=0)[:, 0]
-                               for i in range(0, len(x), batch_size)] or [np.zeros(0)])
+        k, d_out = self.params["head.weight"].shape[0], self.params["head.weight"].shape[2]
+        chunks = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(chunks, axis=1) if chunks else np.zeros((k, 0, d_out))
+
+    def predict(self, x_num, x_cat=None, *, batch_size=65536):
+        """Ensemble-mean of the first output (standardized units). Shape: ``-> (n,)``."""
+        return self.outputs(x_num, x_cat, batch_size=batch_size).mean(axis=0)[:, 0]
 
 
 def train_numpy(net: NumpyMLP, x, y, batches, *, optimizer="sgd", lr=0.01, momentum=0.9,
-                betas=(0.9, 0.999), eps=1e-8, masks=None):
+                betas=(0.9, 0.999), eps=1e-8, masks=None, loss="mse"):
     """Train ``net`` in place by back-propagation alone (no autograd); returns the losses.
 
     ``batches`` is a sequence of row-index arrays, one per step, so a test can feed torch
@@ -201,8 +396,8 @@ def train_numpy(net: NumpyMLP, x, y, batches, *, optimizer="sgd", lr=0.01, momen
     losses = []
     for t, rows in enumerate(batches, start=1):
         step_masks = None if masks is None else masks[t - 1]
-        loss, grads = net.mse_and_gradients(x[rows], y[rows], masks=step_masks)
-        losses.append(loss)
+        value, grads = net.loss_and_gradients(x[rows], y[rows], loss=loss, masks=step_masks)
+        losses.append(value)
         for name, g in grads.items():
             p, st = net.params[name], state.setdefault(name, {})
             if optimizer == "sgd":

@@ -16,7 +16,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-FORMAT_VERSION = 1
+import numpy as np
+
+FORMAT_VERSION = 2
 FILES = ("config.json", "preprocessor.json", "weights.safetensors")
 
 
@@ -69,6 +71,11 @@ def atomic_dir(final):
         raise
 
 
+def _params_from_json(params: dict) -> dict:
+    """Undo :func:`json_params`: lists back to the tuples the estimators take."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
 def json_params(model) -> dict:
     """``get_params()`` as plain JSON: tuples become lists; a RandomState object, which
     JSON cannot hold, becomes null."""
@@ -79,7 +86,8 @@ def json_params(model) -> dict:
 
 
 def save(model, path, *, metadata: dict | None = None) -> Path:
-    """Save a fitted ``DNNRegressor`` to the directory ``path`` (created or replaced).
+    """Save a fitted ``DNNRegressor`` or ``DNNClassifier`` to the directory ``path``
+    (created or replaced).
 
     ``metadata`` (plain JSON, e.g. the target column's name) is stored in ``config.json``.
     """
@@ -95,9 +103,10 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
         state = {k: v.detach().to("cpu", copy=True).contiguous()
                  for k, v in model.model_.state_dict().items()}
         save_file(state, tmp / "weights.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
+        scaler = getattr(model, "target_scaler_", None)
         write_json(tmp / "preprocessor.json", {
             "features": model.preprocessor_.to_dict(),
-            "target": model.target_scaler_.to_dict()})
+            "target": None if scaler is None else scaler.to_dict()})
         config = {
             "format_version": FORMAT_VERSION,
             "dnnreg_version": __version__,
@@ -107,7 +116,9 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
             "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_iter_,
                          "best_epoch": model.best_epoch_, "fit_seconds": model.fit_seconds_},
             "architecture": {"d_numeric": len(model.preprocessor_.feature_names_out()),
-                             "cardinalities": model.preprocessor_.cardinalities()},
+                             "cardinalities": model.preprocessor_.cardinalities(),
+                             "d_out": model.loss_.n_outputs()},
+            "classes": model.classes_.tolist() if hasattr(model, "classes_") else None,
             "feature_schema": model.preprocessor_.schema(),
             "fitted_with_names": hasattr(model, "feature_names_in_"),
             "metadata": metadata or {},
@@ -152,8 +163,9 @@ def read_preprocessor(path):
     from .preprocessing import TablePreprocessor, TargetScaler
 
     state = json.loads((Path(path) / "preprocessor.json").read_text())
+    target = state["target"]
     return (TablePreprocessor.from_dict(state["features"]),
-            TargetScaler.from_dict(state["target"]))
+            None if target is None else TargetScaler.from_dict(target))
 
 
 def _read_weights(path: Path, load_file):
@@ -168,26 +180,30 @@ def _read_weights(path: Path, load_file):
 
 
 def load(path):
-    """Load a model saved by :func:`save`; returns a fitted ``DNNRegressor``.
+    """Load a model saved by :func:`save`; returns a fitted ``DNNRegressor`` or
+    ``DNNClassifier``.
 
     Raises :class:`ModelFormatError` for a missing, corrupt, truncated or unknown-version
     model, naming the file and the fix.
     """
-    import numpy as np
     import torch
     from safetensors.torch import load_file
 
-    from .estimator import DNNRegressor
+    from .estimator import DNNClassifier, DNNRegressor
 
     path = Path(path)
     config = read_config(path)
-    if config.get("estimator") != "DNNRegressor":
+    classes = {"DNNRegressor": DNNRegressor, "DNNClassifier": DNNClassifier}
+    if config.get("estimator") not in classes:
         raise ModelFormatError(f"model {str(path)!r} holds a {config.get('estimator')!r}; "
-                               "this dnnreg version loads DNNRegressor models")
-    params = dict(config["params"])
-    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-    model = DNNRegressor(**params)
-    model.preprocessor_, model.target_scaler_ = read_preprocessor(path)
+                               f"this dnnreg version loads {sorted(classes)} models")
+    model = classes[config["estimator"]](**_params_from_json(config["params"]))
+    model.preprocessor_, scaler = read_preprocessor(path)
+    if scaler is not None:
+        model.target_scaler_ = scaler
+    if config["classes"] is not None:
+        model.classes_ = np.asarray(config["classes"])
+    model.loss_ = model._make_loss()
     if model.preprocessor_.schema() != config["feature_schema"]:
         raise ModelFormatError(f"model {str(path)!r}: preprocessor.json does not match the "
                                "feature schema in config.json; re-save the model")
@@ -213,21 +229,43 @@ def load(path):
 
 
 class NumpyModel:
-    """A saved model run by NumPy alone: preprocessing, the MLP and target un-scaling.
+    """A saved model run by NumPy alone: preprocessing, the MLP and the output map.
 
     Created by :func:`load_numpy`; importing it needs only numpy, pandas and safetensors.
+    ``predict`` returns what the estimator's ``predict`` returns: a value in the target's
+    units, or a class label; ``predict_proba`` exists for classifiers.
     """
 
     def __init__(self, config: dict, preprocessor, target_scaler, net):
-        # Attribute names match DNNRegressor's, so callers treat both engines alike.
+        # Attribute names match the estimators', so callers treat both engines alike.
         self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
             config, preprocessor, target_scaler, net)
         self.metadata_ = config.get("metadata", {})
+        self.loss = config["params"]["loss"]
+        classes = config.get("classes")
+        if classes is not None:
+            self.classes_ = np.asarray(classes)
+
+    def _point(self, X):
+        from .numpy_ref import output_map, point_prediction
+
+        enc = self.preprocessor_.transform(X)
+        per_member = output_map(self.loss, self.net_.outputs(enc.numeric, enc.categorical))
+        return point_prediction(self.loss, per_member,
+                                quantiles=self.config_["params"].get("quantiles", (0.5,)))
+
+    def predict_proba(self, X):
+        """Class probabilities (classifiers only). Shape: ``(n, C)``."""
+        if not hasattr(self, "classes_"):
+            raise ValueError("predict_proba needs a classifier; this model is a "
+                             f"{self.config_['estimator']}, use predict")
+        return self._point(X)
 
     def predict(self, X):
-        """Predictions in the target's original units. Shape: ``(n,)``."""
-        enc = self.preprocessor_.transform(X)
-        return self.target_scaler_.inverse(self.net_.predict(enc.numeric, enc.categorical))
+        """Predictions in the target's original units, or class labels. Shape: ``(n,)``."""
+        if hasattr(self, "classes_"):
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return self.target_scaler_.inverse(self._point(X))
 
 
 def load_numpy(path) -> NumpyModel:
@@ -244,6 +282,6 @@ def load_numpy(path) -> NumpyModel:
     pre, target = read_preprocessor(path)
     params = config["params"]
     net = NumpyMLP(_read_weights(path, load_file), hidden_layer_sizes=params["hidden_layer_sizes"],
-                   activation=params["activation"], batch_norm=params["batch_norm"],
-                   dropout=params["dropout"])
+                   activation=params["activation"], normalization=params["normalization"],
+                   residual=params["residual"], dropout=params["dropout"])
     return NumpyModel(config, pre, target, net)

@@ -1,5 +1,6 @@
-"""One readable training loop: mini-batches sliced from in-memory tensors, AdamW, a
-learning-rate schedule, and early stopping that restores the best weights.
+"""One readable training loop: mini-batches sliced from in-memory tensors, any optimiser
+and schedule of :mod:`dnnreg.optim`, any loss of :mod:`dnnreg.losses`, and early stopping
+on any validation metric that restores the best weights.
 
 The loop never builds batches sample by sample (no DataLoader) and never synchronises
 with ``.item()`` inside an epoch, so an epoch costs close to its matrix multiplications.
@@ -13,13 +14,40 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
+from .losses import Loss
+from .optim import Schedule, clip_gradients, decayed_parameters, make_optimizer, penalty
+
 logger = logging.getLogger("dnnreg")
 
-SCHEDULES = ("onecycle", "cosine", "constant")
+
+@dataclass
+class TrainConfig:
+    """Everything the loop needs besides the model and the data; the estimator fills it
+    from its parameters (the defaults live there, not here)."""
+
+    batch_size: int
+    max_iter: int
+    solver: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    alpha: float
+    l1: float
+    clip_grad_norm: float | None
+    clip_grad_value: float | None
+    lr_schedule: str
+    lr_warmup: float
+    lr_step_size: int
+    lr_gamma: float
+    lr_patience: int
+    n_iter_no_change: int
+    restore_best: bool
+    max_time: float | None
 
 
 @dataclass
@@ -32,104 +60,84 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def make_optimizer(model: nn.Module, *, lr: float, weight_decay: float):
-    """AdamW (Loshchilov & Hutter 2019) with decay on weight matrices only; biases,
-    norms and embeddings are not shrunk. Uses the fused kernel where torch has one."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if name.endswith("weight") and p.dim() == 3 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    try:
-        return torch.optim.AdamW(groups, lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # older torch or an unsupported device
-        return torch.optim.AdamW(groups, lr=lr, foreach=True)
-
-
-def make_schedule(optimizer, *, schedule: str, total_steps: int):
-    """Per-step learning-rate schedule. ``onecycle``: warm up for 10 % of the steps, then
-    cosine-anneal (Smith & Topin 2019); ``cosine``: anneal from the start (Loshchilov &
-    Hutter 2017); ``constant``: none."""
-    if schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=max(total_steps, 2), pct_start=0.1)
-    if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
-    return None
-
-
-def ensemble_mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean over members of each member's MSE: members learn independently.
-    Shape: ``out: (k, n, 1), y: (n,) or (k, n) -> ()``."""
-    return (out.squeeze(-1) - y).pow(2).mean()
-
-
 @torch.no_grad()
-def predict_standardized(model: nn.Module, x_num, x_cat, *, batch_size: int = 65536):
-    """Ensemble-mean predictions in standardized target units. Shape: ``-> (n,)``."""
+def forward_in_chunks(model: nn.Module, x_num, x_cat, *, batch_size: int = 65536):
+    """Raw outputs of every member in eval mode. Shape: ``-> (k, n, d_out)``."""
     model.eval()
-    outs = [model(x_num[i:i + batch_size], x_cat[i:i + batch_size]).mean(0).squeeze(-1)
+    outs = [model(x_num[i:i + batch_size], x_cat[i:i + batch_size])
             for i in range(0, x_num.shape[0], batch_size)]
-    return torch.cat(outs) if outs else x_num.new_zeros(0)
+    if not outs:
+        return model(x_num, x_cat)
+    return torch.cat(outs, dim=1)
 
 
-def fit_model(model: nn.Module, train, val, *, batch_size: int, max_iter: int, lr: float,
-              weight_decay: float, schedule: str, n_iter_no_change: int,
-              max_time: float | None, generator: torch.Generator, target_std: float = 1.0,
-              callbacks=(), log_every: int = 1) -> TrainResult:
-    """Train ``model`` in place on ``train = (x_num, x_cat, y)``; early-stop on ``val``.
+def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
+              generator: torch.Generator, evaluate: Callable[[nn.Module], dict] | None = None,
+              monitor: str = "val_loss", maximize: bool = False, callbacks=(),
+              log_every: int = 1, log_keys: tuple = ()) -> TrainResult:
+    """Train ``model`` in place on ``train = (x_num, x_cat, y)``.
 
-    ``val`` may be ``None`` (then the last epoch is kept). ``target_std`` converts the
-    standardized validation RMSE back to the target's units for the history.
+    ``evaluate(model)`` returns the validation metrics of the current weights (a dict such
+    as ``{"val_loss": ..., "val_rmse": ...}``); the epoch whose ``monitor`` entry is best
+    (largest if ``maximize``) is kept, and training stops after ``n_iter_no_change``
+    epochs without improvement. Without ``evaluate`` every epoch runs and the last is kept.
+    Every ``log_every`` epochs one progress line goes to the "dnnreg" logger, showing the
+    validation loss, ``monitor`` and the entries named in ``log_keys``.
     """
     x_num, x_cat, y = train
-    n = x_num.shape[0]
-    k = getattr(model, "k", 1)
-    steps_per_epoch = math.ceil(n / batch_size)
-    optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
-    scheduler = make_schedule(optimizer, schedule=schedule, total_steps=max_iter * steps_per_epoch)
-    result, best_loss, best_state = TrainResult(), math.inf, None
+    n, k = x_num.shape[0], getattr(model, "k", 1)
+    steps_per_epoch = 1 if config.solver == "lbfgs" else math.ceil(n / config.batch_size)
+    optimizer = make_optimizer(model, solver=config.solver, lr=config.lr,
+                               weight_decay=config.weight_decay, momentum=config.momentum)
+    schedule = Schedule(optimizer, config.lr_schedule, total_steps=config.max_iter * steps_per_epoch,
+                        steps_per_epoch=steps_per_epoch, warmup=config.lr_warmup,
+                        step_size=config.lr_step_size, gamma=config.lr_gamma,
+                        patience=config.lr_patience)
+    weights, _ = decayed_parameters(model)
+    alpha = config.alpha + (config.weight_decay if config.solver == "lbfgs" else 0.0)
+
+    def objective(out, target):
+        loss = loss_fn(out, target)
+        extra = penalty(weights, alpha=alpha, l1=config.l1, k=k)
+        return loss, (loss if extra is None else loss + extra)
+
+    result, best_score, best_state = TrainResult(), math.inf, None
     start = time.perf_counter()
-    for epoch in range(1, max_iter + 1):
+    for epoch in range(1, config.max_iter + 1):
         model.train()
-        # Each member sees its own shuffle, as if trained alone: members decorrelate.
-        order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
-        total = torch.zeros((), dtype=torch.float64)
-        # Drop a last batch of one row: batch norm cannot normalise a single sample.
-        for i in range(0, n - (1 if n % batch_size == 1 and n > 1 else 0), batch_size):
-            idx = order[:, i:i + batch_size]  # (k, b)
-            loss = ensemble_mse(model(x_num[idx], x_cat[idx]), y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += loss.detach() * idx.shape[1]  # no .item(): no sync per batch
-        record = {"epoch": epoch, "train_loss": float(total) / n,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
-        if val is not None:
-            val_mse = float((predict_standardized(model, val[0], val[1]) - val[2]).pow(2).mean())
-            record.update(val_loss=val_mse, val_rmse=math.sqrt(val_mse) * target_std)
-            if val_mse < best_loss:
-                best_loss, result.best_epoch = val_mse, epoch
-                best_state = copy.deepcopy(model.state_dict())
+        if config.solver == "lbfgs":
+            train_loss = _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config)
         else:
+            train_loss = _minibatch_epoch(model, optimizer, schedule, objective, train,
+                                          config, generator)
+        record = {"epoch": epoch, "train_loss": train_loss,
+                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
+        if evaluate is not None:
+            record.update(evaluate(model))
+        score = record[monitor] if evaluate is not None else record["train_loss"]
+        score = -score if maximize else score
+        schedule.step_epoch(score)
+        if evaluate is None:
             result.best_epoch = epoch
+        elif score < best_score:
+            best_score, result.best_epoch = score, epoch
+            if config.restore_best:
+                best_state = copy.deepcopy(model.state_dict())
         result.history.append(record)
         for cb in callbacks:
             cb.on_epoch_end(record)
-        if log_every and (epoch % log_every == 0 or epoch == max_iter):
-            logger.info(_progress_line(record, max_iter))
-        if not math.isfinite(record["train_loss"]):
+        if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
+            logger.info(_progress_line(record, config.max_iter, (monitor, *log_keys)))
+        if not math.isfinite(train_loss):
             logger.warning("training loss became %s at epoch %d; stopping (lower the "
-                           "learning rate)", record["train_loss"], epoch)
+                           "learning rate or clip gradients with clip_grad_norm)",
+                           train_loss, epoch)
             result.stopped_early = True
             break
-        if val is not None and epoch - result.best_epoch >= n_iter_no_change:
+        if evaluate is not None and epoch - result.best_epoch >= config.n_iter_no_change:
             result.stopped_early = True
             break
-        if max_time is not None and record["seconds"] >= max_time:
+        if config.max_time is not None and record["seconds"] >= config.max_time:
             result.stopped_early = True
             break
     if best_state is not None:
@@ -138,9 +146,54 @@ def fit_model(model: nn.Module, train, val, *, batch_size: int, max_iter: int, l
     return result
 
 
-def _progress_line(record: dict, max_iter: int) -> str:
+def _minibatch_epoch(model, optimizer, schedule, objective, train, config, generator) -> float:
+    x_num, x_cat, y = train
+    n, k = x_num.shape[0], getattr(model, "k", 1)
+    # Each member sees its own shuffle, as if trained alone: members decorrelate.
+    order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
+    order = order.to(x_num.device)
+    total = torch.zeros((), dtype=torch.float64, device=x_num.device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    # Drop a last batch of one row: batch norm cannot normalise a single sample.
+    stop = n - (1 if n % config.batch_size == 1 and n > 1 else 0)
+    for i in range(0, stop, config.batch_size):
+        idx = order[:, i:i + config.batch_size]  # (k, b)
+        loss, full = objective(model(x_num[idx], x_cat[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        full.backward()
+        if config.clip_grad_norm is not None or config.clip_grad_value is not None:
+            clip_gradients(params, max_norm=config.clip_grad_norm,
+                           max_value=config.clip_grad_value)
+        optimizer.step()
+        schedule.step_batch()
+        total += loss.detach() * idx.shape[1]  # no .item(): no sync per batch
+    return float(total) / stop
+
+
+def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config) -> float:
+    """One L-BFGS step on the full batch (up to 20 function evaluations)."""
+    k = getattr(model, "k", 1)
+    target = y.unsqueeze(0).expand(k, *y.shape)  # every member sees every row
+
+    def closure():
+        optimizer.zero_grad(set_to_none=True)
+        _, full = objective(model(x_num, x_cat), target)
+        full.backward()
+        if config.clip_grad_norm is not None or config.clip_grad_value is not None:
+            clip_gradients([p for p in model.parameters() if p.grad is not None],
+                           max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
+        return full
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        loss, _ = objective(model(x_num, x_cat), target)
+    return float(loss)
+
+
+def _progress_line(record: dict, max_iter: int, keys: tuple) -> str:
     line = (f"epoch {record['epoch']:>4}/{max_iter}  train_loss {record['train_loss']:.4f}  "
             f"lr {record['lr']:.2e}")
-    if "val_rmse" in record:
-        line += f"  val_rmse {record['val_rmse']:.4f}"
+    shown = [key for key in ("val_loss", *keys) if key in record]
+    for key in dict.fromkeys(shown):
+        line += f"  {key} {record[key]:.4f}"
     return line + f"  {record['seconds']:.1f}s"

@@ -1,0 +1,169 @@
+"""Optimisers, learning-rate schedules, weight penalties and gradient clipping.
+
+Each option is torch's own implementation where torch has one (its kernels are fused or
+foreach); the schedules are written out as formulas so the docs, the tests and the code
+say the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "reduce_on_plateau")
+
+
+def decayed_parameters(model: nn.Module) -> tuple[list, list]:
+    """``(weights, others)``: the (k, d_in, d_out) weight matrices, which penalties and
+    decay shrink, and everything else (biases, norms, PReLU slopes, embeddings), which
+    they leave alone: shrinking a bias or a norm's scale does not simplify the function."""
+    weights, others = [], []
+    for name, p in model.named_parameters():
+        (weights if name.endswith("linear.weight") or name == "head.weight" else others).append(p)
+    return weights, others
+
+
+def make_optimizer(model: nn.Module, *, solver: str, lr: float, weight_decay: float,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """The optimiser called ``solver``, with ``weight_decay`` on weight matrices only.
+
+    - ``sgd``: θ ← θ - η g
+    - ``momentum``: v ← μ v + g; θ ← θ - η v (Polyak 1964)
+    - ``nesterov``: v ← μ v + g; θ ← θ - η (g + μ v) (Nesterov 1983, Sutskever et al. 2013)
+    - ``adagrad``: s ← s + g²; θ ← θ - η g / (√s + ε) (Duchi et al. 2011)
+    - ``rmsprop``: s ← ρ s + (1 - ρ) g²; θ ← θ - η g / (√s + ε) (Tieleman & Hinton 2012)
+    - ``adam``: bias-corrected first and second moments (Kingma & Ba 2015); weight decay
+      is L2 added to the gradient
+    - ``adamw``: Adam with decoupled decay θ ← θ(1 - η λ) (Loshchilov & Hutter 2019)
+    - ``lbfgs``: full-batch quasi-Newton with a strong-Wolfe line search (Liu & Nocedal
+      1989); the line search picks the step, so ``lr`` is ignored, and weight decay enters
+      the objective as ½λ‖W‖² since torch's L-BFGS has no decay of its own.
+    """
+    weights, others = decayed_parameters(model)
+    if solver == "lbfgs":
+        return torch.optim.LBFGS(weights + others, lr=1.0, max_iter=20, history_size=10,
+                                 line_search_fn="strong_wolfe")
+    groups = [{"params": weights, "weight_decay": weight_decay},
+              {"params": others, "weight_decay": 0.0}]
+    if solver in ("sgd", "momentum", "nesterov"):
+        kwargs = {"momentum": 0.0 if solver == "sgd" else momentum,
+                  "nesterov": solver == "nesterov"}
+        cls = torch.optim.SGD
+    else:
+        cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
+               "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[solver]
+        kwargs = {}
+    try:
+        return cls(groups, lr=lr, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this optimiser/device
+        return cls(groups, lr=lr, foreach=True, **kwargs)
+
+
+def lr_factor(schedule: str, step: int, *, total_steps: int, steps_per_epoch: int,
+              warmup: float = 0.1, step_size: int = 20, gamma: float = 0.1) -> float:
+    """The learning rate at optimiser step ``step`` (0-based), as a multiple of the peak.
+
+    With T = ``total_steps``, W = ⌈``warmup`` · T⌉ warm-up steps and e = ⌊step /
+    steps_per_epoch⌋ the epoch:
+
+    - ``constant``: 1
+    - ``step``: γ^⌊e / step_size⌋ (the classic staircase)
+    - ``exponential``: γ^(step / T), a smooth fall to γ at the end of training
+    - ``cosine``: step / W during warm-up (Goyal et al. 2017), then
+      ½(1 + cos(π (step - W) / (T - W))) (Loshchilov & Hutter 2017)
+    - ``onecycle``: from 1/25 up to 1 along a half cosine over W steps, then down to
+      1/(25·10⁴) along a half cosine (Smith & Topin 2019, as torch's OneCycleLR)
+    - ``reduce_on_plateau``: 1 here; :class:`Schedule` multiplies by γ when the monitored
+      metric stalls
+
+    >>> lr_factor("step", 45, total_steps=100, steps_per_epoch=1, step_size=20, gamma=0.5)
+    0.25
+    """
+    epoch = step // steps_per_epoch
+    w = max(1, math.ceil(warmup * total_steps))
+    if schedule == "step":
+        return gamma ** (epoch // step_size)
+    if schedule == "exponential":
+        return gamma ** (step / total_steps)
+    if schedule == "cosine":
+        if step < w:
+            return step / w
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - w) / max(1, total_steps - w))))
+    if schedule == "onecycle":
+        low, end = 1.0 / 25.0, 1.0 / 25.0 / 1e4
+        if step < w:
+            return _cos_between(low, 1.0, step / w)
+        return _cos_between(1.0, end, min(1.0, (step - w) / max(1, total_steps - 1 - w)))
+    return 1.0
+
+
+def _cos_between(start: float, end: float, t: float) -> float:
+    """Half-cosine interpolation: ``start`` at t = 0, ``end`` at t = 1."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class Schedule:
+    """Sets each parameter group's learning rate before every step.
+
+    ``step_batch()`` after each optimiser step; ``step_epoch(metric)`` after each epoch
+    (only ``reduce_on_plateau`` listens: after ``patience`` epochs without the metric
+    improving by a relative 1e-4, the rate falls by ``gamma``, as torch's ReduceLROnPlateau).
+    """
+
+    def __init__(self, optimizer, schedule: str, *, total_steps: int, steps_per_epoch: int,
+                 warmup: float, step_size: int, gamma: float, patience: int):
+        self.optimizer, self.schedule = optimizer, schedule
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        self.kwargs = {"total_steps": max(1, total_steps), "steps_per_epoch": steps_per_epoch,
+                       "warmup": warmup, "step_size": step_size, "gamma": gamma}
+        self.gamma, self.patience = gamma, patience
+        self.t, self.plateau_factor, self.best, self.bad_epochs = 0, 1.0, math.inf, 0
+        self._apply()
+
+    def _apply(self):
+        f = lr_factor(self.schedule, self.t, **self.kwargs) * self.plateau_factor
+        for g, base in zip(self.optimizer.param_groups, self.base):
+            g["lr"] = base * f
+
+    def step_batch(self):
+        self.t += 1
+        self._apply()
+
+    def step_epoch(self, metric: float):
+        if self.schedule != "reduce_on_plateau":
+            return
+        if self.best == math.inf or metric < self.best - 1e-4 * abs(self.best):
+            self.best, self.bad_epochs = metric, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs > self.patience:
+            self.plateau_factor *= self.gamma
+            self.bad_epochs = 0
+            self._apply()
+
+
+def penalty(weights: list[torch.Tensor], *, alpha: float, l1: float, k: int) -> torch.Tensor | None:
+    """``(α/2) Σ‖W‖² + λ₁ Σ|W|`` over the weight matrices, divided by the k members so
+    that each member's objective is its own loss plus its own penalty. ``None`` if both
+    coefficients are 0 (nothing is computed)."""
+    if alpha == 0 and l1 == 0:
+        return None
+    total = weights[0].new_zeros(())
+    for w in weights:
+        if alpha:
+            total = total + 0.5 * alpha * w.pow(2).sum()
+        if l1:
+            total = total + l1 * w.abs().sum()
+    return total / k
+
+
+def clip_gradients(params, *, max_norm: float | None, max_value: float | None) -> None:
+    """Clip by value (each entry to [-v, v]), then by the global norm over all members
+    (Pascanu et al. 2013). No host synchronisation: torch keeps the norm on the device."""
+    if max_value is not None:
+        nn.utils.clip_grad_value_(params, max_value, foreach=True)
+    if max_norm is not None:
+        nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
