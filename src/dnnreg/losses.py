@@ -65,7 +65,7 @@ class Huber(Loss):
         self.delta = delta
 
     def __call__(self, out, y):
-        return F.huber_loss(out[..., 0], y, delta=self.delta)
+        return F.huber_loss(out[..., 0], y.expand(out.shape[:-1]), delta=self.delta)
 
 
 class Quantile(Loss):
@@ -143,6 +143,7 @@ class CrossEntropy(Loss):
         return 1 if self.n_classes == 2 else self.n_classes
 
     def __call__(self, out, y):
+        y = y.expand(out.shape[:-1])  # (n,) labels are shared by every member
         if self.n_classes == 2:
             return F.binary_cross_entropy_with_logits(out[..., 0], y.to(out.dtype))
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
@@ -164,7 +165,7 @@ class SigmoidMSE(CrossEntropy):
     name = "sigmoid_mse"
 
     def __call__(self, out, y):
-        p = torch.sigmoid(out)
+        p, y = torch.sigmoid(out), y.expand(out.shape[:-1])
         if self.n_classes == 2:
             return (p[..., 0] - y.to(out.dtype)).pow(2).mean()
         target = F.one_hot(y, self.n_classes).to(out.dtype)

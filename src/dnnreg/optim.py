@@ -74,8 +74,9 @@ def lr_factor(schedule: str, step: int, *, total_steps: int, steps_per_epoch: in
     - ``exponential``: γ^(step / T), a smooth fall to γ at the end of training
     - ``cosine``: step / W during warm-up (Goyal et al. 2017), then
       ½(1 + cos(π (step - W) / (T - W))) (Loshchilov & Hutter 2017)
-    - ``onecycle``: from 1/25 up to 1 along a half cosine over W steps, then down to
-      1/(25·10⁴) along a half cosine (Smith & Topin 2019, as torch's OneCycleLR)
+    - ``onecycle``: from 1/25 up to 1 along a half cosine until step ``warmup`` · T - 1,
+      then down to 1/(25·10⁴) at step T - 1 along a half cosine (Smith & Topin 2019; the
+      same steps as torch's OneCycleLR, without its momentum cycling)
     - ``reduce_on_plateau``: 1 here; :class:`Schedule` multiplies by γ when the monitored
       metric stalls
 
@@ -92,11 +93,12 @@ def lr_factor(schedule: str, step: int, *, total_steps: int, steps_per_epoch: in
         if step < w:
             return step / w
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - w) / max(1, total_steps - w))))
-    if schedule == "onecycle":
+    if schedule == "onecycle":  # peak at step warmup·T - 1 and end at T - 1, as torch
         low, end = 1.0 / 25.0, 1.0 / 25.0 / 1e4
-        if step < w:
-            return _cos_between(low, 1.0, step / w)
-        return _cos_between(1.0, end, min(1.0, (step - w) / max(1, total_steps - 1 - w)))
+        peak = max(1.0, warmup * total_steps - 1.0)
+        if step <= peak:
+            return _cos_between(low, 1.0, step / peak)
+        return _cos_between(1.0, end, min(1.0, (step - peak) / max(1.0, total_steps - 1 - peak)))
     return 1.0
 
 
