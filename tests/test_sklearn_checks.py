@@ -1,19 +1,19 @@
-"""scikit-learn's own estimator checks on DNNRegressor (a small, fast configuration)."""
+"""scikit-learn's own estimator checks on DNNRegressor and DNNClassifier (small, fast
+configurations)."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from dnnreg import DNNRegressor
+from dnnreg import DNNClassifier, DNNRegressor
 
-# Checks DNNRegressor cannot pass, with the reason. parametrize_with_checks marks them xfail.
+# Checks an estimator cannot pass, with the reason. parametrize_with_checks marks them xfail.
 EXPECTED_FAILED_CHECKS = {}
 
 
-def _small():
-    return DNNRegressor(hidden_layer_sizes=(32, 32), n_ensemble=2, max_iter=40,
-                        random_state=0)
+def _small(cls):
+    return cls(hidden_layer_sizes=(32, 32), n_ensemble=2, max_iter=40, random_state=0)
 
 
-@parametrize_with_checks([_small()],
+@parametrize_with_checks([_small(DNNRegressor), _small(DNNClassifier)],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

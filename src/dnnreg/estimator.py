@@ -290,15 +290,16 @@ class _DNNBase(BaseEstimator):
         """``evaluate(model) -> {"val_loss", "val_<metric>", ...}`` on the validation rows."""
         x_num, x_cat, target = val
         y_metric = self._metric_target(y_val)
+        # ROC AUC needs two classes, both present among the validation rows.
+        skip = set() if len(np.unique(y_metric)) == 2 else {"roc_auc"}
 
         def evaluate(model):
             out = forward_in_chunks(model, x_num, x_cat)
             record = {"val_loss": float(self.loss_(out, target.expand(out.shape[0], -1)))}
             pred = self._from_outputs(out)
             for name, (fn, _) in self._metrics.items():
-                if name == "roc_auc" and pred.shape[1] != 2:
-                    continue
-                record[f"val_{name}"] = fn(y_metric, pred)
+                if name not in skip:
+                    record[f"val_{name}"] = fn(y_metric, pred)
             return record
 
         return evaluate
@@ -540,6 +541,9 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         if len(self.classes_) < 2:
             raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier "
                              "needs at least 2 classes in the training rows")
+        if self.early_stopping_metric == "roc_auc" and len(self.classes_) != 2:
+            raise ValueError("early_stopping_metric='roc_auc' needs two classes, got "
+                             f"{len(self.classes_)}; use 'log_loss' or 'accuracy'")
 
     def _validation_split(self, y, rng, has_eval_set):
         rows, val = super()._validation_split(y, rng, has_eval_set)
@@ -572,7 +576,8 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     def _from_outputs(self, out) -> np.ndarray:
         """The ensemble's class probabilities. Shape: ``(n, C)``."""
-        return self.loss_.predict(out).mean(0).double().cpu().numpy()
+        proba = self.loss_.predict(out).mean(0).double().cpu().numpy()
+        return proba / proba.sum(axis=1, keepdims=True)  # exact in float64, not float32
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``. Shape: ``(n, C)``."""
@@ -583,7 +588,8 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each row. Shape: ``(n,)``."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
 
 
 def _check_bool(name, value):
