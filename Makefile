@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest src tests
 
 bench: $(STAMP)
-	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"
+	@for f in bench/[!_]*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

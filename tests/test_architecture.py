@@ -43,3 +43,23 @@ def test_import_dnnreg_does_not_import_torch():
     code = "import sys, dnnreg, dnnreg.preprocessing, dnnreg.data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ARCHITECTURE.md's layers; a module may import dnnreg modules of its own layer or below.
+LAYERS = {"_validation": 0, "_optional": 0,
+          "datasets": 1, "data": 1, "preprocessing": 1, "metrics": 1, "numpy_ref": 1,
+          "baselines": 1, "models": 2, "losses": 2, "optim": 3, "train": 3,
+          "estimator": 4, "regressor": 4, "classifier": 4, "persistence": 5,
+          "cli": 7, "__main__": 7, "__init__": 7}
+
+
+def test_every_module_has_a_layer():
+    assert {p.stem for p in SRC.glob("*.py")} == set(LAYERS)
+
+
+@pytest.mark.parametrize("module", sorted(LAYERS))
+def test_modules_import_only_their_layer_or_below(module):
+    for name in _imports(module):
+        if name.startswith(".") and name != ".":
+            target = name[1:]
+            assert LAYERS[target] <= LAYERS[module], f"{module} imports {target}"

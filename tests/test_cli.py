@@ -163,3 +163,67 @@ def test_debug_shows_the_traceback(tmp_path):
                            str(tmp_path / "nope.csv"), "--target", "y", "--out", "r"],
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_classification_run_from_a_text_target(tmp_path, mixed_frame, capsys):
+    frame = mixed_frame.assign(y=np.where(mixed_frame["y"] > 1.0, "high", "low"))
+    path = tmp_path / "labels.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "run"
+    assert main(["--quiet", "train", str(path), "--target", "y", "--out", str(out)] + FAST) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and "logistic regression" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["task"] == "classification"
+    assert set(metrics["test"]) >= {"accuracy", "log_loss"}
+    preds = pd.read_csv(out / "predictions.csv")
+    assert {"proba_high", "proba_low"} <= set(preds.columns)
+    model = load(out / "model")
+    X = frame.drop(columns="y")
+    for engine in ("torch", "numpy"):
+        assert main(["predict", str(out), str(path), "--engine", engine,
+                     "--out", str(tmp_path / f"{engine}.csv")]) == 0
+        cli = pd.read_csv(tmp_path / f"{engine}.csv")
+        assert cli["prediction"].tolist() == model.predict(X).tolist()
+        np.testing.assert_allclose(cli["proba_high"], model.predict_proba(X)[:, 0], atol=1e-6)
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(path), "--target", "y"]) == 0
+    assert "accuracy" in json.loads(capsys.readouterr().out)
+
+
+def test_integer_classes_need_task_classification(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    frame["label"] = (frame["a"] > 0).astype(int) + (frame["b"] > 0).astype(int)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    assert main(["train", str(path), "--target", "label", "--task", "classification",
+                 "--out", str(tmp_path / "r")] + FAST) == 0
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["task"] == "classification"
+    assert "treating it as a number" not in caplog.text
+    assert main(["train", str(path), "--target", "label", "--out", str(tmp_path / "r2")] + FAST) == 0
+    assert "pass --task classification" in caplog.text
+
+
+def test_catalogue_keys_reach_the_estimator_through_set(table, tmp_path):
+    out = tmp_path / "run"
+    settings = ["activation=prelu", "init=he_uniform", "normalization=layer_norm",
+                "residual=true", "loss=huber", "huber_delta=0.5", "solver=nesterov",
+                "lr_schedule=cosine", "lr_warmup=0.2", "alpha=1e-4", "l1=1e-5",
+                "clip_grad_norm=1.0", "early_stopping_metric=mae", "hidden_layer_sizes=16,16"]
+    argv = ["--quiet", "train", str(table), "--target", "y", "--out", str(out),
+            "--set", "max_iter=2"]
+    for s in settings:
+        argv += ["--set", s]
+    assert main(argv) == 0
+    params = load(out / "model").get_params()
+    assert params["activation"] == "prelu" and params["residual"] is True
+    assert params["loss"] == "huber" and params["huber_delta"] == 0.5
+    assert params["solver"] == "nesterov" and params["hidden_layer_sizes"] == (16, 16)
+    assert params["clip_grad_norm"] == 1.0 and params["early_stopping_metric"] == "mae"
+
+
+def test_a_key_of_the_other_task_is_refused(table, tmp_path, capsys):
+    code, err = _fail(["train", str(table), "--target", "y", "--task", "classification",
+                       "--out", str(tmp_path / "r"), "--set", "quantiles=0.5"], capsys)
+    assert code == 2 and "unknown --set key 'quantiles'" in err

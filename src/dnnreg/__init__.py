@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 from .datasets import list_datasets, load_dataset  # noqa: E402
 from .metrics import classification_metrics, regression_metrics  # noqa: E402
 
-_LAZY = {"DNNRegressor": "estimator", "DNNClassifier": "estimator", "save": "persistence", "load": "persistence",
+_LAZY = {"DNNRegressor": "regressor", "DNNClassifier": "classifier", "save": "persistence", "load": "persistence",
          "load_numpy": "persistence"}
 
 __all__ = ["DNNRegressor", "DNNClassifier", "save", "load", "load_numpy", "load_dataset", "list_datasets",

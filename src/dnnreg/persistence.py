@@ -189,7 +189,8 @@ def load(path):
     import torch
     from safetensors.torch import load_file
 
-    from .estimator import DNNClassifier, DNNRegressor
+    from .classifier import DNNClassifier
+    from .regressor import DNNRegressor
 
     path = Path(path)
     config = read_config(path)

@@ -1,0 +1,142 @@
+"""``DNNRegressor``: the scikit-learn regressor of dnnreg, with six losses (mean, median,
+robust, quantiles, a predictive distribution, counts)."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from ._validation import check_number
+from .estimator import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _DNNBase, _store
+from .losses import REGRESSION_LOSSES, make_loss
+from .metrics import REGRESSION_METRICS
+from .numpy_ref import point_prediction
+from .preprocessing import TargetScaler
+
+
+class DNNRegressor(RegressorMixin, _DNNBase):
+    __doc__ = f"""Deep MLP regressor for tables, with preprocessing built in.
+
+    Numeric columns are median-imputed (with missing-value indicators) and scaled;
+    categorical columns are one-hot encoded or embedded, with an "unknown" bucket for
+    unseen or missing values; the target is standardized. All of it is fitted on the
+    training rows only, and predictions come back in the target's original units.
+    Training is AdamW with a one-cycle schedule and early stopping on a validation split
+    that restores the best weights.
+
+    Parameters
+    ----------
+    loss : str, default="mse"
+        mse; mae; huber (``huber_delta`` in standardized target units); quantile (pinball
+        loss at each level of ``quantiles``; ``predict`` returns the level nearest 0.5,
+        :meth:`predict_quantiles` all of them); gaussian_nll (a mean and a variance per
+        row; :meth:`predict_mean_variance`); poisson (a log-link rate for counts, y >= 0).
+    huber_delta : float, default=1.0
+    quantiles : tuple of float, default=(0.1, 0.5, 0.9)
+        Levels in (0, 1) for ``loss="quantile"``.{_SHARED_PARAMETERS}
+
+    Attributes
+    ----------
+    target_scaler_ : TargetScaler{_SHARED_ATTRIBUTES}
+
+    Examples
+    --------
+    >>> from dnnreg.datasets import load_yacht_hydrodynamics
+    >>> X, y = load_yacht_hydrodynamics(return_X_y=True)
+    >>> model = DNNRegressor(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
+    >>> model.predict(X.head(2)).shape
+    (2,)
+    """
+
+    _losses = REGRESSION_LOSSES
+    _metrics = REGRESSION_METRICS
+
+    def __init__(self, *, loss="mse", huber_delta=1.0, quantiles=(0.1, 0.5, 0.9),
+                 hidden_layer_sizes=(256, 256, 256), activation="relu", init="torch_default",
+                 dropout=0.0, normalization="none", residual=False, n_ensemble=4,
+                 numeric_scaling="quantile", categorical_encoding="onehot", solver="adamw",
+                 batch_size="auto", learning_rate_init=1e-3, momentum=0.9, weight_decay=1e-4,
+                 alpha=0.0, l1=0.0, clip_grad_norm=None, clip_grad_value=None,
+                 lr_schedule="onecycle", lr_warmup=0.1, lr_step_size=20, lr_gamma=0.1,
+                 lr_patience=5, max_iter=60, early_stopping=True, early_stopping_metric="loss",
+                 validation_fraction=0.1, n_iter_no_change=20, restore_best_weights=True,
+                 max_time=None, device="auto", random_state=None, verbose=0):
+        _store(self, locals())
+
+    def _check_task_params(self):
+        q = self.quantiles
+        q_ok = (isinstance(q, (tuple, list)) and len(q) > 0 and all(
+            isinstance(v, (float, int)) and not isinstance(v, bool) and 0 < v < 1 for v in q)
+            and all(a < b for a, b in zip(q, q[1:])))
+        return [check_number("huber_delta", self.huber_delta, low=0, low_inclusive=False),
+                None if q_ok else ("quantiles must be an increasing tuple of levels in (0, 1), "
+                                   f"got quantiles={q!r}")]
+
+    def _check_y(self, y):
+        return column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64,
+                                        input_name="y"), warn=True)
+
+    def _fit_target(self, y):
+        if np.all(y == y[0]):
+            raise ValueError(f"y is constant ({y[0]!r}); there is nothing to learn, pick "
+                             "another target")
+        if self.loss == "poisson":
+            if (y < 0).any():
+                raise ValueError(f"loss='poisson' needs a target >= 0, got a minimum of "
+                                 f"{y.min()!r}; use loss='mse' or shift the target")
+            # Scale by the mean, never centre: the rate exp(z) must stay positive.
+            self.target_scaler_ = TargetScaler().fit(y)
+            self.target_scaler_.mean, self.target_scaler_.std = 0.0, float(y.mean())
+        else:
+            self.target_scaler_ = TargetScaler().fit(y)
+
+    def _make_loss(self):
+        return make_loss(self.loss, huber_delta=float(self.huber_delta),
+                         quantiles=tuple(self.quantiles))
+
+    def _encode_target(self, y):
+        return self.target_scaler_.transform(y).astype(np.float32)
+
+    def _metric_target(self, y):
+        return y
+
+    def _member_predictions(self, out) -> np.ndarray:
+        """Per-member predictions in standardized units: (k, n) or (k, n, m)."""
+        return self.loss_.predict(out).double().cpu().numpy()
+
+    def _from_outputs(self, out) -> np.ndarray:
+        """The ensemble's point prediction in original units. Shape: ``(n,)``."""
+        z = point_prediction(self.loss, self._member_predictions(out), quantiles=self.quantiles)
+        return self.target_scaler_.inverse(z)
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions in the target's original units. Shape: ``(n,)``."""
+        return self._from_outputs(self._outputs(X))
+
+    def predict_quantiles(self, X) -> np.ndarray:
+        """Each quantile level of ``quantiles`` (sorted), in original units; requires
+        ``loss="quantile"``. Shape: ``(n, q)``."""
+        self._require_loss("quantile", "predict_quantiles")
+        per_member = self._member_predictions(self._outputs(X))  # (k, n, q)
+        return self.target_scaler_.inverse(per_member.mean(0))
+
+    def predict_mean_variance(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive mean and variance in original units; requires ``loss="gaussian_nll"``.
+
+        The ensemble is a uniform mixture of its members' Gaussians, so by the law of total
+        variance ``Var = mean(σᵢ²) + mean(μᵢ²) - mean(μᵢ)²`` (Lakshminarayanan et al. 2017).
+        Shape: ``((n,), (n,))``.
+        """
+        self._require_loss("gaussian_nll", "predict_mean_variance")
+        per_member = self._member_predictions(self._outputs(X))  # (k, n, 2)
+        mu, var = per_member[..., 0], per_member[..., 1]
+        mean = mu.mean(0)
+        total = var.mean(0) + (mu**2).mean(0) - mean**2
+        return self.target_scaler_.inverse(mean), total * self.target_scaler_.std**2
+
+    def _require_loss(self, loss, method):
+        check_is_fitted(self, "model_")
+        if self.loss != loss:
+            raise ValueError(f"{method} needs a model fitted with loss={loss!r}, got "
+                             f"loss={self.loss!r}; refit with loss={loss!r}")
