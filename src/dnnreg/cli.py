@@ -303,6 +303,15 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .onnx_export import export_onnx
+
+    path = export_onnx(_model_dir(args.model), args.onnx)
+    print(f"wrote {path}: one input per feature column (numeric: double, categorical: "
+          "string; shape (N, 1)), preprocessing included")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .datasets import list_datasets
 
@@ -354,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("export", help="export a saved model to ONNX, preprocessing included")
+    p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("datasets", help="list the bundled datasets")
     p.set_defaults(func=cmd_datasets)
     return parser
@@ -387,7 +401,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("dnnreg: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, KeyError) as err:
+    except (ValueError, TypeError, OSError, KeyError, ImportError) as err:
         if debug:
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -5,6 +5,7 @@ tensors, prediction plumbing and the parameter documentation. Each subclass's
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -22,6 +23,8 @@ from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             as_frame)
 from .train import TrainConfig, fit_model, forward_in_chunks
+
+logger = logging.getLogger("dnnreg")
 
 _SHARED_PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(256, 256, 256)
@@ -244,6 +247,7 @@ class _DNNBase(BaseEstimator):
         self.batch_size_ = (min(256, max(16, len(y) // 16)) if self.batch_size == "auto"
                             else int(self.batch_size))
         self.loss_ = self._make_loss()
+        self._warn_unsound_combinations(len(y))
         train = self._tensors(frame, y)
         evaluate = None
         if val_frame is not None:
@@ -266,6 +270,16 @@ class _DNNBase(BaseEstimator):
         self.n_iter_ = len(result.history)
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _warn_unsound_combinations(self, n_rows: int) -> None:
+        """Combinations that run but work against themselves get a warning, not an error."""
+        if self.solver == "lbfgs" and self.dropout > 0:
+            logger.warning("solver='lbfgs' with dropout=%s: dropout makes every evaluation of "
+                           "the objective random, which breaks L-BFGS's line search; use "
+                           "dropout=0 or a first-order solver", self.dropout)
+        if self.solver == "lbfgs" and n_rows > 20000:
+            logger.warning("solver='lbfgs' uses every row in each step; with %d rows a "
+                           "mini-batch solver (adamw) is far faster", n_rows)
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
