@@ -143,7 +143,7 @@ def test_residual_blocks_add_their_input_where_widths_agree():
     net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(4, 4, 2), activation="relu",
               residual=True)
     assert [b.residual for b in net.blocks] == [False, True, False]
-    x = torch.randn(1, 6, 4)
+    x = torch.randn(1, 6, 4, generator=torch.Generator().manual_seed(0))
     block = net.blocks[1]
     assert torch.allclose(block(x), x + torch.relu(block.linear(x)))
 

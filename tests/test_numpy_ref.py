@@ -162,3 +162,30 @@ def test_numpy_training_matches_torch_after_20_steps(optimizer):
         np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
                                    err_msg=name)
     assert losses[-1] < losses[0]
+
+
+def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
+    """The engine itself (dnnreg.train.fit_model: its batching, loss and optimiser), not
+    just torch.optim: same initial weights, same batches, 20 SGD steps, float64."""
+    from dnnreg.numpy_ref import train_numpy
+    from dnnreg.train import TrainConfig, fit_model
+
+    net, ref = _torch_and_numpy("tanh", "layernorm-residual", k=1, seed=5)
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(64, 4)), rng.normal(size=64)
+    # fit_model draws one permutation per epoch from its generator; replay them.
+    replay = torch.Generator().manual_seed(11)
+    batches = [perm[i:i + 16].numpy() for perm in
+               (torch.randperm(64, generator=replay) for _ in range(5)) for i in range(0, 64, 16)]
+    train_numpy(ref, x, y, batches, optimizer="sgd", lr=0.05, loss="huber")
+    config = TrainConfig(batch_size=16, max_iter=5, solver="sgd", lr=0.05, momentum=0.0,
+                         weight_decay=0.0, alpha=0.0, l1=0.0, clip_grad_norm=None,
+                         clip_grad_value=None, lr_schedule="constant", lr_warmup=0.1,
+                         lr_step_size=1, lr_gamma=0.1, lr_patience=1, n_iter_no_change=5,
+                         restore_best=False, max_time=None)
+    data = (torch.from_numpy(x), torch.zeros(64, 0, dtype=torch.long), torch.from_numpy(y))
+    fit_model(net, make_loss("huber"), data, config=config,
+              generator=torch.Generator().manual_seed(11), log_every=0)
+    for name, p in net.named_parameters():
+        np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
+                                   err_msg=name)

@@ -249,6 +249,7 @@ class MLP(nn.Module):
             d = width
         self.blocks = nn.ModuleList(blocks)
         self.head = EnsembleLinear(n_ensemble, d, d_out)
+        self.reset_parameters()  # never leave torch.empty's garbage in the weights
 
     def reset_parameters(self, generator: torch.Generator | None = None,
                          init: str = "torch_default"):

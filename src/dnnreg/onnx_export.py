@@ -280,12 +280,15 @@ def _write_atomically(data: bytes, path: Path) -> Path:
     return path
 
 
-def onnx_feeds(frame, model_dir) -> dict:
+def onnx_feeds(frame, model) -> dict:
     """The graph's inputs for the rows of ``frame``: numeric columns as float64 (N, 1),
-    categorical columns as strings (N, 1), a missing category as "" (the unknown bucket)."""
+    categorical columns as strings (N, 1), a missing category as "" (the unknown bucket).
+
+    ``model`` is the model directory, or its ``TablePreprocessor`` (read it once with
+    :func:`dnnreg.persistence.read_preprocessor` when calling this in a loop)."""
     from .persistence import read_preprocessor
 
-    pre, _ = read_preprocessor(Path(model_dir))
+    pre = read_preprocessor(Path(model))[0] if isinstance(model, (str, Path)) else model
     frame = pre.select_columns(frame)
     feeds = {}
     for c in pre.columns:

@@ -1,0 +1,97 @@
+"""Inference speed per engine on California housing: single-row latency (median of 200
+calls, preprocessing included) and throughput on 100k rows, for dnnreg's torch engine,
+its NumPy runtime and onnxruntime (same saved model), against sklearn's MLPRegressor and
+LightGBM, each fitted on the same training split.
+
+Run: ``.venv/bin/python bench/inference.py``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import write
+
+from dnnreg import DNNRegressor, load, load_numpy, save
+from dnnreg.data import train_val_test_indices
+from dnnreg.datasets import load_california_housing
+
+
+def latency_ms(predict, row, repeats=200) -> float:
+    predict(row)  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(row)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def rows_per_second(predict, frame) -> float:
+    predict(frame.head(1000))
+    start = time.perf_counter()
+    predict(frame)
+    return len(frame) / (time.perf_counter() - start)
+
+
+def engines(X_train, y_train, workdir: Path) -> dict:
+    model = DNNRegressor(random_state=0).fit(X_train, y_train)
+    save(model, workdir / "m")
+    out = {"dnnreg torch": load(workdir / "m").predict,
+           "dnnreg numpy": load_numpy(workdir / "m").predict}
+    try:
+        import onnxruntime as ort
+
+        from dnnreg.onnx_export import export_onnx, onnx_feeds
+        from dnnreg.persistence import read_preprocessor
+
+        session = ort.InferenceSession(str(export_onnx(workdir / "m", workdir / "m.onnx")),
+                                       providers=["CPUExecutionProvider"])
+        pre = read_preprocessor(workdir / "m")[0]
+        out["dnnreg onnxruntime"] = lambda f: session.run(["prediction"], onnx_feeds(f, pre))[0]
+    except ImportError:
+        pass
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    mlp = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(256, 256, 256), max_iter=20,
+                                                       random_state=0)).fit(X_train, y_train)
+    out["sklearn MLPRegressor"] = mlp.predict
+    try:
+        from lightgbm import LGBMRegressor
+
+        out["lightgbm"] = LGBMRegressor(random_state=0, verbose=-1).fit(X_train, y_train).predict
+    except ImportError:
+        pass
+    return out
+
+
+def main():
+    X, y = load_california_housing(return_X_y=True)
+    tr, _, te = train_val_test_indices(len(X))
+    big = pd.concat([X.iloc[te]] * (100_000 // len(te) + 1), ignore_index=True).head(100_000)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, predict in engines(X.iloc[tr], y.iloc[tr], Path(tmp)).items():
+            results.append({"engine": name,
+                            "single_row_ms": latency_ms(predict, X.iloc[te].head(1)),
+                            "rows_per_second_100k": rows_per_second(predict, big)})
+            print(results[-1], flush=True)
+    base = next(r for r in results if r["engine"] == "dnnreg torch")
+    table = ["| engine | single-row latency (ms) | 100k rows/s | throughput vs torch |",
+             "|---|---|---|---|"]
+    table += [f"| {r['engine']} | {r['single_row_ms']:.2f} | {r['rows_per_second_100k']:,.0f} | "
+              f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f} |" for r in results]
+    write("inference", {"dataset": "california_housing (test rows, repeated to 100k)",
+                        "model": "DNNRegressor defaults (3x256, 4 members)",
+                        "results": results}, "\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
