@@ -111,3 +111,25 @@ def test_export_of_a_missing_model_is_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "nope"), "--onnx", str(tmp_path / "m.onnx")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("m", [1, 5, 64, 65, 200, 999])
+def test_blockwise_count_equals_searchsorted(m):
+    from onnx import TensorProto, helper
+
+    from dnnreg.onnx_export import OPSET, _count_at_or_below, _Graph
+
+    rng = np.random.default_rng(m)
+    values = np.sort(rng.normal(size=m))
+    x = np.concatenate([values, rng.normal(size=50) * 2, [-np.inf, np.inf]]).reshape(-1, 1)
+    g = _Graph()
+    out = _count_at_or_below(g, values, "x")
+    g.nodes.append(helper.make_node("Identity", [out], ["count"]))
+    graph = helper.make_graph(g.nodes, "t", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 1])],
+                              [helper.make_tensor_value_info("count", TensorProto.INT64, ["N", 1])],
+                              g.initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 9
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]
+    assert np.array_equal(got[:, 0], np.searchsorted(values, x[:, 0], side="right"))

@@ -75,15 +75,37 @@ def _interp(g: _Graph, x: str, knots, scores) -> str:
     if len(knots) == 1:  # a constant column: np.interp returns the one score everywhere
         return g.op("Add", g.op("Mul", x, g.const(0.0)), g.const(scores[0]))
     xc = g.op("Clip", x, g.const(knots[0]), g.const(knots[-1]))
-    # Segment i: how many knots after the first are <= x, capped at K - 2.
-    above = g.op("Cast", g.op("LessOrEqual", g.const(knots[1:]), xc), to=7)  # (N, K-1) int64
-    i = g.op("Min", g.op("ReduceSum", above, g.const(np.array([1], np.int64)), keepdims=1),
-             g.const(np.int64(len(knots) - 2)))
+    i = g.op("Min", _count_at_or_below(g, knots[1:], xc), g.const(np.int64(len(knots) - 2)))
     j = g.op("Add", i, g.const(np.int64(1)))
     q_lo, q_hi = (g.op("Gather", g.const(knots), k) for k in (i, j))
     s_lo, s_hi = (g.op("Gather", g.const(scores), k) for k in (i, j))
     t = g.op("Div", g.op("Sub", xc, q_lo), g.op("Sub", q_hi, q_lo))
     return g.op("Add", s_lo, g.op("Mul", t, g.op("Sub", s_hi, s_lo)))
+
+
+def _count_at_or_below(g: _Graph, sorted_values, x: str, block: int = 32) -> str:
+    """How many of ``sorted_values`` are <= x, for x: (N, 1) -> (N, 1) int64.
+
+    ONNX has no searchsorted. Comparing x with all M values costs N·M; here the values are
+    cut into blocks of 32: count the blocks whose last value is <= x, then compare x with
+    the one block it falls in, for about 2√M comparisons per row instead of M."""
+    m = len(sorted_values)
+    sum_last = lambda b: g.op("ReduceSum", g.op("Cast", b, to=7),  # noqa: E731
+                              g.const(np.array([-1], np.int64)), keepdims=0)
+    if m <= 2 * block:
+        return g.op("Unsqueeze", sum_last(g.op("LessOrEqual", g.const(sorted_values), x)),
+                    g.const(np.array([1], np.int64)))
+    n_blocks = -(-m // block)
+    padded = np.full(n_blocks * block, np.inf)
+    padded[:m] = sorted_values
+    blocks = padded.reshape(n_blocks, block)
+    full = sum_last(g.op("LessOrEqual", g.const(blocks[:, -1]), x))  # (N,)
+    b = g.op("Min", full, g.const(np.int64(n_blocks - 1)))
+    inside = g.op("Gather", g.const(blocks), b)  # (N, block)
+    within = sum_last(g.op("LessOrEqual", inside, x))
+    count = g.op("Add", g.op("Mul", b, g.const(np.int64(block))), within)
+    count = g.op("Min", count, g.const(np.int64(m)))  # x = +inf would count the padding
+    return g.op("Unsqueeze", count, g.const(np.array([1], np.int64)))
 
 
 def _numeric_blocks(g: _Graph, x: str, state: dict) -> list[str]:
