@@ -14,9 +14,10 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 from .metrics import classification_metrics, regression_metrics  # noqa: E402
 
 _LAZY = {"DNNRegressor": "regressor", "DNNClassifier": "classifier", "save": "persistence", "load": "persistence",
-         "load_numpy": "persistence"}
+         "load_numpy": "persistence", "compare": "comparison",
+         "learning_curve": "comparison"}
 
-__all__ = ["DNNRegressor", "DNNClassifier", "save", "load", "load_numpy", "load_dataset", "list_datasets",
+__all__ = ["DNNRegressor", "DNNClassifier", "compare", "learning_curve", "save", "load", "load_numpy", "load_dataset", "list_datasets",
            "regression_metrics", "classification_metrics", "__version__"]
 
 

@@ -105,20 +105,10 @@ def _stratifiable(y):
 
 
 def resolve_task(task: str, y: pd.Series, params: dict) -> str:
-    """``regression`` or ``classification``. ``auto`` picks classification for a text,
-    categorical or boolean target, or a classification loss; numbers mean regression."""
-    from .losses import CLASSIFICATION_LOSSES
+    """``task``, or for ``auto`` the task the target and a ``loss`` in ``params`` imply."""
+    from .data import infer_task
 
-    if task != "auto":
-        return task
-    if params.get("loss") in CLASSIFICATION_LOSSES or not pd.api.types.is_numeric_dtype(y) \
-            or pd.api.types.is_bool_dtype(y):
-        return "classification"
-    n_unique = y.nunique()
-    if pd.api.types.is_integer_dtype(y) and n_unique <= 20:
-        logger.warning("the target %r holds %d integer values; treating it as a number "
-                       "(pass --task classification if they are classes)", y.name, n_unique)
-    return "regression"
+    return task if task != "auto" else infer_task(y, loss=params.get("loss"))
 
 
 def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
@@ -303,6 +293,85 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _load_xy(args):
+    """Read DATA, pick the task, split off the target (the same checks as ``train``)."""
+    from .data import read_table, split_xy
+
+    frame = read_table(args.data)
+    task = args.task
+    if task == "auto" and args.target in frame.columns:
+        task = resolve_task("auto", frame[args.target], {})
+    X, y = split_xy(frame, args.target, task="regression" if task == "auto" else task)
+    return X, y, ("regression" if task == "auto" else task)
+
+
+def _model_list(text):
+    return None if text is None else [m.strip() for m in text.split(",") if m.strip()]
+
+
+def cmd_compare(args) -> int:
+    from .comparison import as_records, compare
+    from .evaluation import PRIMARY
+    from .persistence import atomic_dir, write_json
+    from .plots import comparison_plot
+
+    X, y, task = _load_xy(args)
+    results = compare(X, y, task=task, models=_model_list(args.models), folds=args.folds,
+                      repeats=args.repeats, time_budget=args.time_budget, seed=args.seed)
+    summary, verdict = results.attrs["summary"], results.attrs["verdict"]
+    metric = PRIMARY[task][0]
+    _print_summary(summary, task)
+    for name, note in results.attrs["notes"].items():
+        print(f"{name}: {note}")
+    if verdict:
+        print("\n" + verdict["text"])
+    with atomic_dir(Path(args.out)) as tmp:
+        write_json(tmp / "results.json", {
+            "data": str(args.data), "target": args.target, "task": task, "seed": args.seed,
+            "protocol": {"folds": None if args.repeats else args.folds, "repeats": args.repeats},
+            "summary": summary, "verdict": verdict, "notes": results.attrs["notes"],
+            "splits": as_records(results)})
+        comparison_plot(summary, metric, tmp / "comparison.png",
+                        title=f"{Path(args.data).name}: {args.target}")
+    print(f"wrote {args.out}/results.json and {args.out}/comparison.png")
+    return 0
+
+
+def _print_summary(summary: list[dict], task: str) -> None:
+    columns = ("rmse", "mae", "r2") if task == "regression" else ("accuracy", "log_loss")
+    print(f"{'model':<15}" + "".join(f"{c:>20}" for c in columns) + f"{'fit s':>9}{'predict s':>11}")
+    for r in summary:
+        cells = "".join(f"{r[c + '_mean']:>11.4f} ± {r[c + '_std'] or 0:<6.4f}" for c in columns)
+        print(f"{r['model']:<15}{cells}{r['fit_seconds_mean']:>9.2f}{r['predict_seconds_mean']:>11.3f}")
+
+
+def cmd_learning_curve(args) -> int:
+    from .comparison import as_records, learning_curve
+    from .evaluation import PRIMARY
+    from .persistence import atomic_dir, write_json
+    from .plots import learning_curve_plot
+
+    X, y, task = _load_xy(args)
+    curve = learning_curve(X, y, task=task, models=_model_list(args.models),
+                           repeats=args.repeats, time_budget=args.time_budget, seed=args.seed)
+    metric = PRIMARY[task][0]
+    means = curve.groupby(["size", "model"])[metric].mean().unstack()
+    print(f"mean test {metric} by training rows:")
+    print(means.to_string(float_format=lambda v: f"{v:.4f}"))
+    size = curve.attrs["crossover"]
+    print("\n" + (f"crossover: from {size} training rows on, the DNN beats every other model"
+                  if size is not None else "no crossover: the DNN does not beat the best "
+                  "shallow model for good at any size tried"))
+    with atomic_dir(Path(args.out)) as tmp:
+        write_json(tmp / "learning_curve.json", {
+            "data": str(args.data), "target": args.target, "task": task, "metric": metric,
+            "crossover": size, "notes": curve.attrs["notes"], "rows": as_records(curve)})
+        learning_curve_plot(as_records(curve), metric, tmp / "learning_curve.png",
+                            crossover=size, title=f"{Path(args.data).name}: {args.target}")
+    print(f"wrote {args.out}/learning_curve.json and {args.out}/learning_curve.png")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .onnx_export import export_onnx
 
@@ -318,6 +387,17 @@ def cmd_datasets(args) -> int:
     table = list_datasets()[["name", "rows", "features", "target", "license"]]
     print(table.to_string(index=False))
     return 0
+
+
+def _data_args(p) -> None:
+    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", required=True, help="name of the column to predict")
+    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    p.add_argument("--models", metavar="A,B,...", help="comma-separated model names "
+                   "(default: all); the DNN is always included")
+    p.add_argument("--time-budget", type=float, metavar="S",
+                   help="stop after the split (or repeat) during which S seconds pass")
+    p.add_argument("--seed", type=int, default=0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,6 +442,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train the default network on bundled California housing")
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compare", help="the DNN against shallow baselines on identical splits")
+    _data_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--folds", type=int, default=5, help="K-fold cross-validation (default 5)")
+    group.add_argument("--repeats", type=int, help="R random 80/20 splits instead of folds")
+    p.add_argument("--out", default="runs/compare", metavar="DIR")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("learning-curve", help="test error of each model family against "
+                                              "training-set size")
+    _data_args(p)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
+    p.set_defaults(func=cmd_learning_curve)
 
     p = sub.add_parser("export", help="export a saved model to ONNX, preprocessing included")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")

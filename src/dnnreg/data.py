@@ -133,3 +133,25 @@ def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
     train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
                                   stratify=None if stratify is None else stratify[rest])
     return train, val, test
+
+
+def infer_task(y, *, loss: str | None = None) -> str:
+    """``classification`` for a text, categorical or boolean target or a classification
+    loss; ``regression`` for numbers (integer labels are numbers until told otherwise,
+    with a warning when there are few of them).
+
+    >>> infer_task(pd.Series(["a", "b"])), infer_task(pd.Series([1.5, 2.0]))
+    ('classification', 'regression')
+    """
+    import logging
+
+    y = pd.Series(y)
+    if loss in ("cross_entropy", "sigmoid_mse") or not pd.api.types.is_numeric_dtype(y) \
+            or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    n_unique = y.nunique()
+    if pd.api.types.is_integer_dtype(y) and n_unique <= 20:
+        logging.getLogger("dnnreg").warning(
+            "the target %r holds %d integer values; treating it as a number (pass --task "
+            "classification if they are classes)", y.name, n_unique)
+    return "regression"
