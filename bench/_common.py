@@ -48,3 +48,20 @@ def write(name: str, payload: dict, table: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=1) + "\n")
     (RESULTS / f"{name}.md").write_text(table + "\n")
     print(table)
+
+
+def load_table(name: str, target: str):
+    """``(X, y)`` of a bundled dataset, else of ../shared/datasets/<name>.csv[.gz]; ``None``
+    when neither has it."""
+    import pandas as pd
+
+    from dnnreg.datasets import DATASETS, load_dataset
+
+    if name in DATASETS:
+        frame = load_dataset(name)
+    else:
+        files = list(SHARED.glob(f"{name}.csv*"))
+        if not files:
+            return None
+        frame = pd.read_csv(files[0])
+    return frame.drop(columns=[target]), frame[target]

@@ -11,27 +11,15 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import SHARED, write
+from _common import SHARED, load_table, write
 from sklearn.model_selection import train_test_split
 
 from dnnreg import DNNClassifier
 from dnnreg.baselines import LogisticBaseline
-from dnnreg.datasets import load_dataset
 from dnnreg.metrics import classification_metrics
 
 DATASETS = {"digits": "digit", "mnist_5k": "label", "adult": "income",
             "magic_telescope": "is_gamma", "letter_recognition": "letter"}
-
-
-def load(name: str, target: str):
-    if name == "digits":
-        frame = load_dataset("digits")
-    else:
-        files = list(SHARED.glob(f"{name}.csv*"))
-        if not files:
-            return None
-        frame = pd.read_csv(files[0])
-    return frame.drop(columns=[target]), frame[target]
 
 
 def models():
@@ -62,7 +50,7 @@ def run_one(make, Xtr, Xte, ytr, yte) -> dict:
 def main():
     rows = []
     for name, target in DATASETS.items():
-        data = load(name, target)
+        data = load_table(name, target)
         if data is None:
             print(f"skip {name}: not in {SHARED}")
             continue
