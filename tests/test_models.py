@@ -145,7 +145,10 @@ def test_residual_blocks_add_their_input_where_widths_agree():
     assert [b.residual for b in net.blocks] == [False, True, False]
     x = torch.randn(1, 6, 4, generator=torch.Generator().manual_seed(0))
     block = net.blocks[1]
-    assert torch.allclose(block(x), x + torch.relu(block.linear(x)))
+    assert torch.equal(block(x), x)  # the gate α starts at 0: the identity at first
+    with torch.no_grad():
+        block.alpha.fill_(0.5)
+    assert torch.allclose(block(x), x + 0.5 * torch.relu(block.linear(x)))
 
 
 def test_members_are_independent_networks():

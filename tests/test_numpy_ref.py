@@ -34,7 +34,7 @@ def _torch_and_numpy(activation, layout, *, d_out=1, k=2, seed=0):
             if "running_var" in name:
                 p.uniform_(0.5, 2.0)
         for name, p in net.named_parameters():
-            if ".norm." in name or ".act." in name or name.endswith("bias"):
+            if ".norm." in name or ".act." in name or name.endswith(("bias", "alpha")):
                 p.normal_(0.0, 0.5)
     net.eval()
     params = {k_: v.detach().numpy().copy() for k_, v in net.state_dict().items()}

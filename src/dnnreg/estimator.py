@@ -105,6 +105,10 @@ _SHARED_PARAMETERS = """
     max_time : float or None, default=None
         Stop after this many seconds of training.
     device : {"auto", "cpu", "cuda"}, default="auto"
+    diagnostics : bool, default=False
+        Record per-layer gradient norms, weight norms, update ratios, activation
+        statistics, dead and saturated units each epoch (in ``history_``), and log
+        plain-language verdicts (``diagnostics_``) such as vanishing gradients.
     random_state : int, RandomState or None, default=None
         Seed for the validation split, initialisation, shuffling and dropout; a fixed seed
         gives identical results on the same machine.
@@ -184,6 +188,7 @@ class _DNNBase(BaseEstimator):
                          low_inclusive=False, high_inclusive=False),
             check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
             _check_bool("restore_best_weights", self.restore_best_weights),
+            _check_bool("diagnostics", self.diagnostics),
             optional("max_time"),
             check_choice("device", self.device, ("auto", "cpu", "cuda")),
             *self._check_task_params(),
@@ -253,6 +258,12 @@ class _DNNBase(BaseEstimator):
         if val_frame is not None:
             evaluate = self._evaluator(self._tensors(val_frame, y_val), y_val)
         metric = self.early_stopping_metric
+        callbacks = []
+        if self.diagnostics:
+            from .diagnostics import Diagnostics
+
+            probe = train if val_frame is None else self._tensors(val_frame)
+            callbacks.append(Diagnostics((probe[0][:1024], probe[1][:1024]), self.activation))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
@@ -263,11 +274,17 @@ class _DNNBase(BaseEstimator):
                 self.model_, self.loss_, train, config=self._train_config(),
                 generator=generator, evaluate=evaluate, monitor=f"val_{metric}",
                 maximize=metric != "loss" and self._metrics[metric][1],
-                log_every=1 if self.verbose else 0,
+                callbacks=callbacks, log_every=1 if self.verbose else 0,
                 log_keys=(f"val_{next(iter(self._metrics))}",))
         self.model_.eval()
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
+        if self.diagnostics:
+            from .diagnostics import format_verdict, verdicts
+
+            self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
+            for v in self.diagnostics_:
+                logger.warning("diagnostics: %s", format_verdict(v))
         self.fit_seconds_ = time.perf_counter() - start
         return self
 

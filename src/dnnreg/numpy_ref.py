@@ -7,7 +7,7 @@ Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble mem
     z^l = a^{l-1} W^l + b^l             (a^0 = x, the encoded inputs)
     u^l = norm(z^l)                     (identity, batch norm in eval mode, or layer norm)
     a^l = f(u^l) ⊙ m^l / (1 - p)        (dropout mask m^l; no mask at inference)
-    a^l ← a^{l-1} + a^l                 (residual blocks, when widths agree)
+    a^l ← a^{l-1} + α^l a^l             (residual blocks, when widths agree; α^l learned)
     o   = a^{L-1} W^L + b^L             (raw outputs; the loss decides what they mean)
 
 Back-propagation is the chain rule taken layer by layer from the output down. The output
@@ -34,7 +34,8 @@ Then, for each hidden layer from the top, with g = ∂L/∂a^l:
     δˡ = (g ⊙ m / (1 - p)) ⊙ f′(uˡ) ⊙ ∂u/∂z                (for a plain net g = δˡ⁺¹ Wˡ⁺¹ᵀ,
                                                           i.e. δˡ = (Wˡ⁺¹ᵀ δˡ⁺¹) ⊙ f′(zˡ))
     ∂L/∂Wˡ = aˡ⁻¹ᵀ δˡ,   ∂L/∂bˡ = Σ_rows δˡ              (per row: ∂L/∂Wˡ = δˡ aˡ⁻¹ᵀ)
-    ∂L/∂aˡ⁻¹ = δˡ Wˡᵀ  (+ g itself through a residual skip)
+    ∂L/∂aˡ⁻¹ = δˡ Wˡᵀ  (+ g itself through a residual skip, where the branch's g is α g
+                        and ∂L/∂α = Σ g ⊙ aˡ)
 
 Batch norm in eval mode is a fixed affine map (∂u/∂z = γ/√(σ² + ε)); layer norm
 normalises each row by its own mean and deviation, so its ∂u/∂z mixes the row's units
@@ -296,8 +297,8 @@ class NumpyMLP:
                 h = h * mask
             if cache is not None:
                 cache.append({"a_in": a, "u": u, "fprime": fprime, "norm": norm_state,
-                              "mask": mask})
-            a = a + h if self.residual[l] else h
+                              "mask": mask, "h": h})
+            a = a + self.params[f"blocks.{l}.alpha"] * h if self.residual[l] else h
         if cache is not None:
             cache.append({"a_in": a})
         return a @ self.params["head.weight"] + self.params["head.bias"]
@@ -324,6 +325,10 @@ class NumpyMLP:
         for l in range(self.n_blocks - 1, -1, -1):
             c = cache[l]
             skip = g if self.residual[l] else None
+            if skip is not None:  # a = a_in + α h: ∂L/∂α = Σ g ⊙ h, and h receives α g
+                alpha = self.params[f"blocks.{l}.alpha"]
+                grads[f"blocks.{l}.alpha"] = (g * c["h"]).sum(axis=(1, 2), keepdims=True)
+                g = g * alpha
             if c["mask"] is not None:
                 g = g * c["mask"]
             if self.activation == "prelu":  # ∂a/∂slope = min(u, 0)

@@ -192,7 +192,7 @@ def _network(g: _Graph, x: str, w: dict, params: dict) -> str:
             z = _norm(g, params["normalization"], z, w, prefix, k, width)
         h = _activation(g, params["activation"], z, w.get(f"{prefix}.act.weight"))
         residual = params["residual"] and widths[-1] == width
-        a = g.op("Add", a, h) if residual else h
+        a = g.op("Add", a, g.op("Mul", h, g.const(w[f"{prefix}.alpha"]))) if residual else h
         widths.append(width)
     return g.op("Add", g.op("MatMul", a, g.const(w["head.weight"])), g.const(w["head.bias"]))
 

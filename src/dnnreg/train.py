@@ -4,7 +4,11 @@ on any validation metric that restores the best weights.
 
 The loop never builds batches sample by sample (no DataLoader) and never synchronises
 with ``.item()`` inside an epoch, so an epoch costs close to its matrix multiplications.
-Events go to callbacks (``on_epoch_end(record)``) so diagnostics can plug in from outside.
+Events go to callbacks so diagnostics can plug in from outside. A callback may define
+``on_epoch_begin(model)``, ``on_after_backward(model, last_in_epoch)`` (gradients are
+fresh; called each step, so it must be cheap unless ``last_in_epoch``) and
+``on_epoch_end(record, model)``; the record is the epoch's plain-data history entry,
+which the callback may extend.
 """
 
 from __future__ import annotations
@@ -108,11 +112,13 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
     start = time.perf_counter()
     for epoch in range(1, config.max_iter + 1):
         model.train()
+        _notify(callbacks, "on_epoch_begin", model)
         if config.solver == "lbfgs":
-            train_loss = _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config)
+            train_loss = _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config,
+                                      callbacks)
         else:
             train_loss = _minibatch_epoch(model, optimizer, schedule, objective, train,
-                                          config, generator)
+                                          config, generator, callbacks)
         record = {"epoch": epoch, "train_loss": train_loss,
                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
         if evaluate is not None:
@@ -126,9 +132,8 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
             best_score, result.best_epoch = score, epoch
             if config.restore_best:
                 best_state = copy.deepcopy(model.state_dict())
+        _notify(callbacks, "on_epoch_end", record, model)
         result.history.append(record)
-        for cb in callbacks:
-            cb.on_epoch_end(record)
         if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
             logger.info(_progress_line(record, config.max_iter, (monitor, *log_keys)))
         if not math.isfinite(train_loss):
@@ -149,7 +154,15 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
     return result
 
 
-def _minibatch_epoch(model, optimizer, schedule, objective, train, config, generator) -> float:
+def _notify(callbacks, event: str, *args) -> None:
+    for cb in callbacks:
+        method = getattr(cb, event, None)
+        if method is not None:
+            method(*args)
+
+
+def _minibatch_epoch(model, optimizer, schedule, objective, train, config, generator,
+                     callbacks=()) -> float:
     x_num, x_cat, y = train
     n, k = x_num.shape[0], getattr(model, "k", 1)
     # Each member sees its own shuffle, as if trained alone: members decorrelate.
@@ -164,6 +177,8 @@ def _minibatch_epoch(model, optimizer, schedule, objective, train, config, gener
         loss, full = objective(model(x_num[idx], x_cat[idx]), y[idx])
         optimizer.zero_grad(set_to_none=True)
         full.backward()
+        if callbacks:
+            _notify(callbacks, "on_after_backward", model, i + config.batch_size >= stop)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
             clip_gradients(params, max_norm=config.clip_grad_norm,
                            max_value=config.clip_grad_value)
@@ -173,7 +188,7 @@ def _minibatch_epoch(model, optimizer, schedule, objective, train, config, gener
     return float(total) / stop
 
 
-def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config) -> float:
+def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks=()) -> float:
     """One L-BFGS step on the full batch (up to 20 function evaluations)."""
     k = getattr(model, "k", 1)
     target = y.unsqueeze(0).expand(k, *y.shape)  # every member sees every row
@@ -182,6 +197,7 @@ def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config) -> float:
         optimizer.zero_grad(set_to_none=True)
         _, full = objective(model(x_num, x_cat), target)
         full.backward()
+        _notify(callbacks, "on_after_backward", model, True)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
             clip_gradients([p for p in model.parameters() if p.grad is not None],
                            max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
