@@ -239,6 +239,8 @@ def cmd_train(args) -> int:
     params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
     if not args.quiet:
         params.setdefault("verbose", 1)
+    if args.diagnose:
+        params["diagnostics"] = True
     metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
                         seed=args.seed, source=str(args.data))
@@ -372,6 +374,26 @@ def cmd_learning_curve(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    from .diagnostics import format_verdict, verdicts
+
+    run = Path(args.run_dir)
+    try:
+        history = json.loads((run / "history.json").read_text())
+        params = json.loads((run / "config.json").read_text())["params"]
+    except FileNotFoundError as err:
+        raise ValueError(f"{str(run)!r} is not a run directory (no {Path(err.filename).name}); "
+                         "pass the --out directory of 'dnnreg train'") from err
+    if not any("diagnostics" in r for r in history):
+        print("this run recorded no diagnostics; train it again with --diagnose")
+    found = verdicts(history, activation=params["activation"], loss=params["loss"])
+    for v in found:
+        print(format_verdict(v))
+    if not found:
+        print("no problems found: gradients flow, no layer is mostly dead or saturated")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .onnx_export import export_onnx
 
@@ -423,7 +445,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto",
                    help="auto: classification for a text/categorical/boolean target or a "
                         "classification loss, else regression")
+    p.add_argument("--diagnose", action="store_true",
+                   help="record per-layer gradient health and print verdicts")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("diagnose", help="verdicts on a run's gradient health")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("predict", help="predict with a saved model")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")

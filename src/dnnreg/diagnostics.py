@@ -60,6 +60,9 @@ class Diagnostics:
                 entry.update(stats[i])
             layers.append(entry)
         finite = all(math.isfinite(v) for layer in layers for v in layer.values())
+        # JSON has no NaN: a missing or non-finite number is stored as None.
+        layers = [{k: (v if math.isfinite(v) else None) for k, v in layer.items()}
+                  for layer in layers]
         record["diagnostics"] = {"layers": layers, "non_finite": not finite}
 
     @torch.no_grad()
@@ -114,12 +117,12 @@ def verdicts(history: list[dict], *, activation: str, loss: str) -> list[dict]:
     found += _gradient_flow(records)
     last = records[-1]["layers"][:-1]  # hidden layers only
     for i, layer in enumerate(last, start=1):
-        if layer.get("dead", 0) >= DEAD_ALERT:
+        if (layer.get("dead") or 0) >= DEAD_ALERT:
             found.append(_finding("dead_units", f"{100 * layer['dead']:.0f} % dead units in "
                                   f"layer {i}", "their output is 0 on every probe row at the "
                                   "last epoch", "lower learning_rate_init or use "
                                   "activation='leaky_relu' or 'prelu'"))
-        if layer.get("saturated", 0) >= SATURATED_ALERT:
+        if (layer.get("saturated") or 0) >= SATURATED_ALERT:
             found.append(_finding("saturated_units", f"{100 * layer['saturated']:.0f} % of layer "
                                   f"{i}'s {activation} activations are saturated",
                                   "f′ < 0.05 there, so little gradient passes",
@@ -134,7 +137,8 @@ def _gradient_flow(records) -> list[dict]:
     exploding too when some layer's gradient norm is over 100 × its weight norm."""
     relative = sorted(max(layer["grad_norm"] / max(layer["weight_norm"], 1e-30)
                           for layer in r["layers"]) for r in records
-                      if all(math.isfinite(layer["grad_norm"]) for layer in r["layers"]))
+                      if all(layer["grad_norm"] is not None and layer["weight_norm"] is not None
+                             for layer in r["layers"]))
     if relative and relative[len(relative) // 2] > EXPLODING_RELATIVE:
         worst = relative[len(relative) // 2]
         return [_finding("exploding_gradients", f"exploding gradients: a layer's gradient norm "
@@ -145,7 +149,7 @@ def _gradient_flow(records) -> list[dict]:
     ratios = []
     for r in records:
         grads = [layer["grad_norm"] for layer in r["layers"][:-1]]
-        if len(grads) >= 2 and all(math.isfinite(g) for g in grads) and grads[-1] > 0:
+        if len(grads) >= 2 and None not in grads and grads[-1] > 0:
             ratios.append(grads[0] / grads[-1])
     if not ratios:
         return []
