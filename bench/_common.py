@@ -65,3 +65,14 @@ def load_table(name: str, target: str):
             return None
         frame = pd.read_csv(files[0])
     return frame.drop(columns=[target]), frame[target]
+
+
+def tables(datasets: dict):
+    """Yield ``(name, X, y)`` for each ``{name: target}`` that is bundled or in
+    ../shared/datasets, saying which are skipped."""
+    for name, target in datasets.items():
+        data = load_table(name, target)
+        if data is None:
+            print(f"skip {name}: not bundled and not in {SHARED}")
+            continue
+        yield (name, *data)

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import SHARED, load_table, write
+from _common import tables, write
 from sklearn.model_selection import train_test_split
 
 from dnnreg import DNNClassifier
@@ -49,12 +49,7 @@ def run_one(make, Xtr, Xte, ytr, yte) -> dict:
 
 def main():
     rows = []
-    for name, target in DATASETS.items():
-        data = load_table(name, target)
-        if data is None:
-            print(f"skip {name}: not in {SHARED}")
-            continue
-        X, y = data
+    for name, X, y in tables(DATASETS):
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
         for model_name, make in models().items():
             r = run_one(make, Xtr, Xte, ytr, yte)

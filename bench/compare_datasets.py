@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from _common import SHARED, load_table, write
+from _common import tables, write
 
 from dnnreg import compare
 
@@ -22,12 +22,7 @@ DATASETS = {"california_housing": "MedHouseVal", "concrete": "compressive_streng
 def main():
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     payload, lines = {}, []
-    for name, target in DATASETS.items():
-        data = load_table(name, target)
-        if data is None:
-            print(f"skip {name}: not bundled and not in {SHARED}")
-            continue
-        X, y = data
+    for name, X, y in tables(DATASETS):
         res = compare(X, y, task="regression", folds=5, time_budget=600, seed=0)
         summary, verdict = res.attrs["summary"], res.attrs["verdict"]
         payload[name] = {"rows": len(X), "folds_done": int(res["split"].nunique()),
