@@ -241,6 +241,8 @@ def cmd_train(args) -> int:
         params.setdefault("verbose", 1)
     if args.diagnose:
         params["diagnostics"] = True
+    if args.tensorboard:
+        params["tensorboard_dir"] = args.tensorboard
     metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
                         seed=args.seed, source=str(args.data))
@@ -447,6 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "classification loss, else regression")
     p.add_argument("--diagnose", action="store_true",
                    help="record per-layer gradient health and print verdicts")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="write TensorBoard events (scalars, histograms, graph) to DIR")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("diagnose", help="verdicts on a run's gradient health")

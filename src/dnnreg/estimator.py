@@ -6,6 +6,7 @@ tensors, prediction plumbing and the parameter documentation. Each subclass's
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -105,6 +106,9 @@ _SHARED_PARAMETERS = """
     max_time : float or None, default=None
         Stop after this many seconds of training.
     device : {"auto", "cpu", "cuda"}, default="auto"
+    tensorboard_dir : str or None, default=None
+        Write TensorBoard events there: scalars per epoch, weight and gradient histograms
+        per layer, and the network graph (needs the ``tensorboard`` package).
     diagnostics : bool, default=False
         Record per-layer gradient norms, weight norms, update ratios, activation
         statistics, dead and saturated units each epoch (in ``history_``), and log
@@ -189,6 +193,8 @@ class _DNNBase(BaseEstimator):
             check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
             _check_bool("restore_best_weights", self.restore_best_weights),
             _check_bool("diagnostics", self.diagnostics),
+            None if self.tensorboard_dir is None or isinstance(self.tensorboard_dir, (str, os.PathLike))
+            else f"tensorboard_dir must be a path or None, got tensorboard_dir={self.tensorboard_dir!r}",
             optional("max_time"),
             check_choice("device", self.device, ("auto", "cpu", "cuda")),
             *self._check_task_params(),
@@ -264,6 +270,10 @@ class _DNNBase(BaseEstimator):
 
             probe = train if val_frame is None else self._tensors(val_frame)
             callbacks.append(Diagnostics((probe[0][:1024], probe[1][:1024]), self.activation))
+        if self.tensorboard_dir is not None:
+            from .tensorboard_log import TensorBoardLogger
+
+            callbacks.append(TensorBoardLogger(self.tensorboard_dir, (train[0][:4], train[1][:4])))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)

@@ -7,8 +7,8 @@ with ``.item()`` inside an epoch, so an epoch costs close to its matrix multipli
 Events go to callbacks so diagnostics can plug in from outside. A callback may define
 ``on_epoch_begin(model)``, ``on_after_backward(model, last_in_epoch)`` (gradients are
 fresh; called each step, so it must be cheap unless ``last_in_epoch``) and
-``on_epoch_end(record, model)``; the record is the epoch's plain-data history entry,
-which the callback may extend.
+``on_epoch_end(record, model)`` and ``on_train_end(model)``; the record is the epoch's
+plain-data history entry, which the callback may extend.
 """
 
 from __future__ import annotations
@@ -150,6 +150,7 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    _notify(callbacks, "on_train_end", model)
     result.seconds = time.perf_counter() - start
     return result
 
