@@ -515,9 +515,9 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         _check_fractions(args)
         if not args.quiet and not logger.handlers:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
+            from .progress import ProgressHandler
+
+            logger.addHandler(ProgressHandler(sys.stderr))
             logger.setLevel(logging.INFO)
         return args.func(args)
     except UsageError as err:

@@ -135,7 +135,11 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
         _notify(callbacks, "on_epoch_end", record, model)
         result.history.append(record)
         if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
-            logger.info(_progress_line(record, config.max_iter, (monitor, *log_keys)))
+            keys = ("train_loss", "val_loss", monitor, *log_keys)
+            progress = {"epoch": epoch, "max_iter": config.max_iter, "seconds": record["seconds"],
+                        "values": {k: record[k] for k in dict.fromkeys(keys) if k in record}}
+            logger.info(_progress_line(record, config.max_iter, (monitor, *log_keys)),
+                        extra={"progress": progress})
         if not math.isfinite(train_loss):
             logger.warning("training loss became %s at epoch %d; stopping (lower the "
                            "learning rate or clip gradients with clip_grad_norm)",
