@@ -152,8 +152,12 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
             pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
             prediction_frame(model, X.iloc[rows])], axis=1))
 
+    held_out = test if test is not None else (val if val is not None else train)
+    importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
+
     with atomic_dir(out) as tmp:
         save(model, tmp / "model", metadata={"target": target})
+        write_json(tmp / "importance.json", importance)
         write_json(tmp / "config.json", {
             "data": source, "target": target, "task": task, "seed": seed,
             "test_fraction": test_fraction, "val_fraction": val_fraction,
@@ -164,6 +168,19 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
         write_json(tmp / "metrics.json", metrics)
         pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
     return metrics
+
+
+def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
+    """How much the held-out score (R² or accuracy) drops when one column is shuffled,
+    mean and std over 5 shuffles (Breiman 2001), most important first."""
+    from sklearn.inspection import permutation_importance
+
+    rows = min(len(X), 5000)  # the ranking is stable long before every row is used
+    result = permutation_importance(model, X.iloc[:rows], y.iloc[:rows], n_repeats=5,
+                                    random_state=seed)
+    records = [{"feature": str(c), "mean": float(m), "std": float(s)} for c, m, s in
+               zip(X.columns, result.importances_mean, result.importances_std)]
+    return sorted(records, key=lambda r: -r["mean"])
 
 
 def split_metrics(model, X, y) -> dict:
@@ -396,6 +413,14 @@ def cmd_diagnose(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from .onnx_export import export_onnx
 
@@ -452,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write TensorBoard events (scalars, histograms, graph) to DIR")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("report", help="one self-contained HTML page about a run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE", help="default: RUN_DIR/report.html")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("diagnose", help="verdicts on a run's gradient health")
     p.add_argument("run_dir", metavar="RUN_DIR")

@@ -58,3 +58,125 @@ def learning_curve_plot(curve: list[dict], metric: str, path, *, crossover=None,
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def history_plot(history: list[dict], path, *, metric: str | None = None) -> Path:
+    """Training and validation loss per epoch (and the validation metric on a second axis)."""
+    plt = _pyplot()
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(epochs, [r["train_loss"] for r in history], label="train loss")
+    if history and "val_loss" in history[0]:
+        ax.plot(epochs, [r["val_loss"] for r in history], label="validation loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper left")
+    if metric and history and metric in history[0]:
+        twin = ax.twinx()
+        twin.plot(epochs, [r[metric] for r in history], color="tab:red", linestyle="--",
+                  label=metric)
+        twin.set_ylabel(metric)
+        twin.legend(loc="upper right")
+    ax.set_title("learning curves")
+    return _save(fig, path)
+
+
+def gradient_heatmap(history: list[dict], path) -> Path:
+    """log10 of each layer's gradient norm (rows) over epochs (columns)."""
+    import numpy as np
+
+    plt = _pyplot()
+    records = [r["diagnostics"]["layers"] for r in history if "diagnostics" in r]
+    grid = np.array([[np.nan if la["grad_norm"] in (None, 0) else np.log10(la["grad_norm"])
+                      for la in layers] for layers in records]).T
+    fig, ax = plt.subplots(figsize=(7, 0.3 * grid.shape[0] + 1.5))
+    image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
+    ax.set_yticks(range(grid.shape[0]),
+                  [f"layer {i + 1}" for i in range(grid.shape[0] - 1)] + ["output"])
+    ax.set_xlabel("epoch")
+    fig.colorbar(image, label="log10 gradient norm")
+    ax.set_title("gradient norm per layer")
+    return _save(fig, path)
+
+
+def unit_health_plot(history: list[dict], path) -> Path:
+    """Dead and saturated fractions per hidden layer at the last recorded epoch."""
+    plt = _pyplot()
+    last = [r for r in history if "diagnostics" in r][-1]["diagnostics"]["layers"][:-1]
+    layers = range(1, len(last) + 1)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.4
+    ax.bar([i - width / 2 for i in layers], [la.get("dead") or 0 for la in last], width,
+           label="dead units")
+    ax.bar([i + width / 2 for i in layers], [la.get("saturated") or 0 for la in last], width,
+           label="saturated activations")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("hidden layer")
+    ax.set_ylabel("fraction")
+    ax.legend()
+    ax.set_title("unit health at the last epoch")
+    return _save(fig, path)
+
+
+def prediction_plot(actual, predicted, path) -> Path:
+    """Predicted against actual (with the diagonal), and residuals against predicted."""
+    import numpy as np
+
+    plt = _pyplot()
+    actual, predicted = np.asarray(actual, float), np.asarray(predicted, float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.scatter(actual, predicted, s=4, alpha=0.4)
+    lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    left.plot([lo, hi], [lo, hi], color="black", linewidth=1)
+    left.set_xlabel("actual")
+    left.set_ylabel("predicted")
+    left.set_title("predicted against actual (test rows)")
+    right.scatter(predicted, actual - predicted, s=4, alpha=0.4)
+    right.axhline(0, color="black", linewidth=1)
+    right.set_xlabel("predicted")
+    right.set_ylabel("residual (actual - predicted)")
+    right.set_title("residuals")
+    return _save(fig, path)
+
+
+def topology_plot(widths: list[int], labels: list[str], path) -> Path:
+    """The network drawn as boxes: one per layer, its height growing with its width, with
+    the layer's width and what follows it written inside."""
+    import math
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(widths)), 3.5))
+    top = max(math.log2(w + 1) for w in widths)
+    for i, (w, label) in enumerate(zip(widths, labels)):
+        h = 0.25 + 0.75 * math.log2(w + 1) / top
+        ax.add_patch(plt.Rectangle((i * 1.5, -h / 2), 1.0, h, facecolor="tab:blue",
+                                   alpha=0.25 + 0.5 * (0 < i < len(widths) - 1), edgecolor="black"))
+        ax.text(i * 1.5 + 0.5, 0, f"{w}\n{label}", ha="center", va="center", fontsize=8)
+        if i:
+            ax.annotate("", xy=(i * 1.5, 0), xytext=(i * 1.5 - 0.5, 0),
+                        arrowprops={"arrowstyle": "->"})
+    ax.set_xlim(-0.2, 1.5 * len(widths) - 0.3)
+    ax.set_ylim(-0.65, 0.65)
+    ax.axis("off")
+    ax.set_title("network topology (width, then what follows each layer)")
+    return _save(fig, path)
+
+
+def importance_plot(records: list[dict], path, *, top: int = 20) -> Path:
+    """Permutation importance: the held-out score's drop when a column is shuffled."""
+    plt = _pyplot()
+    records = records[:top][::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(records) + 1.2))
+    ax.barh([r["feature"] for r in records], [r["mean"] for r in records],
+            xerr=[r["std"] for r in records], color="tab:green", alpha=0.8)
+    ax.set_xlabel("drop in held-out score when shuffled")
+    ax.set_title("permutation feature importance")
+    return _save(fig, path)
+
+
+def _save(fig, path) -> Path:
+    plt = _pyplot()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
