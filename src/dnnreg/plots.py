@@ -93,6 +93,10 @@ def gradient_heatmap(history: list[dict], path) -> Path:
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(range(grid.shape[0]),
                   [f"layer {i + 1}" for i in range(grid.shape[0] - 1)] + ["output"])
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v) + 1}"))  # column 0 = epoch 1
     ax.set_xlabel("epoch")
     fig.colorbar(image, label="log10 gradient norm")
     ax.set_title("gradient norm per layer")
