@@ -20,6 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest src tests
 
 bench: $(STAMP)
+	-$(PY) -m pip install --quiet -e '.[bench]'  # Keras is a peer in one benchmark; optional
 	@for f in bench/[!_]*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
