@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 
 from .estimator import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _DNNBase, _store
 from .losses import CLASSIFICATION_LOSSES, make_loss
-from .metrics import CLASSIFICATION_METRICS
+from .metrics import CLASSIFICATION_METRICS, class_index
 
 
 class DNNClassifier(ClassifierMixin, _DNNBase):
@@ -91,13 +91,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         return make_loss(self.loss, n_classes=len(self.classes_))
 
     def _encode_target(self, y):
-        index = np.searchsorted(self.classes_, y)
-        unknown = (index >= len(self.classes_)) | (self.classes_[np.minimum(
-            index, len(self.classes_) - 1)] != y)
-        if unknown.any():
-            raise ValueError(f"y holds a class not seen in training ({y[unknown][0]!r}); "
-                             "the validation labels must be among the training classes")
-        return index.astype(np.int64)
+        return class_index(self.classes_, y)
 
     def _metric_target(self, y):
         return self._encode_target(y)

@@ -104,11 +104,16 @@ def _stratifiable(y):
     return y.to_numpy()
 
 
-def resolve_task(task: str, y: pd.Series, params: dict) -> str:
-    """``task``, or for ``auto`` the task the target and a ``loss`` in ``params`` imply."""
+def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None = None) -> str:
+    """``task``, or for ``auto`` what the target column and ``loss`` imply (regression when
+    the column is missing: ``split_xy`` then names it)."""
     from .data import infer_task
 
-    return task if task != "auto" else infer_task(y, loss=params.get("loss"))
+    if task != "auto":
+        return task
+    if target not in frame.columns:
+        return "regression"
+    return infer_task(frame[target], loss=loss)
 
 
 def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
@@ -124,8 +129,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     from .data import split_xy
     from .persistence import atomic_dir, json_params, write_json
 
-    if target in frame.columns:
-        task = resolve_task(task, frame[target], params)
+    task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
     train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed,
                                    stratify=y if task == "classification" else None)
@@ -185,18 +189,11 @@ def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
 
 def split_metrics(model, X, y) -> dict:
     """Regression metrics, or classification metrics for a model with ``classes_``."""
-    from .metrics import classification_metrics, regression_metrics
+    from .metrics import class_index, classification_metrics, regression_metrics
 
     if not hasattr(model, "classes_"):
         return regression_metrics(y, model.predict(X))
-    index = np.searchsorted(model.classes_, np.asarray(y))
-    index = np.minimum(index, len(model.classes_) - 1)
-    known = model.classes_[index] == np.asarray(y)
-    if not known.all():
-        raise ValueError(f"the labels hold classes the model never saw "
-                         f"({sorted(set(np.asarray(y)[~known].tolist()))[:5]}); evaluate on "
-                         "rows whose target is among the training classes")
-    return classification_metrics(index, model.predict_proba(X))
+    return classification_metrics(class_index(model.classes_, y), model.predict_proba(X))
 
 
 def prediction_frame(model, X) -> pd.DataFrame:
@@ -242,17 +239,16 @@ def _print_metrics(metrics: dict) -> None:
 def cmd_train(args) -> int:
     from . import DNNClassifier, DNNRegressor
     from .data import read_table
+    from .losses import CLASSIFICATION_LOSSES
 
+    loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
     task = args.task
-    if task == "auto":  # a classification loss in --set decides before the data does
-        loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
-        task = "auto" if loss == "" else resolve_task("auto", pd.Series([0.0]), {"loss": loss})
+    if task == "auto" and loss:  # the loss decides the task: check --set before reading data
+        task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
         parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
     frame = read_table(args.data)
-    if task == "auto" and args.target in frame.columns:
-        task = resolve_task("auto", frame[args.target], {})
-    task = "regression" if task == "auto" else task
+    task = resolve_task(task, frame, args.target)
     params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
     if not args.quiet:
         params.setdefault("verbose", 1)
@@ -319,11 +315,9 @@ def _load_xy(args):
     from .data import read_table, split_xy
 
     frame = read_table(args.data)
-    task = args.task
-    if task == "auto" and args.target in frame.columns:
-        task = resolve_task("auto", frame[args.target], {})
-    X, y = split_xy(frame, args.target, task="regression" if task == "auto" else task)
-    return X, y, ("regression" if task == "auto" else task)
+    task = resolve_task(args.task, frame, args.target)
+    X, y = split_xy(frame, args.target, task=task)
+    return X, y, task
 
 
 def _model_list(text):

@@ -56,6 +56,22 @@ def accuracy(y_true, y_pred) -> float:
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
+def class_index(classes, y) -> np.ndarray:
+    """Each label's position in the sorted ``classes``; a label not among them raises.
+
+    >>> class_index(np.array(["a", "b", "c"]), ["c", "a"]).tolist()
+    [2, 0]
+    """
+    y = np.asarray(y)
+    index = np.searchsorted(classes, y)
+    unknown = (index >= len(classes)) | (classes[np.minimum(index, len(classes) - 1)] != y)
+    if unknown.any():
+        raise ValueError(f"the labels hold classes the model was not trained on "
+                         f"({sorted(set(y[unknown].tolist()))[:5]}); use rows whose label is "
+                         "among the training classes")
+    return index.astype(np.int64)
+
+
 def log_loss(y_index, proba, *, eps: float = 1e-15) -> float:
     """Mean negative log-probability of the true class (cross-entropy), in nats.
     ``y_index``: class indices 0..C-1; ``proba``: (n, C), clipped to [eps, 1] first.

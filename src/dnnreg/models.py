@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .preprocessing import embedding_dim
+
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 PRELU_INIT = 0.25  # He et al. (2015)'s initial slope for PReLU
 
@@ -280,9 +282,3 @@ class MLP(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x)  # (k, n, d_out)
-
-
-def embedding_dim(cardinality: int) -> int:
-    """Width of a categorical embedding: fast.ai's rule of thumb 1.6 * c^0.56, kept
-    between 2 and 16 (a table's categoricals rarely need more)."""
-    return int(min(16, max(2, round(1.6 * cardinality ** 0.56))))

@@ -306,3 +306,14 @@ class TargetScaler:
         ts = cls()
         ts.mean, ts.std, ts.low, ts.high = (state[k] for k in ("mean", "std", "low", "high"))
         return ts
+
+
+def embedding_dim(cardinality: int) -> int:
+    """Width of a categorical embedding: fast.ai's rule of thumb 1.6 * c^0.56, kept
+    between 2 and 16 (a table's categoricals rarely need more). Here, not in the torch
+    model, so that torch-free readers of a model (the report) size it the same way.
+
+    >>> embedding_dim(3), embedding_dim(10000)
+    (3, 16)
+    """
+    return int(min(16, max(2, round(1.6 * cardinality ** 0.56))))

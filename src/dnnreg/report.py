@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import plots
+from .preprocessing import embedding_dim
 
 
 def _read(run: Path, name: str):
@@ -36,8 +37,7 @@ def _figure(make, *args, **kwargs) -> str:
 
 def _topology(config: dict, model_config: dict) -> tuple[list[int], list[str]]:
     params, arch = config["params"], model_config["architecture"]
-    d_in = arch["d_numeric"] + sum(min(16, max(2, round(1.6 * c ** 0.56)))
-                                   for c in arch["cardinalities"])
+    d_in = arch["d_numeric"] + sum(embedding_dim(c) for c in arch["cardinalities"])
     extra = "".join(["\n" + params["normalization"] if params["normalization"] != "none" else "",
                      "\n+ skip" if params["residual"] else ""])
     hidden = list(params["hidden_layer_sizes"])
