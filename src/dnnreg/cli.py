@@ -289,13 +289,11 @@ def cmd_predict(args) -> int:
         from . import load
     model = load(_model_dir(args.model))
     frame = _features_for(model, read_table(args.data))
+    from .persistence import write_text
+
     pred = prediction_frame(model, frame)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pred.to_csv(tmp, index=False, float_format="%.17g")
-    tmp.replace(out)
-    print(f"wrote {len(pred)} predictions to {out}")
+    write_text(Path(args.out), pred.to_csv(index=False, float_format="%.17g"))
+    print(f"wrote {len(pred)} predictions to {args.out}")
     return 0
 
 

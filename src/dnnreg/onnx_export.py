@@ -15,8 +15,6 @@ so onnxruntime agrees with dnnreg to about 1e-6.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -256,7 +254,7 @@ def export_onnx(model_dir, path) -> Path:
     from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
-    from .persistence import read_config, read_preprocessor
+    from .persistence import read_config, read_preprocessor, write_bytes
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
@@ -286,20 +284,7 @@ def export_onnx(model_dir, path) -> Path:
                                              helper.make_opsetid("ai.onnx.ml", _ML_OPSET)])
     model.ir_version = 9  # readable by onnxruntime >= 1.17
     onnx.checker.check_model(model)
-    return _write_atomically(model.SerializeToString(), Path(path))
-
-
-def _write_atomically(data: bytes, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_bytes(Path(path), model.SerializeToString())
 
 
 def onnx_feeds(frame, model) -> dict:

@@ -36,17 +36,24 @@ def write_json(path: Path, obj) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically: temp file in the same directory, then rename."""
+    """Write a UTF-8 text file atomically (see :func:`write_bytes`)."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Write a file atomically: a temp file in the same directory, then a rename, so a
+    reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def replace_dir(tmp_dir: Path, final: Path) -> None:
