@@ -2,13 +2,18 @@
 formulas (and torch's own schedulers), penalties and clipping against hand values."""
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from dnnreg.optim import (Schedule, clip_gradients, lr_factor, make_optimizer, penalty)
+from dnnreg.models import MLP
+from dnnreg.optim import (FusedAdam, Schedule, clip_gradients, lr_factor, make_optimizer,
+                          penalty)
 
 A = np.array([[3.0, 0.5], [0.5, 1.0]])
 B = np.array([1.0, -2.0])
@@ -104,6 +109,34 @@ def test_weight_decay_spares_biases():
     assert net.head.bias.item() == 1.0
 
 
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_fused_adam_equals_torch_optim_on_a_network(solver):
+    """Our shell around torch's fused kernel against torch.optim with the same kernel, on
+    an ensemble MLP, with the rate changing every step as a schedule changes it."""
+    torch.manual_seed(0)
+    nets = [MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(8, 8), activation="relu",
+                n_ensemble=2) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    ours = make_optimizer(nets[0], solver=solver, lr=0.01, weight_decay=0.1)
+    assert isinstance(ours, FusedAdam)
+    cls = torch.optim.AdamW if solver == "adamw" else torch.optim.Adam
+    weights = [p for n, p in nets[1].named_parameters() if n.endswith("weight") and "linear"
+               in n or n == "head.weight"]
+    others = [p for p in nets[1].parameters() if all(p is not w for w in weights)]
+    theirs = cls([{"params": weights, "weight_decay": 0.1}, {"params": others,
+                 "weight_decay": 0.0}], lr=0.01, foreach=False)
+    x, y = torch.randn(2, 16, 3), torch.randn(2, 16, 1)
+    for step in range(20):
+        for net, opt in zip(nets, (ours, theirs)):
+            for g in opt.param_groups:
+                g["lr"] = 0.01 * (1 + step) / 20
+            opt.zero_grad()
+            ((net(x, torch.zeros(2, 16, 0, dtype=torch.long)) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 TOTAL, PER_EPOCH = 100, 10
 
 
@@ -184,3 +217,18 @@ def test_clipping_by_norm_and_by_value():
     a.grad, b.grad = torch.tensor([3.0, -0.5]), torch.tensor([-4.0])
     clip_gradients([a, b], max_norm=None, max_value=1.0)
     assert a.grad.tolist() == [1.0, -0.5] and b.grad.tolist() == [-1.0]
+
+
+def test_a_default_fit_never_imports_the_compiler():
+    """torch.optim's first step imports torch._dynamo (about 1.5 s); the default solver's
+    fused kernel must not pay for it. Fresh process: another test may have imported it."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from dnnreg import DNNRegressor
+        X = np.random.default_rng(0).normal(size=(64, 3))
+        DNNRegressor(max_iter=2, hidden_layer_sizes=(8,), random_state=0).fit(X, X[:, 0])
+        assert "torch._dynamo" not in sys.modules, "torch._dynamo was imported"
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
