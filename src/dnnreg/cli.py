@@ -533,13 +533,17 @@ def _check_fractions(args) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    handler = None
     try:
         args = build_parser().parse_args(argv)
         _check_fractions(args)
         if not args.quiet and not logger.handlers:
             from .progress import ProgressHandler
 
-            logger.addHandler(ProgressHandler(sys.stderr))
+            # Installed for this command only: a caller in the same process (a notebook,
+            # a test) must not keep writing to this call's stderr afterwards.
+            handler = ProgressHandler(sys.stderr)
+            logger.addHandler(handler)
             logger.setLevel(logging.INFO)
         return args.func(args)
     except UsageError as err:
@@ -556,6 +560,9 @@ def main(argv=None) -> int:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         print(f"dnnreg: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

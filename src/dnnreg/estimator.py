@@ -18,6 +18,7 @@ from sklearn.utils.validation import (check_array, check_consistent_length,
                                       check_is_fitted, validate_data)
 
 from ._validation import check_choice, check_number, raise_all
+from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_device
 from .losses import output_bias
 from .models import ACTIVATIONS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
@@ -106,6 +107,15 @@ _SHARED_PARAMETERS = """
     max_time : float or None, default=None
         Stop after this many seconds of training.
     device : {"auto", "cpu", "cuda"}, default="auto"
+        "auto" trains on the GPU when torch sees one; the training table moves there when
+        it fits in half the free GPU memory, else batches are copied (:mod:`dnnreg.devices`).
+    precision : {"fp32", "bf16"}, default="fp32"
+        "bf16" runs training's matrix multiplies in bfloat16 under autocast (weights,
+        optimiser state, loss and predictions stay fp32): 1.4-1.6x faster on CPUs with
+        AVX512-BF16/AMX and on recent GPUs; emulated, hence slower, elsewhere.
+    compile : bool, default=False
+        Train through ``torch.compile`` (inductor). Costs 3-15 s of compilation per fit
+        and measured 0-25 % faster epochs on CPU: worth it for fits of minutes, not seconds.
     tensorboard_dir : str or None, default=None
         Write TensorBoard events there: scalars per epoch, weight and gradient histograms
         per layer, and the network graph (needs the ``tensorboard`` package).
@@ -196,7 +206,9 @@ class _DNNBase(BaseEstimator):
             None if self.tensorboard_dir is None or isinstance(self.tensorboard_dir, (str, os.PathLike))
             else f"tensorboard_dir must be a path or None, got tensorboard_dir={self.tensorboard_dir!r}",
             optional("max_time"),
-            check_choice("device", self.device, ("auto", "cpu", "cuda")),
+            check_choice("device", self.device, DEVICES),
+            check_choice("precision", self.precision, PRECISIONS),
+            _check_bool("compile", self.compile),
             *self._check_task_params(),
         ])
 
@@ -254,26 +266,30 @@ class _DNNBase(BaseEstimator):
         self.preprocessor_ = TablePreprocessor(
             numeric_scaling=self.numeric_scaling,
             categorical_encoding=self.categorical_encoding).fit(frame)
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device)
+        check_precision(self.precision, self.device_)
         self.batch_size_ = (min(256, max(16, len(y) // 16)) if self.batch_size == "auto"
                             else int(self.batch_size))
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
-        train = self._tensors(frame, y)
+        train = self._tensors(frame, y, device="fit")
         evaluate = None
         if val_frame is not None:
-            evaluate = self._evaluator(self._tensors(val_frame, y_val), y_val)
+            evaluate = self._evaluator(self._tensors(val_frame, y_val, device=self.device_), y_val)
         metric = self.early_stopping_metric
         callbacks = []
         if self.diagnostics:
             from .diagnostics import Diagnostics
 
             probe = train if val_frame is None else self._tensors(val_frame)
-            callbacks.append(Diagnostics((probe[0][:1024], probe[1][:1024]), self.activation))
+            callbacks.append(Diagnostics(
+                (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_)),
+                self.activation))
         if self.tensorboard_dir is not None:
             from .tensorboard_log import TensorBoardLogger
 
-            callbacks.append(TensorBoardLogger(self.tensorboard_dir, (train[0][:4], train[1][:4])))
+            callbacks.append(TensorBoardLogger(
+                self.tensorboard_dir, (train[0][:4].to(self.device_), train[1][:4].to(self.device_))))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
@@ -317,7 +333,8 @@ class _DNNBase(BaseEstimator):
             lr_schedule=self.lr_schedule, lr_warmup=float(self.lr_warmup),
             lr_step_size=int(self.lr_step_size), lr_gamma=float(self.lr_gamma),
             lr_patience=int(self.lr_patience), n_iter_no_change=int(self.n_iter_no_change),
-            restore_best=bool(self.restore_best_weights), max_time=self.max_time)
+            restore_best=bool(self.restore_best_weights), max_time=self.max_time,
+            precision=self.precision, compile=bool(self.compile))
 
     def _start_at_marginal(self, y_train: torch.Tensor) -> None:
         bias = output_bias(self.loss_, y_train)
@@ -362,13 +379,16 @@ class _DNNBase(BaseEstimator):
         perm = rng.permutation(len(y))
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
-    def _tensors(self, frame, y=None):
+    def _tensors(self, frame, y=None, device="cpu"):
+        """``(x_num, x_cat[, target])`` on ``device``; ``"fit"`` places the training table
+        by :func:`dnnreg.devices.data_device` (on the GPU when it fits)."""
         enc = self.preprocessor_.transform(frame)
-        out = [torch.from_numpy(enc.numeric).to(self.device_),
-               torch.from_numpy(enc.categorical).to(self.device_)]
+        out = [torch.from_numpy(enc.numeric), torch.from_numpy(enc.categorical)]
         if y is not None:
-            out.append(torch.from_numpy(self._encode_target(y)).to(self.device_))
-        return tuple(out)
+            out.append(torch.from_numpy(self._encode_target(y)))
+        if device == "fit":
+            device = data_device(sum(t.nbytes for t in out), self.device_)
+        return tuple(t.to(device) for t in out)
 
     def _build_model(self) -> MLP:
         pre = self.preprocessor_
@@ -404,10 +424,3 @@ def _check_bool(name, value):
     return f"{name} must be True or False, got {name}={value!r}"
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be 'cpu' or 'auto' on this machine (no CUDA GPU is "
-                         "available), got device='cuda'")
-    return torch.device(device)

@@ -62,6 +62,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
                  lr_patience=5, max_iter=60, early_stopping=True, early_stopping_metric="loss",
                  validation_fraction=0.1, n_iter_no_change=20, restore_best_weights=True,
                  max_time=None, diagnostics=False, tensorboard_dir=None, device="auto",
+                 precision="fp32", compile=False,
                  random_state=None, verbose=0):
         _store(self, locals())
 
