@@ -7,6 +7,7 @@ import torch
 from dnnreg.losses import make_loss
 from dnnreg.models import MLP
 from dnnreg.numpy_ref import ACTIVATIONS, NumpyMLP, loss_and_output_error
+from dnnreg.numpy_runtime import InferenceNet
 
 LAYOUTS = {"plain": {}, "residual": {"residual": True},
            "batchnorm-eval": {"normalization": "batch_norm"},
@@ -189,3 +190,27 @@ def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
     for name, p in net.named_parameters():
         np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
                                    err_msg=name)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("k", [1, 3])
+def test_inference_net_equals_the_reference_and_torch(activation, layout, k):
+    net, ref = _torch_and_numpy(activation, layout, d_out=2, k=k)
+    x = np.random.default_rng(2).normal(size=(1100, 4))  # more than one chunk
+    expected = ref.forward(x)
+    params = {k: v for k, v in ref.params.items()}
+    exact = InferenceNet(params, hidden_layer_sizes=HIDDEN, activation=activation,
+                         dtype=np.float64, **LAYOUTS[layout])
+    # gelu: scipy's erf against math.erf, equal to ~1e-8
+    np.testing.assert_allclose(exact.outputs(x), expected, rtol=1e-12,
+                               atol=1e-7 if activation == "gelu" else 1e-12)
+    fast = InferenceNet(params, hidden_layer_sizes=HIDDEN, activation=activation,
+                        **LAYOUTS[layout])
+    got = fast.outputs(x)
+    assert got.dtype == np.float32
+    with torch.no_grad():
+        torch_out = net.float()(torch.from_numpy(x).float(), torch.zeros(len(x), 0,
+                                                                          dtype=torch.long))
+    np.testing.assert_allclose(got, torch_out.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fast.outputs(x[:1]), expected[:, :1], rtol=1e-4, atol=1e-5)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
-from dnnreg.preprocessing import TablePreprocessor, TargetScaler
+from dnnreg.preprocessing import SCALINGS, TablePreprocessor, TargetScaler
 
 
 def test_imputes_with_training_median_and_adds_indicator():
@@ -96,3 +96,32 @@ def test_target_scaler_round_trip():
     z = ts.transform(y)
     assert np.isclose(z.mean(), 0) and np.isclose(z.std(), 1)
     assert np.allclose(ts.inverse(z), y)
+
+
+@pytest.mark.parametrize("scaling", SCALINGS)
+def test_array_path_equals_the_dataframe_path(scaling):
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.normal(size=200), "b": rng.exponential(size=200),
+                          "c": rng.integers(0, 3, size=200).astype(float)})
+    train.loc[::7, "a"] = np.nan  # "a" gets a missing-value indicator
+    pre = TablePreprocessor(numeric_scaling=scaling).fit(train)
+    test = train.sample(50, random_state=1).to_numpy().copy()
+    test[0] = [np.nan, 100.0, -5.0]  # missing, and beyond the training range
+    via_frame = pre.transform(pd.DataFrame(test, columns=train.columns)).numeric
+    via_array = pre.transform(test)
+    np.testing.assert_array_equal(via_array.numeric, via_frame)
+    assert via_array.numeric.shape == (50, 4) and via_array.categorical.shape == (50, 0)
+
+
+def test_array_path_names_an_infinite_column():
+    pre = TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
+    with pytest.raises(ValueError, match="column 'b' contains inf"):
+        pre.transform(np.array([[1.0, np.inf]]))
+
+
+def test_an_all_numeric_frame_takes_the_array_path_with_nullable_columns():
+    train = pd.DataFrame({"a": [1.0, 2.0, np.nan, 4.0], "n": pd.array([1, None, 3, 4], "Int64")})
+    pre = TablePreprocessor().fit(train)
+    rows = pd.DataFrame({"a": [np.nan, 3.0], "n": pd.array([None, 2], "Int64")})
+    general = pre.transform(rows.astype(object)).numeric  # object columns: the pandas path
+    np.testing.assert_array_equal(pre.transform(rows).numeric, general)

@@ -1,5 +1,6 @@
 """Forward and backward propagation from scratch in NumPy (float64): the gradient oracle
-that checks the torch engine, and the torch-free runtime behind :func:`load_numpy`.
+that checks the torch engine, and the reference that the lean torch-free runtime behind
+:func:`load_numpy` (:mod:`dnnreg.numpy_runtime`) is checked against.
 
 Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone
 (rows are samples, W^l is d_{l-1} x d_l):

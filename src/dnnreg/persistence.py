@@ -282,19 +282,21 @@ class NumpyModel:
 
 
 def load_numpy(path) -> NumpyModel:
-    """Load a saved model for torch-free inference (float64 NumPy).
+    """Load a saved model for torch-free inference (float32 NumPy, as the torch engine).
 
-    Predictions equal the torch model's to about 1e-6 relative (float32 vs float64).
+    Predictions equal the torch model's to about 1e-6 relative. An all-numeric model
+    predicts a NumPy array without building a DataFrame (the low-latency path).
     """
     from safetensors.numpy import load_file
 
-    from .numpy_ref import NumpyMLP
+    from .numpy_runtime import InferenceNet
 
     path = Path(path)
     config = read_config(path)
     pre, target = read_preprocessor(path)
     params = config["params"]
-    net = NumpyMLP(_read_weights(path, load_file), hidden_layer_sizes=params["hidden_layer_sizes"],
-                   activation=params["activation"], normalization=params["normalization"],
-                   residual=params["residual"], dropout=params["dropout"])
+    net = InferenceNet(_read_weights(path, load_file),
+                       hidden_layer_sizes=params["hidden_layer_sizes"],
+                       activation=params["activation"], normalization=params["normalization"],
+                       residual=params["residual"])
     return NumpyModel(config, pre, target, net)

@@ -133,7 +133,7 @@ class TablePreprocessor:
         if frame.shape[1] == 0:
             raise ValueError("X must have at least one column, got 0 columns; pass features")
         self.columns = list(frame.columns)
-        self.numeric, self.categorical = {}, {}
+        self.numeric, self.categorical, self._plan = {}, {}, None
         empty = [c for c in self.columns if frame[c].isna().all()]
         if empty:
             raise ValueError(f"column(s) {empty} have no values (all missing); drop them")
@@ -194,6 +194,9 @@ class TablePreprocessor:
         return frame[self.columns]
 
     def transform(self, X) -> Encoded:
+        array = self._as_numeric_array(X)
+        if array is not None:
+            return self._transform_numeric_array(array)
         frame = self.select_columns(X)
         n = len(frame)
         blocks, codes = [], []
@@ -227,6 +230,56 @@ class TablePreprocessor:
         else:
             scaled = (filled - st["center"]) / st["scale"]
         return [scaled, missing.astype(np.float64)] if st["indicator"] else [scaled]
+
+    def _as_numeric_array(self, X) -> np.ndarray | None:
+        """``X`` as a float array when the model is all-numeric and ``X`` is a numeric array
+        of the right width, or a frame with exactly the training columns, all numeric;
+        else None (the general DataFrame path handles it, with its error messages)."""
+        if self.categorical:
+            return None
+        if isinstance(X, np.ndarray):
+            ok = X.dtype.kind in "fiub" and X.ndim == 2 and X.shape[1] == len(self.columns)
+            return X if ok else None
+        if (isinstance(X, pd.DataFrame) and X.columns.tolist() == self.columns
+                and all(dt.kind in "fiub" for dt in X.dtypes)):
+            return X.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA in nullable columns
+        return None
+
+    def _transform_numeric_array(self, X: np.ndarray) -> Encoded:
+        """The same encoding for an all-numeric array, without building a DataFrame: the
+        latency path (one row in ~10 µs rather than ~1 ms through pandas)."""
+        X = X.astype(np.float64, copy=False)
+        if np.isinf(X).any():
+            self._check_finite(self.columns[int(np.isinf(X).any(axis=0).argmax())], X)
+        n = X.shape[0]
+        plan = self._array_plan()
+        out = np.empty((n, plan["width"]), dtype=np.float32)
+        missing = np.isnan(X)
+        filled = np.where(missing, plan["medians"], X)
+        for i, (j, knots, center, scale, indicator) in enumerate(plan["columns"]):
+            if knots is not None:
+                out[:, j] = np.interp(filled[:, i], knots[0], knots[1])
+            else:
+                out[:, j] = (filled[:, i] - center) / scale
+            if indicator:
+                out[:, j + 1] = missing[:, i]
+        return Encoded(out, np.zeros((n, 0), dtype=np.int64))
+
+    def _array_plan(self) -> dict:
+        """Per-column arrays for the array path, built once (knots as float64 arrays:
+        converting 1,000-knot lists on every call would cost more than the map itself)."""
+        plan = getattr(self, "_plan", None)
+        if plan is None:
+            columns, j = [], 0
+            for name in self.columns:
+                st = self.numeric[name]
+                knots = ((np.asarray(st["quantiles"]), np.asarray(st["scores"]))
+                         if "quantiles" in st else None)
+                columns.append((j, knots, st.get("center"), st.get("scale"), st["indicator"]))
+                j += 2 if st["indicator"] else 1
+            plan = self._plan = {"columns": columns, "width": j, "medians": np.array(
+                [self.numeric[c]["median"] for c in self.columns])}
+        return plan
 
     def _codes(self, name, col) -> np.ndarray:
         strings = col.astype(object).where(col.notna(), None).map(str, na_action="ignore")
