@@ -1,7 +1,9 @@
 """Inference speed per engine on California housing: single-row latency (median of 200
-calls, preprocessing included) and throughput on 100k rows, for dnnreg's torch engine,
-its NumPy runtime and onnxruntime (same saved model), against sklearn's MLPRegressor and
-LightGBM, each fitted on the same training split.
+calls, preprocessing included; the row passed as a one-row DataFrame and as a NumPy array)
+and throughput on 100k rows, for dnnreg's torch engine, its NumPy runtime and
+onnxruntime (same saved model), against sklearn's MLPRegressor and LightGBM, each fitted
+on the same training split. dnnreg is measured with its default 4-member ensemble and with
+one member (the plain 3x256 network that sklearn's MLP also is).
 
 Run: ``.venv/bin/python bench/inference.py``.
 """
@@ -38,23 +40,30 @@ def rows_per_second(predict, frame) -> float:
     return len(frame) / (time.perf_counter() - start)
 
 
-def engines(X_train, y_train, workdir: Path) -> dict:
-    model = DNNRegressor(random_state=0).fit(X_train, y_train)
-    save(model, workdir / "m")
-    out = {"dnnreg torch": load(workdir / "m").predict,
-           "dnnreg numpy": load_numpy(workdir / "m").predict}
+def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
+    model = DNNRegressor(random_state=0, **params).fit(X_train, y_train)
+    save(model, path)
+    out = {f"dnnreg torch ({label})": load(path).predict,
+           f"dnnreg numpy ({label})": load_numpy(path).predict}
     try:
         import onnxruntime as ort
 
         from dnnreg.onnx_export import export_onnx, onnx_feeds
         from dnnreg.persistence import read_preprocessor
 
-        session = ort.InferenceSession(str(export_onnx(workdir / "m", workdir / "m.onnx")),
+        session = ort.InferenceSession(str(export_onnx(path, path.with_suffix(".onnx"))),
                                        providers=["CPUExecutionProvider"])
-        pre = read_preprocessor(workdir / "m")[0]
-        out["dnnreg onnxruntime"] = lambda f: session.run(["prediction"], onnx_feeds(f, pre))[0]
+        pre = read_preprocessor(path)[0]
+        out[f"dnnreg onnxruntime ({label})"] = (
+            lambda f: session.run(["prediction"], onnx_feeds(f, pre))[0])
     except ImportError:
         pass
+    return out
+
+
+def engines(X_train, y_train, workdir: Path) -> dict:
+    out = {**dnnreg_engines(X_train, y_train, workdir / "m4", "4 members"),
+           **dnnreg_engines(X_train, y_train, workdir / "m1", "1 member", n_ensemble=1)}
     from sklearn.neural_network import MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -79,17 +88,32 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, predict in engines(X.iloc[tr], y.iloc[tr], Path(tmp)).items():
             results.append({"engine": name,
-                            "single_row_ms": latency_ms(predict, X.iloc[te].head(1)),
+                            "single_row_us": 1000 * latency_ms(predict, X.iloc[te].head(1)),
+                            "single_array_row_us": _array_latency_us(predict, X.iloc[te]),
                             "rows_per_second_100k": rows_per_second(predict, big)})
             print(results[-1], flush=True)
-    base = next(r for r in results if r["engine"] == "dnnreg torch")
-    table = ["| engine | single-row latency (ms) | 100k rows/s | throughput vs torch |",
-             "|---|---|---|---|"]
-    table += [f"| {r['engine']} | {r['single_row_ms']:.2f} | {r['rows_per_second_100k']:,.0f} | "
-              f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f} |" for r in results]
+    base = next(r for r in results if r["engine"] == "sklearn MLPRegressor")
+    table = ["| engine | single row, DataFrame (µs) | single row, NumPy array (µs) | 100k rows/s "
+             "| throughput vs sklearn MLP |", "|---|---|---|---|---|"]
+    for r in results:
+        arr = r["single_array_row_us"]
+        table.append(f"| {r['engine']} | {r['single_row_us']:.0f} | "
+                     f"{'n/a' if arr is None else f'{arr:.0f}'} | "
+                     f"{r['rows_per_second_100k']:,.0f} | "
+                     f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f}× |")
     write("inference", {"dataset": "california_housing (test rows, repeated to 100k)",
-                        "model": "DNNRegressor defaults (3x256, 4 members)",
+                        "model": "DNNRegressor defaults (3x256, 4 members) and n_ensemble=1",
                         "results": results}, "\n".join(table))
+
+
+def _array_latency_us(predict, frame):
+    """Latency for a one-row NumPy array, or None for an engine that needs a DataFrame."""
+    row = frame.head(1).to_numpy()
+    try:
+        predict(row)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+    return 1000 * latency_ms(predict, row)
 
 
 if __name__ == "__main__":

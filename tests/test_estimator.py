@@ -98,3 +98,20 @@ def test_default_batches_are_sliced_from_tensors_not_a_dataloader(monkeypatch, m
 
     monkeypatch.setattr(torch.utils.data, "DataLoader", forbidden)
     small_model(max_iter=2).fit(mixed_frame[["a", "b"]], mixed_frame["y"])
+
+
+def test_fit_callbacks_see_every_epoch_and_can_predict(mixed_frame, small_model):
+    """A user's callback runs at each epoch end, and may predict with the weights of that
+    epoch: with every epoch kept, the last epoch's predictions are the fitted model's."""
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    seen = []
+
+    class Trace:
+        def on_epoch_end(self, record, net):
+            seen.append((record["epoch"], model.predict(X.head(20))))
+
+    model = small_model(max_iter=4, early_stopping=False)
+    model.fit(X, y, callbacks=[Trace()])
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(seen[-1][1], model.predict(X.head(20)))
+    assert not np.array_equal(seen[0][1], seen[-1][1])  # the weights did move

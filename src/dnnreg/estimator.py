@@ -231,7 +231,7 @@ class _DNNBase(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, eval_set=None):
+    def fit(self, X, y, *, eval_set=None, callbacks=()):
         """Fit on ``X`` (array or DataFrame) and ``y``.
 
         Parameters
@@ -239,6 +239,12 @@ class _DNNBase(BaseEstimator):
         eval_set : tuple (X_val, y_val), optional
             Validation rows for early stopping; by default ``validation_fraction`` of the
             training rows are held out.
+        callbacks : sequence, optional
+            Objects told about training as it runs; each may define any of
+            ``on_epoch_begin(model)``, ``on_after_backward(model, last_in_epoch)``,
+            ``on_epoch_end(record, model)`` and ``on_train_end(model)`` (see
+            :mod:`dnnreg.train`). During ``on_epoch_end`` the estimator can already
+            ``predict``, e.g. to trace a test metric epoch by epoch.
         """
         self.check_params()
         name = type(self).__name__
@@ -277,7 +283,7 @@ class _DNNBase(BaseEstimator):
         if val_frame is not None:
             evaluate = self._evaluator(self._tensors(val_frame, y_val, device=self.device_), y_val)
         metric = self.early_stopping_metric
-        callbacks = []
+        callbacks = list(callbacks)
         if self.diagnostics:
             from .diagnostics import Diagnostics
 
