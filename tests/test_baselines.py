@@ -47,8 +47,8 @@ def test_a_deep_network_without_non_linearity_collapses_to_the_closed_form():
                          weight_decay=0.0, batch_size=64,
                          random_state=0).fit(X, y)
     linears = [b.linear for b in model.model_.blocks] + [model.model_.head]
-    weights = [m.weight[0].detach().double().numpy() for m in linears]
-    biases = [m.bias[0, 0].detach().double().numpy() for m in linears]
+    weights = [m.weight[0].detach().double().cpu().numpy() for m in linears]
+    biases = [m.bias[0, 0].detach().double().cpu().numpy() for m in linears]
     W, b = weights[0], biases[0]
     for Wl, bl in zip(weights[1:], biases[1:]):  # (xW1 + b1)W2 + b2 = x(W1W2) + (b1W2 + b2)
         W, b = W @ Wl, b @ Wl + bl

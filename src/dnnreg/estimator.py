@@ -299,8 +299,11 @@ class _DNNBase(BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
-            self.model_ = self._build_model().to(self.device_)
+            # Initialise on the CPU with the CPU generator, then move: the same seed gives
+            # the same initial weights on every device.
+            self.model_ = self._build_model()
             self.model_.reset_parameters(generator, init=self.init)
+            self.model_.to(self.device_)
             self._start_at_marginal(train[2])
             result = fit_model(
                 self.model_, self.loss_, train, config=self._train_config(),

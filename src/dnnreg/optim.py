@@ -58,6 +58,9 @@ def make_optimizer(model: nn.Module, *, solver: str, lr: float, weight_decay: fl
         kwargs = {}
     if solver in ("adam", "adamw") and FusedAdam.supported(model):
         return FusedAdam(groups, lr=lr, decoupled=solver == "adamw")
+    on_cuda = any(p.is_cuda for p in model.parameters())
+    if solver == "adagrad" and on_cuda:  # torch's fused Adagrad is CPU-only; it fails at step
+        return cls(groups, lr=lr, foreach=True, **kwargs)
     try:
         return cls(groups, lr=lr, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this optimiser/device
