@@ -112,7 +112,8 @@ _SHARED_PARAMETERS = """
     precision : {"fp32", "bf16"}, default="fp32"
         "bf16" runs training's matrix multiplies in bfloat16 under autocast (weights,
         optimiser state, loss and predictions stay fp32): 1.4-1.6x faster on CPUs with
-        AVX512-BF16/AMX and on recent GPUs; emulated, hence slower, elsewhere.
+        AVX512-BF16/AMX; emulated, hence slower, elsewhere. On an H100 it measured slower
+        than fp32 for 3x256-4x1024 networks (launch-bound), so use it on GPUs for wide nets.
     compile : bool, default=False
         Train through ``torch.compile`` (inductor). Costs 3-15 s of compilation per fit
         and measured 0-25 % faster epochs on CPU: worth it for fits of minutes, not seconds.
