@@ -55,7 +55,10 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
                  early_stopping=True, early_stopping_metric="loss", validation_fraction=0.1,
                  n_iter_no_change=20, restore_best_weights=True, max_time=None,
                  diagnostics=False, tensorboard_dir=None, device="auto", precision="fp32",
-                 compile=False, random_state=None,
+                 compile=False, pretrain="none", pretrain_epochs=10,
+                 pretrain_lr=None, pretrain_noise=0.2, pretrain_noise_kind="mask",
+                 pretrain_sparsity=0.05, pretrain_sparsity_weight=0.1, pretrain_cd_k=1,
+                 wake_sleep_epochs=0, random_state=None,
                  verbose=0):
         _store(self, locals())
 

@@ -118,7 +118,7 @@ def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None =
 
 def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
               test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
-              source: str = "") -> dict:
+              source: str = "", unlabeled: pd.DataFrame | None = None) -> dict:
     """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
     write a complete RUN_DIR atomically.
 
@@ -139,7 +139,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     else:
         model, baseline, baseline_name = DNNRegressor(**params), LinearBaseline(), "linear"
     eval_set = (X.iloc[val], y.iloc[val]) if val is not None else None
-    model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set)
+    model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set, X_unlabeled=unlabeled)
     baseline.fit(X.iloc[train], y.iloc[train])
 
     splits = {"train": train, "validation": val, "test": test}
@@ -256,9 +256,16 @@ def cmd_train(args) -> int:
         params["diagnostics"] = True
     if args.tensorboard:
         params["tensorboard_dir"] = args.tensorboard
+    unlabeled = None
+    if args.unlabeled:
+        unlabeled = read_table(args.unlabeled)
+        unlabeled = unlabeled.drop(columns=[args.target], errors="ignore")
+        if params.get("pretrain", "none") == "none":
+            raise UsageError("--unlabeled rows are used by pretraining only; add --set "
+                             "pretrain=autoencoder (or denoising, sparse, rbm)")
     metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-                        seed=args.seed, source=str(args.data))
+                        seed=args.seed, source=str(args.data), unlabeled=unlabeled)
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
     return 0
@@ -385,6 +392,54 @@ def cmd_learning_curve(args) -> int:
     return 0
 
 
+def cmd_pretrain_study(args) -> int:
+    from . import DNNClassifier, DNNRegressor
+    from .persistence import atomic_dir, write_json
+    from .plots import pretrain_study_plot
+    from .pretrain_study import STUDY_MODES, pretrain_study
+
+    fractions = _fractions(args.label_fractions)
+    modes = _model_list(args.modes)
+    unknown = [m for m in modes if m not in STUDY_MODES]
+    if unknown:
+        raise UsageError(f"--modes must be among {list(STUDY_MODES)}, got {unknown}")
+    if args.seeds < 2:
+        raise UsageError(f"--seeds must be at least 2 to compare modes, got --seeds={args.seeds}")
+    X, y, task = _load_xy(args)
+    params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    study = pretrain_study(X, y, task=task, label_fractions=fractions, modes=tuple(modes),
+                           seeds=args.seeds, params=params,
+                           log=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    summary = study.attrs["summary"]
+    metric = summary[0]["metric"]
+    table = study.groupby(["fraction", "mode"])[metric].agg(["mean", "std"]).unstack()
+    print(f"test {metric}, mean (std) over {args.seeds} seeds, by labelled fraction:")
+    for fraction in sorted(study["fraction"].unique()):
+        cells = [f"{m} {table.loc[fraction, ('mean', m)]:.4f} ({table.loc[fraction, ('std', m)]:.4f})"
+                 for m in modes if ("mean", m) in table.columns]
+        print(f"  {fraction:g}: " + "  ".join(cells))
+    print("\n" + study.attrs["verdict"])
+    with atomic_dir(Path(args.out)) as tmp:
+        write_json(tmp / "pretrain_study.json", {
+            "data": str(args.data), "target": args.target, "task": task, "metric": metric,
+            "params": params, "seeds": args.seeds, "summary": summary,
+            "verdict": study.attrs["verdict"], "rows": study.to_dict(orient="records")})
+        pretrain_study_plot(summary, tmp / "pretrain_study.png",
+                            title=f"{Path(args.data).name}: {args.target}")
+    print(f"wrote {args.out}/pretrain_study.json and {args.out}/pretrain_study.png")
+    return 0
+
+
+def _fractions(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--label-fractions takes numbers like 0.01,0.1,1.0, got {text!r}") from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise UsageError(f"--label-fractions must be in (0, 1], got {text!r}")
+    return values
+
+
 def cmd_diagnose(args) -> int:
     from .diagnostics import format_verdict, verdicts
 
@@ -442,6 +497,8 @@ def _data_args(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .pretrain_study import STUDY_MODES  # torch-free
+
     parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
     parser.add_argument("--version", action="version", version=f"dnnreg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -468,6 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record per-layer gradient health and print verdicts")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="write TensorBoard events (scalars, histograms, graph) to DIR")
+    p.add_argument("--unlabeled", metavar="FILE",
+                   help="rows without the target (same features) for pretraining; needs "
+                        "--set pretrain=...")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="one self-contained HTML page about a run")
@@ -511,6 +571,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
     p.set_defaults(func=cmd_learning_curve)
+
+    p = sub.add_parser("pretrain-study", help="does layer-wise pretraining help on this "
+                                              "table? every mode, at several label fractions")
+    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", required=True, help="name of the column to predict")
+    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    p.add_argument("--label-fractions", default="0.01,0.05,0.2,1.0", metavar="F,F,...",
+                   help="fractions of the training rows that keep their labels")
+    p.add_argument("--modes", default=",".join(STUDY_MODES), metavar="M,M,...")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a DNNRegressor/DNNClassifier parameter for every fit (repeatable)")
+    p.add_argument("--out", default="runs/pretrain-study", metavar="DIR")
+    p.set_defaults(func=cmd_pretrain_study)
 
     p = sub.add_parser("export", help="export a saved model to ONNX, preprocessing included")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")

@@ -20,6 +20,8 @@ from sklearn.utils.validation import (check_array, check_consistent_length,
 from ._validation import check_choice, check_number, raise_all
 from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_device
 from .losses import output_bias
+from .pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
+                       pretrain_stack)
 from .models import ACTIVATIONS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
@@ -124,6 +126,20 @@ _SHARED_PARAMETERS = """
         Record per-layer gradient norms, weight norms, update ratios, activation
         statistics, dead and saturated units each epoch (in ``history_``), and log
         plain-language verdicts (``diagnostics_``) such as vanishing gradients.
+    pretrain : {"none", "autoencoder", "denoising", "sparse", "rbm"}, default="none"
+        Greedy layer-wise pretraining of the hidden layers without labels before
+        fine-tuning (:mod:`dnnreg.pretrain`); uses the training rows and ``X_unlabeled``.
+    pretrain_epochs, pretrain_lr, pretrain_noise, pretrain_sparsity, pretrain_sparsity_weight
+        Per-layer settings: one value for every hidden layer, or a tuple with one per
+        layer. Defaults 10 epochs; rate None = 1e-3 (Adam) for the autoencoders, 0.05 (CD
+        with momentum) for RBMs; noise 0.2 (denoising);
+        sparsity target 0.05 with weight 0.1 (sparse).
+    pretrain_noise_kind : {"mask", "gaussian"}, default="mask"
+    pretrain_cd_k : int, default=1
+        Gibbs steps of contrastive divergence (rbm).
+    wake_sleep_epochs : int, default=0
+        With ``pretrain="rbm"`` and two or more hidden layers, tune the stack as a deep
+        belief network by the up-down (wake-sleep) algorithm for this many epochs.
     random_state : int, RandomState or None, default=None
         Seed for the validation split, initialisation, shuffling and dropout; a fixed seed
         gives identical results on the same machine.
@@ -209,6 +225,7 @@ class _DNNBase(BaseEstimator):
             optional("max_time"),
             check_choice("device", self.device, DEVICES),
             check_choice("precision", self.precision, PRECISIONS),
+            *self._check_pretrain_params(),
             _check_bool("compile", self.compile),
             *self._check_task_params(),
         ])
@@ -221,6 +238,59 @@ class _DNNBase(BaseEstimator):
                     "(256, 256, 256)")
         return None
 
+    def _check_pretrain_params(self) -> list:
+        errors = [check_choice("pretrain", self.pretrain, PRETRAIN_MODES),
+                  check_choice("pretrain_noise_kind", self.pretrain_noise_kind, NOISE_KINDS),
+                  check_number("pretrain_cd_k", self.pretrain_cd_k, low=1, integer=True),
+                  check_number("wake_sleep_epochs", self.wake_sleep_epochs, low=0, integer=True)]
+        for name, low, integer in (("pretrain_epochs", 0, True), ("pretrain_noise", 0, False),
+                                   ("pretrain_sparsity", 0, False),
+                                   ("pretrain_sparsity_weight", 0, False), ("pretrain_lr", 0, False)):
+            value = getattr(self, name)
+            if value is None and name == "pretrain_lr":
+                continue
+            for v in (value if isinstance(value, (tuple, list)) else (value,)):
+                errors.append(check_number(name, v, low=low, integer=integer))
+        if self.pretrain != "none" and self.residual is True:
+            errors.append("pretrain needs plain layers (an autoencoder or RBM per layer); set "
+                          "residual=False or pretrain='none'")
+        if self.wake_sleep_epochs and (self.pretrain != "rbm" or len(self.hidden_layer_sizes) < 2):
+            errors.append("wake_sleep_epochs needs pretrain='rbm' and at least two hidden "
+                          f"layers, got pretrain={self.pretrain!r} and hidden_layer_sizes="
+                          f"{tuple(self.hidden_layer_sizes)!r}")
+        return errors
+
+    def _pretrain_config(self) -> PretrainConfig:
+        n = len(self.hidden_layer_sizes)
+        lr = DEFAULT_LR[self.pretrain] if self.pretrain_lr is None else self.pretrain_lr
+        return PretrainConfig(
+            mode=self.pretrain,
+            epochs=tuple(int(e) for e in per_layer(self.pretrain_epochs, n, "pretrain_epochs")),
+            lr=tuple(float(v) for v in per_layer(lr, n, "pretrain_lr")),
+            noise=tuple(float(v) for v in per_layer(self.pretrain_noise, n, "pretrain_noise")),
+            noise_kind=self.pretrain_noise_kind,
+            sparsity=per_layer(self.pretrain_sparsity, n, "pretrain_sparsity"),
+            sparsity_weight=per_layer(self.pretrain_sparsity_weight, n,
+                                      "pretrain_sparsity_weight"),
+            cd_k=int(self.pretrain_cd_k), wake_sleep_epochs=int(self.wake_sleep_epochs),
+            batch_size=self.batch_size_)
+
+    def _pretrain(self, train, frame_unlabeled, generator, callbacks) -> None:
+        """Greedy layer-wise pretraining on the training rows plus the unlabelled ones."""
+        self.pretrain_history_ = []
+        if self.pretrain == "none":
+            return
+        x_num, x_cat = train[0], train[1]
+        if frame_unlabeled is not None:
+            extra = self._tensors(frame_unlabeled, device=x_num.device)
+            x_num, x_cat = torch.cat([x_num, extra[0]]), torch.cat([x_cat, extra[1]])
+        self.pretrain_history_ = pretrain_stack(
+            self.model_, x_num, x_cat, config=self._pretrain_config(),
+            activation=self.activation, generator=generator)
+        for cb in callbacks:
+            if hasattr(cb, "on_pretrain_end"):
+                cb.on_pretrain_end(self.model_)
+
     def _check_task_params(self) -> list:
         return []
 
@@ -232,7 +302,7 @@ class _DNNBase(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, eval_set=None, callbacks=()):
+    def fit(self, X, y, *, eval_set=None, X_unlabeled=None, callbacks=()):
         """Fit on ``X`` (array or DataFrame) and ``y``.
 
         Parameters
@@ -240,10 +310,14 @@ class _DNNBase(BaseEstimator):
         eval_set : tuple (X_val, y_val), optional
             Validation rows for early stopping; by default ``validation_fraction`` of the
             training rows are held out.
+        X_unlabeled : array or DataFrame, optional
+            Rows with the same features and no target: pretraining (``pretrain``) learns
+            from them as well as from ``X``; fine-tuning uses the labelled rows only.
         callbacks : sequence, optional
             Objects told about training as it runs; each may define any of
             ``on_epoch_begin(model)``, ``on_after_backward(model, last_in_epoch)``,
-            ``on_epoch_end(record, model)`` and ``on_train_end(model)`` (see
+            ``on_epoch_end(record, model)``, ``on_train_end(model)`` and
+            ``on_pretrain_end(model)`` (after pretraining, before fine-tuning; see
             :mod:`dnnreg.train`). During ``on_epoch_end`` the estimator can already
             ``predict``, e.g. to trace a test metric epoch by epoch.
         """
@@ -269,6 +343,13 @@ class _DNNBase(BaseEstimator):
         elif val_rows is not None:
             val_frame, y_val = frame.iloc[val_rows], y[val_rows]
         frame, y = frame.iloc[train_rows], y[train_rows]
+        frame_unlabeled = None
+        if X_unlabeled is not None:
+            frame_unlabeled = as_frame(X_unlabeled, columns=frame.columns)
+            if self.pretrain == "none":
+                logger.warning("X_unlabeled is used only by pretraining; with pretrain='none' "
+                               "it is ignored (set pretrain='autoencoder', 'rbm', ...)")
+                frame_unlabeled = None
 
         self.preprocessor_ = TablePreprocessor(
             numeric_scaling=self.numeric_scaling,
@@ -305,6 +386,7 @@ class _DNNBase(BaseEstimator):
             self.model_ = self._build_model()
             self.model_.reset_parameters(generator, init=self.init)
             self.model_.to(self.device_)
+            self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
             result = fit_model(
                 self.model_, self.loss_, train, config=self._train_config(),

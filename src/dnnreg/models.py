@@ -274,9 +274,14 @@ class MLP(nn.Module):
             with torch.no_grad():
                 emb.weight.normal_(0.0, 1.0, generator=generator)
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        """The first layer's input: numeric columns and embedding rows side by side.
+        Shape: ``-> ([k,] n, d)``."""
         parts = [x_num] + [emb(x_cat[..., i]) for i, emb in enumerate(self.embeddings)]
-        x = torch.cat(parts, dim=-1) if len(parts) > 1 else x_num  # ([k,] n, d)
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else x_num
+
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+        x = self.inputs(x_num, x_cat)  # ([k,] n, d)
         if x.dim() == 2:  # the same rows for every member
             x = x.unsqueeze(0).expand(self.k, -1, -1)
         for block in self.blocks:

@@ -60,6 +60,27 @@ def learning_curve_plot(curve: list[dict], metric: str, path, *, crossover=None,
     return Path(path)
 
 
+def pretrain_study_plot(summary: list[dict], path, *, title: str = "") -> Path:
+    """Mean test metric against labelled rows (log scale), one line per pretraining mode,
+    with error bars of ± one standard deviation over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for mode in dict.fromkeys(e["mode"] for e in summary):
+        rows = sorted((e for e in summary if e["mode"] == mode), key=lambda e: e["labelled"])
+        style = {"color": "black", "linewidth": 2.5} if mode == "none" else {}
+        ax.errorbar([e["labelled"] for e in rows], [e["mean"] for e in rows],
+                    yerr=[e["std"] for e in rows], marker="o", capsize=3, label=mode, **style)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training rows")
+    ax.set_ylabel(f"test {summary[0]['metric']}")
+    ax.set_title(title or "pretraining study")
+    ax.legend(title="pretrain")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def history_plot(history: list[dict], path, *, metric: str | None = None) -> Path:
     """Training and validation loss per epoch (and the validation metric on a second axis)."""
     plt = _pyplot()

@@ -63,7 +63,10 @@ class DNNRegressor(RegressorMixin, _DNNBase):
                  validation_fraction=0.1, n_iter_no_change=20, restore_best_weights=True,
                  max_time=None, diagnostics=False, tensorboard_dir=None, device="auto",
                  precision="fp32", compile=False,
-                 random_state=None, verbose=0):
+                 pretrain="none", pretrain_epochs=10,
+                 pretrain_lr=None, pretrain_noise=0.2, pretrain_noise_kind="mask",
+                 pretrain_sparsity=0.05, pretrain_sparsity_weight=0.1, pretrain_cd_k=1,
+                 wake_sleep_epochs=0, random_state=None, verbose=0):
         _store(self, locals())
 
     def _check_task_params(self):
