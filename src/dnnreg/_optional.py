@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-_EXTRA_OF = {"lightgbm": "baselines", "onnx": "onnx", "onnxruntime": "onnx", "tensorboard": "tensorboard"}
+_EXTRA_OF = {"lightgbm": "baselines", "onnx": "onnx", "onnxruntime": "onnx", "tensorboard": "tensorboard", "optuna": "tune"}
 
 
 def import_optional(module: str):

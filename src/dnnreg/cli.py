@@ -392,6 +392,37 @@ def cmd_learning_curve(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from . import DNNClassifier, DNNRegressor
+    from .persistence import write_json
+    from .tune import tune
+
+    if args.n_trials is not None and args.n_trials < 1:
+        raise UsageError(f"--n-trials must be at least 1, got {args.n_trials}")
+    X, y, task = _load_xy(args)
+    fixed = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    study = tune(X, y, task=task, time_budget=args.time_budget, n_trials=args.n_trials,
+                 storage=args.storage, study_name=args.study_name, seed=args.seed,
+                 fixed=fixed, default_dir=Path(args.out))
+    trials = [{"number": t.number, "state": t.state.name, "value": t.value,
+               "params": t.user_attrs.get("params")} for t in study.trials]
+    counts = pd.Series([t["state"] for t in trials]).value_counts().to_dict()
+    print(f"study {args.study_name!r}: {len(trials)} trials so far ({counts})")
+    best = study.user_attrs.get("best_estimator_params")
+    if best is None:
+        raise ValueError("no trial completed; raise --time-budget or --n-trials")
+    print(f"best validation score {study.best_value:.4f} (trial {study.best_trial.number}):")
+    print(json.dumps(best, indent=1))
+    write_json(Path(args.out) / "tune.json", {
+        "data": str(args.data), "target": args.target, "task": task,
+        "best_value": study.best_value, "best_params": best, "trials": trials})
+    sets = " ".join(f"--set {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                    for k, v in best.items() if k != "random_state")
+    print(f"wrote {args.out}/tune.json; train with it:\n  dnnreg train {args.data} --target "
+          f"{args.target} --out runs/tuned {sets}")
+    return 0
+
+
 def cmd_pretrain_study(args) -> int:
     from . import DNNClassifier, DNNRegressor
     from .persistence import atomic_dir, write_json
@@ -571,6 +602,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
     p.set_defaults(func=cmd_learning_curve)
+
+    p = sub.add_parser("tune", help="search the DNN's hyperparameters (Optuna TPE with "
+                                    "pruning) in a persistent, resumable study")
+    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", required=True, help="name of the column to predict")
+    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    p.add_argument("--time-budget", type=float, default=600.0, metavar="S",
+                   help="start no new trial after S seconds (default 600)")
+    p.add_argument("--n-trials", type=int, metavar="N", help="stop after N more trials")
+    p.add_argument("--storage", metavar="URL_OR_FILE",
+                   help="a SQLAlchemy URL (sqlite:///s.db, postgresql://...) or a journal "
+                        "file; default OUT/study.journal. The same storage and --study-name "
+                        "resume a study")
+    p.add_argument("--study-name", default="dnnreg")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="hold a DNNRegressor/DNNClassifier parameter fixed (repeatable)")
+    p.add_argument("--out", default="runs/tune", metavar="DIR")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("pretrain-study", help="does layer-wise pretraining help on this "
                                               "table? every mode, at several label fractions")

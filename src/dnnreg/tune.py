@@ -1,0 +1,128 @@
+"""Hyperparameter search with Optuna: TPE sampling (Bergstra et al. 2011) and median
+pruning, in a persistent study that can be resumed and shared.
+
+Protocol: the rows are split once (seeded) into a search-training part and a validation
+part; every trial fits on the first with its own early stopping (the estimator's internal
+split of those rows) and is scored on the second, so the test rows of any later evaluation
+never steer the search. After each epoch a trial reports its validation loss; the median
+pruner stops a trial whose loss is worse than the median of earlier trials at the same
+epoch (after ``PRUNE_WARMUP`` epochs), which spends the budget on promising settings.
+
+Storage: by default a journal file (plain append-only text, safe for several processes
+on one machine); any SQLAlchemy URL (``sqlite:///study.db``,
+``postgresql://user@host/db``) works the same, so several machines can share one study.
+The same ``study_name`` and storage resume a study where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._optional import import_optional
+
+logger = logging.getLogger("dnnreg")
+
+PRUNE_WARMUP = 5  # epochs before a trial may be pruned
+WIDTHS = (128, 256, 512)
+
+
+def search_space(trial) -> dict:
+    """The parameters TPE samples; everything else keeps the estimator's default.
+
+    Ranges follow what the tabular-DL literature tunes (Gorishniy et al. 2021, 2024):
+    depth and width, dropout, the AdamW rate and decay, batch size, and the input scaling.
+    """
+    depth = trial.suggest_int("depth", 1, 4)
+    width = trial.suggest_categorical("width", WIDTHS)
+    return {"hidden_layer_sizes": (width,) * depth,
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+            "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 5e-3, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
+            "numeric_scaling": trial.suggest_categorical(
+                "numeric_scaling", ["quantile", "standard", "robust"])}
+
+
+def open_study(storage: str | None, study_name: str, *, direction: str, seed: int,
+               default_dir: Path):
+    """Create or resume the study ``study_name`` in ``storage`` (a SQLAlchemy URL, a journal
+    file path, or None for ``default_dir/study.journal``)."""
+    optuna = import_optional("optuna")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dnnreg reports what matters
+    if storage is None or "://" not in storage:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(storage) if storage else Path(default_dir) / "study.journal"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(path)))
+    return optuna.create_study(
+        study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=PRUNE_WARMUP))
+
+
+class _ReportEpochs:
+    """Fit callback: report each epoch's validation loss to the trial; raise
+    ``TrialPruned`` (ending the fit) when the pruner says so."""
+
+    def __init__(self, trial):
+        self.trial = trial
+
+    def on_epoch_end(self, record, model):
+        value = record.get("val_loss")
+        if value is None or not math.isfinite(value):
+            return
+        self.trial.report(value, record["epoch"])
+        if self.trial.should_prune():
+            import optuna
+
+            raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
+
+
+def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
+         n_trials: int | None = None, storage: str | None = None, study_name: str = "dnnreg",
+         seed: int = 0, val_fraction: float = 0.2, fixed: dict | None = None,
+         default_dir: Path | str = "runs/tune", pruner=None):
+    """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
+    ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
+    parameter dict to pass to the estimator). ``fixed`` parameters are held constant."""
+    from sklearn.model_selection import train_test_split
+
+    from .classifier import DNNClassifier
+    from .evaluation import PRIMARY, score
+    from .regressor import DNNRegressor
+
+    metric, maximize = PRIMARY[task]
+    study = open_study(storage, study_name, direction="maximize" if maximize else "minimize",
+                       seed=seed, default_dir=Path(default_dir))
+    if pruner is not None:
+        study.pruner = pruner
+    X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+    y = pd.Series(np.asarray(y))
+    fit_rows, val_rows = train_test_split(
+        np.arange(len(y)), test_size=val_fraction, random_state=seed,
+        stratify=y if task == "classification" else None)
+    cls = DNNRegressor if task == "regression" else DNNClassifier
+
+    def objective(trial):
+        params = {**search_space(trial), **(fixed or {}), "random_state": seed}
+        trial.set_user_attr("params", {k: list(v) if isinstance(v, tuple) else v
+                                       for k, v in params.items()})
+        model = cls(**params)
+        model.fit(X.iloc[fit_rows], y.iloc[fit_rows], callbacks=[_ReportEpochs(trial)])
+        return score(model, X.iloc[val_rows], y.iloc[val_rows], task)[metric]
+
+    import optuna
+
+    study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if complete:
+        best = study.best_trial.user_attrs["params"]
+        study.set_user_attr("best_estimator_params", best)
+    return study
