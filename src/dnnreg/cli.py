@@ -516,10 +516,15 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-def _data_args(p) -> None:
+def _table_args(p) -> None:
+    """DATA, --target and --task: what every command that reads a labelled table takes."""
     p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
     p.add_argument("--target", required=True, help="name of the column to predict")
     p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+
+
+def _data_args(p) -> None:
+    _table_args(p)
     p.add_argument("--models", metavar="A,B,...", help="comma-separated model names "
                    "(default: all); the DNN is always included")
     p.add_argument("--time-budget", type=float, metavar="S",
@@ -605,9 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tune", help="search the DNN's hyperparameters (Optuna TPE with "
                                     "pruning) in a persistent, resumable study")
-    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
-    p.add_argument("--target", required=True, help="name of the column to predict")
-    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    _table_args(p)
     p.add_argument("--time-budget", type=float, default=600.0, metavar="S",
                    help="start no new trial after S seconds (default 600)")
     p.add_argument("--n-trials", type=int, metavar="N", help="stop after N more trials")
@@ -624,9 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain-study", help="does layer-wise pretraining help on this "
                                               "table? every mode, at several label fractions")
-    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
-    p.add_argument("--target", required=True, help="name of the column to predict")
-    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    _table_args(p)
     p.add_argument("--label-fractions", default="0.01,0.05,0.2,1.0", metavar="F,F,...",
                    help="fractions of the training rows that keep their labels")
     p.add_argument("--modes", default=",".join(STUDY_MODES), metavar="M,M,...")
