@@ -93,7 +93,7 @@ def test_fine_tuning_starts_from_exactly_the_pretrained_weights():
     for k in blocks:
         assert torch.equal(snapshots["pretrained"][k], snapshots["first_epoch"][k]), k
     moved = [k for k in blocks if k.endswith("weight")
-             and not torch.equal(snapshots["pretrained"][k], fresh.state_dict()[k].cpu())]
+             and not torch.equal(snapshots["pretrained"][k].cpu(), fresh.state_dict()[k].cpu())]
     assert moved  # pretraining changed the weights it handed over
 
 
