@@ -54,6 +54,13 @@ def parse_value(key: str, text: str):
     return value
 
 
+def task_settings(pairs: list[str], task: str) -> dict:
+    """:func:`parse_settings` against the estimator of ``task``."""
+    from . import DNNClassifier, DNNRegressor
+
+    return parse_settings(pairs, DNNClassifier if task == "classification" else DNNRegressor)
+
+
 def parse_settings(pairs: list[str], estimator_cls) -> dict:
     """``["key=value", ...]`` -> checked keyword arguments for ``estimator_cls``."""
     valid = estimator_cls().get_params()
@@ -237,7 +244,6 @@ def _print_metrics(metrics: dict) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from . import DNNClassifier, DNNRegressor
     from .data import read_table
     from .losses import CLASSIFICATION_LOSSES
 
@@ -246,10 +252,10 @@ def cmd_train(args) -> int:
     if task == "auto" and loss:  # the loss decides the task: check --set before reading data
         task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
-        parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+        task_settings(args.set, task)
     frame = read_table(args.data)
     task = resolve_task(task, frame, args.target)
-    params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    params = task_settings(args.set, task)
     if not args.quiet:
         params.setdefault("verbose", 1)
     if args.diagnose:
@@ -393,14 +399,13 @@ def cmd_learning_curve(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from . import DNNClassifier, DNNRegressor
     from .persistence import write_json
     from .tune import tune
 
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be at least 1, got {args.n_trials}")
     X, y, task = _load_xy(args)
-    fixed = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    fixed = task_settings(args.set, task)
     study = tune(X, y, task=task, time_budget=args.time_budget, n_trials=args.n_trials,
                  storage=args.storage, study_name=args.study_name, seed=args.seed,
                  fixed=fixed, default_dir=Path(args.out))
@@ -424,7 +429,6 @@ def cmd_tune(args) -> int:
 
 
 def cmd_pretrain_study(args) -> int:
-    from . import DNNClassifier, DNNRegressor
     from .persistence import atomic_dir, write_json
     from .plots import pretrain_study_plot
     from .pretrain_study import STUDY_MODES, pretrain_study
@@ -437,7 +441,7 @@ def cmd_pretrain_study(args) -> int:
     if args.seeds < 2:
         raise UsageError(f"--seeds must be at least 2 to compare modes, got --seeds={args.seeds}")
     X, y, task = _load_xy(args)
-    params = parse_settings(args.set, DNNClassifier if task == "classification" else DNNRegressor)
+    params = task_settings(args.set, task)
     study = pretrain_study(X, y, task=task, label_fractions=fractions, modes=tuple(modes),
                            seeds=args.seeds, params=params,
                            log=None if args.quiet else lambda line: print(line, file=sys.stderr))

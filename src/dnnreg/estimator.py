@@ -26,7 +26,7 @@ from .models import ACTIVATIONS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             as_frame)
-from .train import TrainConfig, fit_model, forward_in_chunks
+from .train import TrainConfig, fit_model, forward_in_chunks, notify
 
 logger = logging.getLogger("dnnreg")
 
@@ -287,9 +287,7 @@ class _DNNBase(BaseEstimator):
         self.pretrain_history_ = pretrain_stack(
             self.model_, x_num, x_cat, config=self._pretrain_config(),
             activation=self.activation, generator=generator)
-        for cb in callbacks:
-            if hasattr(cb, "on_pretrain_end"):
-                cb.on_pretrain_end(self.model_)
+        notify(callbacks, "on_pretrain_end", self.model_)
 
     def _check_task_params(self) -> list:
         return []

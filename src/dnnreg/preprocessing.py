@@ -133,7 +133,7 @@ class TablePreprocessor:
         if frame.shape[1] == 0:
             raise ValueError("X must have at least one column, got 0 columns; pass features")
         self.columns = list(frame.columns)
-        self.numeric, self.categorical, self._plan = {}, {}, None
+        self.numeric, self.categorical, self._cached = {}, {}, None
         empty = [c for c in self.columns if frame[c].isna().all()]
         if empty:
             raise ValueError(f"column(s) {empty} have no values (all missing); drop them")
@@ -224,12 +224,28 @@ class TablePreprocessor:
         self._check_finite(name, values)
         st = self.numeric[name]
         missing = np.isnan(values)
-        filled = np.where(missing, st["median"], values)
-        if "quantiles" in st:
-            scaled = np.interp(filled, st["quantiles"], st["scores"])
-        else:
-            scaled = (filled - st["center"]) / st["scale"]
+        scaled = self._scale(name, np.where(missing, st["median"], values), self._arrays()["knots"])
         return [scaled, missing.astype(np.float64)] if st["indicator"] else [scaled]
+
+    def _scale(self, name: str, filled: np.ndarray, knots: dict) -> np.ndarray:
+        """A numeric column's scaling, applied to its imputed values (both paths use it;
+        ``knots`` is ``self._arrays()["knots"]``, fetched once per call by the caller)."""
+        if name in knots:
+            return np.interp(filled, *knots[name])
+        st = self.numeric[name]
+        return (filled - st["center"]) / st["scale"]
+
+    def _arrays(self) -> dict:
+        """Fitted state as arrays, built once: each quantile column's knots (converting
+        1,000-knot lists on every call would cost more than the map itself), the medians
+        and the encoded width, for the array path."""
+        if getattr(self, "_cached", None) is None:
+            self._cached = {
+                "knots": {name: (np.asarray(st["quantiles"]), np.asarray(st["scores"]))
+                          for name, st in self.numeric.items() if "quantiles" in st},
+                "medians": np.array([self.numeric[c]["median"] for c in self.numeric]),
+                "width": sum(2 if st["indicator"] else 1 for st in self.numeric.values())}
+        return self._cached
 
     def _as_numeric_array(self, X) -> np.ndarray | None:
         """``X`` as a float array when the model is all-numeric and ``X`` is a numeric array
@@ -251,35 +267,18 @@ class TablePreprocessor:
         X = X.astype(np.float64, copy=False)
         if np.isinf(X).any():
             self._check_finite(self.columns[int(np.isinf(X).any(axis=0).argmax())], X)
-        n = X.shape[0]
-        plan = self._array_plan()
-        out = np.empty((n, plan["width"]), dtype=np.float32)
+        n, arrays = X.shape[0], self._arrays()
+        out = np.empty((n, arrays["width"]), dtype=np.float32)
         missing = np.isnan(X)
-        filled = np.where(missing, plan["medians"], X)
-        for i, (j, knots, center, scale, indicator) in enumerate(plan["columns"]):
-            if knots is not None:
-                out[:, j] = np.interp(filled[:, i], knots[0], knots[1])
-            else:
-                out[:, j] = (filled[:, i] - center) / scale
-            if indicator:
+        filled = np.where(missing, arrays["medians"], X)
+        j, knots = 0, arrays["knots"]
+        for i, name in enumerate(self.columns):
+            out[:, j] = self._scale(name, filled[:, i], knots)
+            if self.numeric[name]["indicator"]:
                 out[:, j + 1] = missing[:, i]
+                j += 1
+            j += 1
         return Encoded(out, np.zeros((n, 0), dtype=np.int64))
-
-    def _array_plan(self) -> dict:
-        """Per-column arrays for the array path, built once (knots as float64 arrays:
-        converting 1,000-knot lists on every call would cost more than the map itself)."""
-        plan = getattr(self, "_plan", None)
-        if plan is None:
-            columns, j = [], 0
-            for name in self.columns:
-                st = self.numeric[name]
-                knots = ((np.asarray(st["quantiles"]), np.asarray(st["scores"]))
-                         if "quantiles" in st else None)
-                columns.append((j, knots, st.get("center"), st.get("scale"), st["indicator"]))
-                j += 2 if st["indicator"] else 1
-            plan = self._plan = {"columns": columns, "width": j, "medians": np.array(
-                [self.numeric[c]["median"] for c in self.columns])}
-        return plan
 
     def _codes(self, name, col) -> np.ndarray:
         strings = col.astype(object).where(col.notna(), None).map(str, na_action="ignore")

@@ -362,8 +362,8 @@ def pretrain_stack(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, *
     history entry per layer (and one for wake-sleep)."""
     device = next(model.parameters()).device
     with torch.no_grad():
-        a = model.inputs(x_num.to(device), x_cat.to(device))  # (n, d): embeddings as drawn
-    history, rbms = [], []
+        a0 = model.inputs(x_num.to(device), x_cat.to(device))  # (n, d): embeddings as drawn
+    a, history, rbms = a0, [], []
     for l, block in enumerate(model.blocks):
         if config.epochs[l] == 0:  # this layer keeps its random start
             with torch.no_grad():
@@ -387,8 +387,6 @@ def pretrain_stack(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, *
         history.append(record)
     # Wake-sleep needs an RBM for every layer (a layer left at 0 epochs has none).
     if config.mode == "rbm" and config.wake_sleep_epochs > 0 and len(rbms) == len(model.blocks) >= 2:
-        with torch.no_grad():
-            a0 = model.inputs(x_num.to(device), x_cat.to(device))
         history.append({"wake_sleep": wake_sleep(rbms, list(model.blocks), a0, config=config,
                                                   generator=generator)})
     return history

@@ -120,7 +120,7 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
     start = time.perf_counter()
     for epoch in range(1, config.max_iter + 1):
         model.train()
-        _notify(callbacks, "on_epoch_begin", model)
+        notify(callbacks, "on_epoch_begin", model)
         if config.solver == "lbfgs":
             train_loss = _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config,
                                       callbacks)
@@ -140,7 +140,7 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
             best_score, result.best_epoch = score, epoch
             if config.restore_best:
                 best_state = copy.deepcopy(model.state_dict())
-        _notify(callbacks, "on_epoch_end", record, model)
+        notify(callbacks, "on_epoch_end", record, model)
         result.history.append(record)
         if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
             keys = ("train_loss", "val_loss", monitor, *log_keys)
@@ -162,12 +162,13 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    _notify(callbacks, "on_train_end", model)
+    notify(callbacks, "on_train_end", model)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _notify(callbacks, event: str, *args) -> None:
+def notify(callbacks, event: str, *args) -> None:
+    """Call ``event`` on every callback that defines it."""
     for cb in callbacks:
         method = getattr(cb, event, None)
         if method is not None:
@@ -210,7 +211,7 @@ def _minibatch_epoch(step_model, model, optimizer, schedule, objective, train, c
         optimizer.zero_grad(set_to_none=True)
         full.backward()
         if callbacks:
-            _notify(callbacks, "on_after_backward", model, i + config.batch_size >= stop)
+            notify(callbacks, "on_after_backward", model, i + config.batch_size >= stop)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
             clip_gradients(params, max_norm=config.clip_grad_norm,
                            max_value=config.clip_grad_value)
@@ -229,7 +230,7 @@ def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks
         optimizer.zero_grad(set_to_none=True)
         _, full = objective(model(x_num, x_cat), target)
         full.backward()
-        _notify(callbacks, "on_after_backward", model, True)
+        notify(callbacks, "on_after_backward", model, True)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
             clip_gradients([p for p in model.parameters() if p.grad is not None],
                            max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
