@@ -48,7 +48,7 @@ def test_import_dnnreg_does_not_import_torch():
 # ARCHITECTURE.md's layers; a module may import dnnreg modules of its own layer or below.
 LAYERS = {"_validation": 0, "_optional": 0,
           "datasets": 1, "data": 1, "preprocessing": 1, "metrics": 1, "numpy_ref": 1,
-          "baselines": 1, "evaluation": 1, "numpy_runtime": 1, "devices": 2, "models": 2, "losses": 2, "optim": 3, "train": 3,
+          "baselines": 1, "evaluation": 1, "numpy_runtime": 1, "devices": 2, "embeddings": 2, "models": 2, "losses": 2, "optim": 3, "train": 3,
           "diagnostics": 3, "tensorboard_log": 3, "progress": 0, "report": 6,
           "estimator": 4, "regressor": 4, "classifier": 4, "pretrain": 3, "pretrain_study": 4, "tune": 4, "persistence": 5, "onnx_export": 5, "comparison": 4, "plots": 6,
           "cli": 7, "__main__": 7, "__init__": 7}

@@ -22,7 +22,8 @@ from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_
 from .losses import output_bias
 from .pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
                        pretrain_stack)
-from .models import ACTIVATIONS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
+from .embeddings import NUMERIC_EMBEDDINGS, NumericEmbedding
+from .models import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             as_frame)
@@ -192,6 +193,12 @@ class _DNNBase(BaseEstimator):
             _check_bool("residual", self.residual),
             self._check_residual_widths() if sizes_ok else None,
             check_number("n_ensemble", self.n_ensemble, low=1, integer=True),
+            check_choice("ensemble_kind", self.ensemble_kind, ENSEMBLE_KINDS),
+            check_choice("numeric_embedding", self.numeric_embedding, NUMERIC_EMBEDDINGS),
+            check_number("numeric_embedding_dim", self.numeric_embedding_dim, low=1, integer=True),
+            check_number("embedding_frequencies", self.embedding_frequencies, low=1, integer=True),
+            check_number("embedding_sigma", self.embedding_sigma, low=0, low_inclusive=False),
+            check_number("embedding_bins", self.embedding_bins, low=1, integer=True),
             check_choice("numeric_scaling", self.numeric_scaling, SCALINGS),
             check_choice("categorical_encoding", self.categorical_encoding,
                          CATEGORICAL_ENCODINGS),
@@ -251,6 +258,9 @@ class _DNNBase(BaseEstimator):
                 continue
             for v in (value if isinstance(value, (tuple, list)) else (value,)):
                 errors.append(check_number(name, v, low=low, integer=integer))
+        if self.pretrain != "none" and self.ensemble_kind != "mlp_k":
+            errors.append("pretrain trains each member's layers on their own; set "
+                          "ensemble_kind='mlp_k' or pretrain='none'")
         if self.pretrain != "none" and self.residual is True:
             errors.append("pretrain needs plain layers (an autoencoder or RBM per layer); set "
                           "residual=False or pretrain='none'")
@@ -383,6 +393,8 @@ class _DNNBase(BaseEstimator):
             # the same initial weights on every device.
             self.model_ = self._build_model()
             self.model_.reset_parameters(generator, init=self.init)
+            if self.model_.num_embedding is not None:
+                self.model_.num_embedding.set_bins(train[0].cpu().numpy())
             self.model_.to(self.device_)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
@@ -482,11 +494,21 @@ class _DNNBase(BaseEstimator):
 
     def _build_model(self) -> MLP:
         pre = self.preprocessor_
-        return MLP(d_numeric=len(pre.feature_names_out()), cardinalities=pre.cardinalities(),
+        d_numeric = len(pre.feature_names_out())
+        embedding = None
+        columns = pre.scaled_columns()
+        if self.numeric_embedding != "none" and columns:
+            embedding = NumericEmbedding(
+                self.numeric_embedding, columns=columns, d_numeric=d_numeric,
+                d_embedding=int(self.numeric_embedding_dim),
+                n_frequencies=int(self.embedding_frequencies),
+                sigma=float(self.embedding_sigma), n_bins=int(self.embedding_bins))
+        return MLP(d_numeric=d_numeric, cardinalities=pre.cardinalities(),
                    hidden_layer_sizes=tuple(int(s) for s in self.hidden_layer_sizes),
                    activation=self.activation, dropout=float(self.dropout),
                    normalization=self.normalization, residual=bool(self.residual),
-                   n_ensemble=int(self.n_ensemble), d_out=self.loss_.n_outputs())
+                   n_ensemble=int(self.n_ensemble), d_out=self.loss_.n_outputs(),
+                   ensemble_kind=self.ensemble_kind, numeric_embedding=embedding)
 
     # ------------------------------------------------------------------ predicting
     def _frame_for_predict(self, X):

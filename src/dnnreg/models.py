@@ -118,24 +118,101 @@ class EnsembleLinear(nn.Module):
     def reset_parameters(self, scheme: str = "torch_default", activation: str = "identity",
                          generator: torch.Generator | None = None):
         """Draw each member's weights by ``scheme`` (see :func:`init_variance`)."""
-        _, fan_in, fan_out = self.weight.shape
-        var = init_variance(scheme, fan_in, fan_out, activation)
-        w, b = self.weight, self.bias
-        with torch.no_grad():
-            b.zero_()
-            if scheme.endswith("_normal"):
-                w.normal_(0.0, math.sqrt(var), generator=generator)
-            elif scheme == "orthogonal":  # Saxe et al. (2014): per member, W Wᵀ = I or Wᵀ W = I
-                for member in w:
-                    nn.init.orthogonal_(member, generator=generator)
-            else:  # uniform on ±√(3 var) has variance var
-                bound = math.sqrt(3.0 * var)
-                w.uniform_(-bound, bound, generator=generator)
-                if scheme == "torch_default":  # nn.Linear also draws its bias this way
-                    b.uniform_(-bound, bound, generator=generator)
+        _draw(self.weight, self.bias, scheme, activation, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)  # (k, n, d_out)
+
+
+def _draw(w: torch.Tensor, b: torch.Tensor, scheme: str, activation: str,
+          generator: torch.Generator | None) -> None:
+    """Initialise ``w`` ((k,) d_in, d_out: one matrix or one per member) by ``scheme`` and
+    zero ``b`` (torch_default draws it as nn.Linear does)."""
+    fan_in, fan_out = w.shape[-2:]
+    var = init_variance(scheme, fan_in, fan_out, activation)
+    with torch.no_grad():
+        b.zero_()
+        if scheme.endswith("_normal"):
+            w.normal_(0.0, math.sqrt(var), generator=generator)
+        elif scheme == "orthogonal":  # Saxe et al. (2014): per member, W Wᵀ = I or Wᵀ W = I
+            for member in w.reshape(-1, fan_in, fan_out):
+                nn.init.orthogonal_(member, generator=generator)
+        else:  # uniform on ±√(3 var) has variance var
+            bound = math.sqrt(3.0 * var)
+            w.uniform_(-bound, bound, generator=generator)
+            if scheme == "torch_default":  # nn.Linear also draws its bias this way
+                b.uniform_(-bound, bound, generator=generator)
+
+
+class SharedLinear(nn.Module):
+    """One weight matrix shared by k members, each with its own rank-one adapters and bias:
+    member i computes ``((x ⊙ r_i) W) ⊙ s_i + b_i`` (BatchEnsemble, Wen et al. 2020; used
+    for tabular MLPs by TabM, Gorishniy et al. 2024). Equivalently member i's weight is
+    ``diag(r_i) W diag(s_i)``: k members for the parameters of about one, and the k members'
+    rows go through a single (k·n, d_in) @ (d_in, d_out) matrix multiply.
+
+    ``adapters`` names which of r, s exist; ``random_signs`` draws r as ±1 (TabM's
+    initialisation of the first layer, which is what makes the members differ at the
+    start); otherwise adapters start at 1.
+
+    Shape: ``x: (k, n, d_in) -> (k, n, d_out)``; ``weight: (d_in, d_out)``,
+    ``r: (k, 1, d_in)``, ``s: (k, 1, d_out)``, ``bias: (k, 1, d_out)``.
+    """
+
+    def __init__(self, k: int, d_in: int, d_out: int, *, adapters: str = "rs",
+                 random_signs: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d_in, d_out))
+        self.bias = nn.Parameter(torch.zeros(k, 1, d_out))
+        self.r = nn.Parameter(torch.ones(k, 1, d_in)) if "r" in adapters else None
+        self.s = nn.Parameter(torch.ones(k, 1, d_out)) if "s" in adapters else None
+        self.random_signs = random_signs
+
+    def reset_parameters(self, scheme: str = "torch_default", activation: str = "identity",
+                         generator: torch.Generator | None = None):
+        """The shared matrix by ``scheme`` (see :func:`init_variance`): each member's
+        effective weight has the scheme's variance, since the adapters start at ±1."""
+        _draw(self.weight, self.bias, scheme, activation, generator)
+        with torch.no_grad():
+            for adapter in (self.r, self.s):
+                if adapter is not None:
+                    adapter.fill_(1.0)
+            if self.r is not None and self.random_signs:
+                signs = torch.randint(0, 2, self.r.shape, generator=generator)
+                self.r.copy_(2.0 * signs - 1.0)
+
+    def member_weights(self) -> torch.Tensor:
+        """Each member's effective matrix ``diag(r_i) W diag(s_i)``. Shape: ``(k, d_in, d_out)``."""
+        w = self.weight.unsqueeze(0).expand(self.bias.shape[0], -1, -1)
+        if self.r is not None:
+            w = self.r.transpose(1, 2) * w
+        if self.s is not None:
+            w = w * self.s
+        return w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, n, d_in = x.shape
+        if self.r is not None:
+            x = x * self.r
+        h = (x.reshape(k * n, d_in) @ self.weight).reshape(k, n, -1)  # one matmul for all
+        if self.s is not None:
+            h = h * self.s
+        return h + self.bias  # (k, n, d_out)
+
+
+# How the k members of an ensemble relate. mlp_k: independent networks (TabM's MLP^k);
+# tabm: shared weights with r and s adapters in every hidden layer; tabm_mini: one adapter
+# r before the first layer, everything else shared but the heads (Gorishniy et al. 2024).
+ENSEMBLE_KINDS = ("mlp_k", "tabm", "tabm_mini")
+
+
+def _layer_linear(kind: str, layer: int, k: int, d_in: int, d_out: int) -> nn.Module:
+    if kind == "mlp_k":
+        return EnsembleLinear(k, d_in, d_out)
+    if kind == "tabm":
+        return SharedLinear(k, d_in, d_out, adapters="rs", random_signs=layer == 0)
+    return SharedLinear(k, d_in, d_out, adapters="r" if layer == 0 else "",
+                        random_signs=layer == 0)
 
 
 class EnsembleBatchNorm(nn.BatchNorm1d):
@@ -190,9 +267,9 @@ class Block(nn.Module):
     """
 
     def __init__(self, k: int, d_in: int, d_out: int, *, activation: str, normalization: str,
-                 dropout: float, residual: bool):
+                 dropout: float, residual: bool, ensemble_kind: str = "mlp_k", layer: int = 0):
         super().__init__()
-        self.linear = EnsembleLinear(k, d_in, d_out)
+        self.linear = _layer_linear(ensemble_kind, layer, k, d_in, d_out)
         norm = NORMALIZATIONS[normalization]
         self.norm = norm(k, d_out) if norm is not None else None
         self.act = ACTIVATIONS[activation](k, d_out)
@@ -229,6 +306,11 @@ class MLP(nn.Module):
         Skip connections around every hidden layer whose input and output widths agree.
     n_ensemble : int
         Members trained together; predictions are their mean.
+    ensemble_kind : {"mlp_k", "tabm", "tabm_mini"}
+        Independent members, or members sharing weights through adapters
+        (:class:`SharedLinear`).
+    numeric_embedding : NumericEmbedding or None
+        Applied to the numeric block first (:mod:`dnnreg.embeddings`).
     d_out : int
         Outputs per member (1 for a mean, q for q quantiles, C for C classes, ...).
 
@@ -245,18 +327,21 @@ class MLP(nn.Module):
 
     def __init__(self, *, d_numeric: int, cardinalities: list[int], hidden_layer_sizes,
                  activation: str, dropout: float = 0.0, normalization: str = "none",
-                 residual: bool = False, n_ensemble: int = 1, d_out: int = 1):
+                 residual: bool = False, n_ensemble: int = 1, d_out: int = 1,
+                 ensemble_kind: str = "mlp_k", numeric_embedding: nn.Module | None = None):
         super().__init__()
         self.k = n_ensemble
         self.activation = activation
+        self.num_embedding = numeric_embedding
         self.embeddings = nn.ModuleList(
             nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
-        d = d_numeric + sum(embedding_dim(c) for c in cardinalities)
+        d = (d_numeric if numeric_embedding is None else numeric_embedding.d_out) + sum(
+            embedding_dim(c) for c in cardinalities)
         blocks = []
-        for width in hidden_layer_sizes:
+        for layer, width in enumerate(hidden_layer_sizes):
             blocks.append(Block(n_ensemble, d, width, activation=activation,
                                 normalization=normalization, dropout=dropout,
-                                residual=residual))
+                                residual=residual, ensemble_kind=ensemble_kind, layer=layer))
             d = width
         self.blocks = nn.ModuleList(blocks)
         self.head = EnsembleLinear(n_ensemble, d, d_out)
@@ -270,6 +355,8 @@ class MLP(nn.Module):
         for block in self.blocks:
             block.linear.reset_parameters(scheme, self.activation, generator)
         self.head.reset_parameters(scheme, "identity", generator)
+        if self.num_embedding is not None:
+            self.num_embedding.reset_parameters(generator)
         for emb in self.embeddings:
             with torch.no_grad():
                 emb.weight.normal_(0.0, 1.0, generator=generator)
@@ -277,6 +364,8 @@ class MLP(nn.Module):
     def inputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """The first layer's input: numeric columns and embedding rows side by side.
         Shape: ``-> ([k,] n, d)``."""
+        if self.num_embedding is not None:
+            x_num = self.num_embedding(x_num)
         parts = [x_num] + [emb(x_cat[..., i]) for i, emb in enumerate(self.embeddings)]
         return torch.cat(parts, dim=-1) if len(parts) > 1 else x_num
 

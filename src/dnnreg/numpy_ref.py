@@ -213,6 +213,83 @@ def point_prediction(name, per_member, *, quantiles=(0.5,)):
 
 
 # ---------------------------------------------------------------------- the network
+# ---------------------------------------------------------------------- shared weights
+def member_weights(params: dict) -> dict:
+    """Each member's own weight matrix where members share one through adapters (TabM's
+    :class:`dnnreg.models.SharedLinear`): ``W_i = diag(r_i) W diag(s_i)``, so that
+    ``((x ⊙ r_i) W) ⊙ s_i = x W_i``. Returns the parameters in the independent-member
+    layout ``(k, d_in, d_out)``, without ``r`` and ``s``; other entries are unchanged.
+
+    >>> p = {"blocks.0.linear.weight": np.ones((2, 3)), "blocks.0.linear.bias": np.zeros((2, 1, 3)),
+    ...      "blocks.0.linear.r": np.array([[[1.0, -1.0]], [[2.0, 1.0]]])}
+    >>> member_weights(p)["blocks.0.linear.weight"][:, :, 0].tolist()
+    [[1.0, -1.0], [2.0, 1.0]]
+    """
+    out = dict(params)
+    for name, w in params.items():
+        if not (name.endswith("linear.weight") and np.ndim(w) == 2):
+            continue
+        prefix = name[:-len("weight")]
+        k = params[prefix + "bias"].shape[0]
+        w = np.broadcast_to(w, (k, *np.shape(w)))
+        r, s = out.pop(prefix + "r", None), out.pop(prefix + "s", None)
+        if r is not None:
+            w = np.swapaxes(r, 1, 2) * w  # scales row j of member i's W by r_ij
+        if s is not None:
+            w = w * s  # scales column j by s_ij
+        out[name] = np.ascontiguousarray(w)
+    return out
+
+
+# ---------------------------------------------------------------------- numerical embeddings
+def embedding_codes(p: dict, x: np.ndarray) -> np.ndarray:
+    """The periodic or piecewise-linear code of each embedded column
+    (:mod:`dnnreg.embeddings`). Shape: ``x: (n, f) -> (n, f, d_code)``."""
+    x = x[:, :, None]
+    if "num_embedding.frequencies" in p:
+        angle = (2.0 * math.pi) * x * p["num_embedding.frequencies"]
+        return np.concatenate([np.cos(angle), np.sin(angle)], axis=-1)
+    z = (x - p["num_embedding.left"]) / p["num_embedding.width"]
+    return np.minimum(np.maximum(z, p["num_embedding.lower"]), p["num_embedding.upper"])
+
+
+def embed_numeric(p: dict, x_num: np.ndarray, cache: dict | None = None) -> np.ndarray:
+    """``[ReLU(code_j(x_j) W_j + b_j) for each embedded j, then the other columns]``.
+    Shape: ``(n, d_numeric) -> (n, f * d_embedding + n_passthrough)``; without an embedding
+    in ``p``, ``x_num`` itself. ``cache`` collects what :func:`embedding_gradients` needs."""
+    if "num_embedding.weight" not in p:
+        return x_num
+    cols = p["num_embedding.columns"].astype(np.int64)
+    rest = p["num_embedding.passthrough"].astype(np.int64)
+    v = embedding_codes(p, x_num[:, cols])  # (n, f, c)
+    pre = np.einsum("nfc,fcd->nfd", v, p["num_embedding.weight"]) + p["num_embedding.bias"]
+    if cache is not None:
+        cache.update(x=x_num[:, cols], v=v, pre=pre)
+    e = np.maximum(pre, 0.0)
+    return np.concatenate([e.reshape(len(x_num), -1), x_num[:, rest]], axis=1)
+
+
+def embedding_gradients(p: dict, cache: dict, g_embedded: np.ndarray) -> dict:
+    """∂L/∂θ of the numerical embedding from ∂L/∂(its output) (n, f·d + rest).
+
+    With e = ReLU(pre), pre = v W_j + b_j: δ = g ⊙ [pre > 0]; ∂W_j = vᵀ δ; ∂b_j = Σ δ.
+    Periodic codes v = [cos θ, sin θ], θ = 2π c x, add ∂c = Σ_rows 2π x (-∂v_cos sin θ +
+    ∂v_sin cos θ); piecewise-linear bins are fixed by the data, not trained."""
+    n, f, _ = cache["pre"].shape
+    delta = g_embedded[:, :f * cache["pre"].shape[2]].reshape(cache["pre"].shape)
+    delta = delta * (cache["pre"] > 0)
+    grads = {"num_embedding.weight": np.einsum("nfc,nfd->fcd", cache["v"], delta),
+             "num_embedding.bias": delta.sum(axis=0)}
+    if "num_embedding.frequencies" in p:
+        g_v = np.einsum("nfd,fcd->nfc", delta, p["num_embedding.weight"])
+        m = g_v.shape[2] // 2
+        theta = (2.0 * math.pi) * cache["x"][:, :, None] * p["num_embedding.frequencies"]
+        g_theta = -g_v[..., :m] * np.sin(theta) + g_v[..., m:] * np.cos(theta)
+        grads["num_embedding.frequencies"] = (g_theta * (2.0 * math.pi)
+                                              * cache["x"][:, :, None]).sum(axis=0)
+    return grads
+
+
 class NumpyMLP:
     """The dnnreg MLP in NumPy, built from the same named tensors as the torch model.
 
@@ -235,7 +312,8 @@ class NumpyMLP:
 
     def __init__(self, params, *, hidden_layer_sizes, activation, normalization="none",
                  residual=False, dropout=0.0):
-        self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        self.params = member_weights(
+            {k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
         self.activation, self.normalization, self.dropout = activation, normalization, dropout
         self.f, self.df = ACTIVATIONS[activation]
         self.n_blocks = len(hidden_layer_sizes)
@@ -243,12 +321,14 @@ class NumpyMLP:
                   *hidden_layer_sizes]
         self.residual = [bool(residual) and widths[i] == widths[i + 1]
                          for i in range(self.n_blocks)]
-        self.n_embeddings = len([k for k in self.params if k.startswith("embeddings.")])
+        self.n_embeddings = len([k for k in self.params if k.startswith("embeddings.")
+                                 and k.endswith(".weight")])
 
     # -------------------------------------------------------------- inputs
-    def embed(self, x_num, x_cat=None):
-        """Concatenate numeric inputs and embedding rows. Shape: ``-> (n, d)``."""
-        x = np.asarray(x_num, dtype=np.float64)
+    def embed(self, x_num, x_cat=None, cache=None):
+        """The first layer's input: the numeric block (through the numerical embedding,
+        if any) and the categorical embedding rows. Shape: ``-> (n, d)``."""
+        x = embed_numeric(self.params, np.asarray(x_num, dtype=np.float64), cache)
         if self.n_embeddings:
             parts = [x] + [self.params[f"embeddings.{j}.weight"][x_cat[:, j]]
                            for j in range(self.n_embeddings)]
@@ -315,6 +395,15 @@ class NumpyMLP:
         value, delta = loss_and_output_error(loss, out, y, **loss_options)
         return value, self.backward(cache, delta)
 
+    def encoded_loss_and_gradients(self, x_num, y, x_cat=None, **options):
+        """:meth:`loss_and_gradients` from the encoded table rather than the first layer's
+        input, so the numerical embedding's parameters get their gradients too."""
+        cache: dict = {}
+        value, grads = self.loss_and_gradients(self.embed(x_num, x_cat, cache), y, **options)
+        if cache:
+            grads.update(embedding_gradients(self.params, cache, self.input_grad_))
+        return value, grads
+
     def mse_and_gradients(self, x, y, masks=None):
         """Shorthand for ``loss_and_gradients(x, y, loss="mse")``."""
         return self.loss_and_gradients(x, y, loss="mse", masks=masks)
@@ -342,6 +431,7 @@ class NumpyMLP:
             g = g @ np.swapaxes(self.params[f"blocks.{l}.linear.weight"], 1, 2)
             if skip is not None:
                 g = g + skip  # the identity path carries the gradient undiminished
+        self.input_grad_ = g.sum(axis=0)  # ∂L/∂x: x feeds every member
         return grads
 
     def _norm_backward(self, l, g, state, grads):

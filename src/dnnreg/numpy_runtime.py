@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .numpy_ref import _LEAKY_SLOPE, _NORM_EPS, ACTIVATIONS
+from .numpy_ref import _LEAKY_SLOPE, _NORM_EPS, ACTIVATIONS, embed_numeric, member_weights
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
 
@@ -94,7 +94,8 @@ class InferenceNet:
     def __init__(self, params, *, hidden_layer_sizes, activation, normalization="none",
                  residual=False, dtype=np.float32):
         self.dtype = np.dtype(dtype)
-        p = {k: np.asarray(v, dtype=self.dtype) for k, v in params.items()}
+        p = member_weights({k: np.asarray(v, dtype=self.dtype) for k, v in params.items()})
+        self.numeric_embedding = {k: v for k, v in p.items() if k.startswith("num_embedding.")}
         self.activation, self.normalization = activation, normalization
         self.embeddings = [p[f"embeddings.{j}.weight"] for j in range(
             len([k for k in p if k.startswith("embeddings.")]))]
@@ -151,8 +152,9 @@ class InferenceNet:
         return out if self.k > 1 else out[None]
 
     def embed(self, x_num, x_cat=None) -> np.ndarray:
-        """Numeric inputs and embedding rows side by side. Shape: ``-> (n, d)``."""
-        x = np.asarray(x_num, dtype=self.dtype)
+        """The numeric block (through the numerical embedding, if any) and categorical
+        embedding rows side by side. Shape: ``-> (n, d)``."""
+        x = embed_numeric(self.numeric_embedding, np.asarray(x_num, dtype=self.dtype))
         if self.embeddings:
             x = np.concatenate([x] + [e[x_cat[:, j]] for j, e in enumerate(self.embeddings)],
                                axis=1)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._optional import import_optional
+from .numpy_ref import member_weights
 
 OPSET = 18  # LayerNormalization (17), Mish (18), ReduceMean with axes as an input (18)
 _ML_OPSET = 2  # ai.onnx.ml LabelEncoder with string keys
@@ -142,6 +143,33 @@ def _encoded_inputs(g: _Graph, pre) -> tuple[str, list[str]]:
 
 
 # ---------------------------------------------------------------------- the network
+def _numeric_embedding(g: _Graph, x: str, w: dict) -> str:
+    """The numerical embedding (:mod:`dnnreg.embeddings`): (N, d_numeric) ->
+    (N, f·d + n_passthrough), the embedded columns first."""
+    f32 = lambda name: w[f"num_embedding.{name}"].astype(np.float32)  # noqa: E731
+    f, _, d = w["num_embedding.weight"].shape
+    cols = g.op("Gather", x, g.const(w["num_embedding.columns"].astype(np.int64)), axis=1)
+    xt = g.op("Unsqueeze", g.op("Transpose", cols, perm=[1, 0]),
+              g.const(np.array([2], np.int64)))  # (f, N, 1): one batch of rows per column
+    if "num_embedding.frequencies" in w:
+        freq = (2.0 * np.pi * w["num_embedding.frequencies"]).astype(np.float32)
+        angle = g.op("Mul", xt, g.const(freq[:, None, :]))  # (f, N, m)
+        code = g.op("Concat", g.op("Cos", angle), g.op("Sin", angle), axis=2)
+    else:
+        z = g.op("Div", g.op("Sub", xt, g.const(f32("left")[:, None, :])),
+                 g.const(f32("width")[:, None, :]))
+        code = g.op("Min", g.op("Max", z, g.const(f32("lower")[:, None, :])),
+                    g.const(f32("upper")[:, None, :]))  # (f, N, T)
+    e = g.op("Relu", g.op("Add", g.op("MatMul", code, g.const(f32("weight"))),
+                          g.const(f32("bias")[:, None, :])))  # (f, N, d)
+    flat = g.op("Reshape", g.op("Transpose", e, perm=[1, 0, 2]),
+                g.const(np.array([0, f * d], np.int64)))  # (N, f·d)
+    rest = w["num_embedding.passthrough"].astype(np.int64)
+    if len(rest) == 0:
+        return flat
+    return g.op("Concat", flat, g.op("Gather", x, g.const(rest), axis=1), axis=1)
+
+
 def _activation(g: _Graph, name: str, z: str, slope=None) -> str:
     if name == "identity":
         return z
@@ -259,9 +287,11 @@ def export_onnx(model_dir, path) -> Path:
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     pre, target = read_preprocessor(model_dir)
-    weights = load_file(model_dir / "weights.safetensors")
+    weights = member_weights(load_file(model_dir / "weights.safetensors"))
     g = _Graph()
     numeric, codes = _encoded_inputs(g, pre)
+    if numeric is not None and "num_embedding.weight" in weights:
+        numeric = _numeric_embedding(g, numeric, weights)
     parts = [] if numeric is None else [numeric]
     for j, code in enumerate(codes):  # embeddings follow the numeric block, as in torch
         parts.append(g.op("Gather", g.const(weights[f"embeddings.{j}.weight"]),

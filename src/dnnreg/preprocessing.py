@@ -299,6 +299,12 @@ class TablePreprocessor:
                            + [f"{name}={c}" for c in self.categorical[name]["categories"]])
         return out
 
+    def scaled_columns(self) -> list[int]:
+        """Positions, among :meth:`feature_names_out`, of the scaled numeric columns (not
+        missing indicators or one-hot columns): what numerical embeddings embed."""
+        scaled = set(self.numeric)
+        return [j for j, name in enumerate(self.feature_names_out()) if name in scaled]
+
     def cardinalities(self) -> list[int]:
         """Number of codes (categories + the unknown bucket) of each embedded column."""
         if self.categorical_encoding == "onehot":

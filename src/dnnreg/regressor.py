@@ -55,6 +55,8 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     def __init__(self, *, loss="mse", huber_delta=1.0, quantiles=(0.1, 0.5, 0.9),
                  hidden_layer_sizes=(256, 256, 256), activation="relu", init="torch_default",
                  dropout=0.0, normalization="none", residual=False, n_ensemble=4,
+                 ensemble_kind="mlp_k", numeric_embedding="none", numeric_embedding_dim=16,
+                 embedding_frequencies=48, embedding_sigma=0.1, embedding_bins=48,
                  numeric_scaling="quantile", categorical_encoding="onehot", solver="adamw",
                  batch_size="auto", learning_rate_init=1e-3, momentum=0.9, weight_decay=1e-4,
                  alpha=0.0, l1=0.0, clip_grad_norm=None, clip_grad_value=None,

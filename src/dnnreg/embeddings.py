@@ -1,0 +1,150 @@
+"""Numerical feature embeddings: each scaled numeric column becomes a small vector before
+the MLP sees it (Gorishniy, Rubachev & Babenko 2022, "On Embeddings for Numerical Features
+in Tabular Deep Learning").
+
+An MLP applied to raw scalars finds it hard to learn functions with sharp or periodic
+structure along one feature (the "spectral bias" of networks, Rahaman et al. 2019). Mapping
+each scalar x_j to a vector of many simple functions of x_j first gives the first layer a
+rich, per-feature basis to combine. Two encodings, each followed by a per-feature linear map
+and a ReLU (the paper's "-LR" suffix):
+
+- ``periodic`` (PLR): ``v_j = [cos(2π c_j x_j), sin(2π c_j x_j)]`` with m trained
+  frequencies ``c_j ~ N(0, σ²)`` per feature: a learned Fourier basis.
+- ``piecewise_linear`` (PLE-LR): T bins from the training quantiles of x_j; component t is
+  0 left of bin t, 1 right of it and linear inside, so ``v_j`` is a "thermometer" code that
+  still varies continuously with x_j. The first bin is open to the left, the last to the
+  right, so values beyond the training range extrapolate linearly.
+
+Every ensemble member shares the embedding (as TabM does, Gorishniy et al. 2024); members
+differ from the first hidden layer on. Only the scaled numeric columns are embedded; missing
+indicators and one-hot columns pass through unchanged, after the embedded block.
+
+Shapes: ``x_num: (..., d_numeric) -> (..., n_embedded * d_embedding + n_passthrough)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+NUMERIC_EMBEDDINGS = ("none", "periodic", "piecewise_linear")
+
+
+def quantile_bins(values: np.ndarray, n_bins: int) -> list[np.ndarray]:
+    """Bin edges for each column of ``values`` (n, f): the distinct quantiles at
+    ``n_bins + 1`` evenly spaced levels (Gorishniy et al. 2022, section 3.2). A column with
+    few distinct values gets fewer bins; a constant column gets one bin of width 1.
+
+    >>> [e.tolist() for e in quantile_bins(np.array([[0.0], [1.0], [2.0], [3.0]]), 3)]
+    [[0.0, 1.0, 2.0, 3.0]]
+    """
+    levels = np.linspace(0.0, 1.0, n_bins + 1)
+    edges = []
+    for column in np.asarray(values, dtype=np.float64).T:
+        e = np.unique(np.quantile(column, levels))
+        edges.append(e if len(e) > 1 else np.array([e[0], e[0] + 1.0]))
+    return edges
+
+
+def ple_tables(edges: list[np.ndarray], n_bins: int) -> dict[str, np.ndarray]:
+    """The arrays that define the piecewise-linear encoding, padded to ``n_bins`` per
+    column: ``left`` and ``width`` of each bin, and the ``lower``/``upper`` bounds its
+    component is clamped to (-inf/+inf on the open ends; 0/0 on padding, which zeroes it).
+    Component t of column j is ``clamp((x_j - left) / width, lower, upper)``."""
+    f = len(edges)
+    left, width = np.zeros((f, n_bins)), np.ones((f, n_bins))
+    lower, upper = np.zeros((f, n_bins)), np.zeros((f, n_bins))
+    for j, e in enumerate(edges):
+        t = len(e) - 1
+        left[j, :t], width[j, :t] = e[:-1], np.diff(e)
+        upper[j, :t] = 1.0
+        lower[j, 0], upper[j, t - 1] = -np.inf, np.inf
+    return {"left": left, "width": width, "lower": lower, "upper": upper}
+
+
+class NumericEmbedding(nn.Module):
+    """Embed the columns ``columns`` of the numeric block; the others pass through.
+
+    Parameters
+    ----------
+    kind : {"periodic", "piecewise_linear"}
+    columns : list of int
+        Positions of the scaled numeric columns in the network's numeric input.
+    d_numeric : int
+        Width of the numeric input.
+    d_embedding : int
+        Output width per embedded column.
+    n_frequencies : int
+        m, frequencies per column (periodic).
+    sigma : float
+        Standard deviation of the initial frequencies (periodic). Sets how wiggly the
+        initial basis is relative to the scaled inputs' unit spread; the paper tunes it in
+        [0.01, 100] and finds 0.01-1 best on most tables.
+    n_bins : int
+        T, bins per column (piecewise_linear); :meth:`set_bins` fills them from data.
+
+    Examples
+    --------
+    >>> emb = NumericEmbedding("periodic", columns=[0, 2], d_numeric=3, d_embedding=4)
+    >>> tuple(emb(torch.zeros(5, 3)).shape), emb.d_out
+    ((5, 9), 9)
+    """
+
+    def __init__(self, kind: str, *, columns: list[int], d_numeric: int, d_embedding: int,
+                 n_frequencies: int = 48, sigma: float = 0.1, n_bins: int = 48):
+        super().__init__()
+        if kind not in NUMERIC_EMBEDDINGS[1:]:
+            raise ValueError(f"kind must be one of {list(NUMERIC_EMBEDDINGS[1:])}, got kind={kind!r}")
+        self.kind, self.sigma = kind, float(sigma)
+        f = len(columns)
+        rest = [j for j in range(d_numeric) if j not in set(columns)]
+        self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
+        self.register_buffer("passthrough", torch.tensor(rest, dtype=torch.long))
+        if kind == "periodic":
+            self.frequencies = nn.Parameter(torch.zeros(f, n_frequencies))
+            d_code = 2 * n_frequencies
+        else:
+            for name in ("left", "width", "lower", "upper"):
+                self.register_buffer(name, torch.zeros(f, n_bins))
+            self.width.fill_(1.0)
+            d_code = n_bins
+        # One linear map per column: (f, d_code) -> (f, d_embedding).
+        self.weight = nn.Parameter(torch.zeros(f, d_code, d_embedding))
+        self.bias = nn.Parameter(torch.zeros(f, d_embedding))
+        self.d_out = f * d_embedding + len(rest)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Frequencies from N(0, σ²); each column's linear map as torch's nn.Linear draws
+        it, U(±1/√fan_in) (what the paper's code uses)."""
+        bound = 1.0 / math.sqrt(self.weight.shape[1])
+        with torch.no_grad():
+            if self.kind == "periodic":
+                self.frequencies.normal_(0.0, self.sigma, generator=generator)
+            self.weight.uniform_(-bound, bound, generator=generator)
+            self.bias.uniform_(-bound, bound, generator=generator)
+
+    def set_bins(self, x_num: np.ndarray) -> None:
+        """Fit the piecewise-linear bins to the training rows' numeric block (n, d_numeric)."""
+        if self.kind != "piecewise_linear":
+            return
+        edges = quantile_bins(np.asarray(x_num)[:, self.columns.cpu().numpy()], self.left.shape[1])
+        for name, table in ple_tables(edges, self.left.shape[1]).items():
+            getattr(self, name).copy_(torch.from_numpy(table))
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoding before the linear maps. Shape: ``(..., f) -> (..., f, d_code)``."""
+        x = x.unsqueeze(-1)  # (..., f, 1)
+        if self.kind == "periodic":
+            angle = (2.0 * math.pi) * x * self.frequencies  # (..., f, m)
+            return torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)
+        z = (x - self.left) / self.width  # (..., f, T)
+        return torch.minimum(torch.maximum(z, self.lower), self.upper)
+
+    def forward(self, x_num: torch.Tensor) -> torch.Tensor:
+        v = self.codes(x_num[..., self.columns])  # (..., f, d_code)
+        e = torch.relu(torch.einsum("...fc,fcd->...fd", v, self.weight) + self.bias)
+        parts = [e.flatten(-2), x_num[..., self.passthrough]]
+        return torch.cat(parts, dim=-1)  # (..., f*d_embedding + n_passthrough)
