@@ -9,7 +9,7 @@ import torch
 
 from dnnreg import DNNClassifier, DNNRegressor, load, load_numpy, save
 from dnnreg.embeddings import NumericEmbedding, ple_tables, quantile_bins
-from dnnreg.models import MLP, SharedLinear
+from dnnreg.models import MLP
 from dnnreg.numpy_ref import NumpyMLP, embed_numeric, member_weights
 from dnnreg.numpy_runtime import InferenceNet
 
