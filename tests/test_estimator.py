@@ -115,3 +115,37 @@ def test_fit_callbacks_see_every_epoch_and_can_predict(mixed_frame, small_model)
     assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
     np.testing.assert_array_equal(seen[-1][1], model.predict(X.head(20)))
     assert not np.array_equal(seen[0][1], seen[-1][1])  # the weights did move
+
+
+def test_clip_predictions_auto_clips_a_capped_target_and_travels_with_the_model(tmp_path):
+    # y = min(x, 1): every training value is <= 1, and an MLP overshoots the cap near it.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 3, size=(600, 1))
+    y = np.minimum(x[:, 0], 1.0)
+    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=15,
+                         random_state=0).fit(x, y)
+    assert model.target_scaler_.clip
+    grid = np.linspace(-3, 6, 50)[:, None]
+    pred = model.predict(grid)
+    assert pred.max() <= y.max() and pred.min() >= y.min()
+    from dnnreg import load_numpy, save
+
+    save(model, tmp_path / "m")
+    np.testing.assert_allclose(load_numpy(tmp_path / "m").predict(grid), pred, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_clip_predictions_auto_declines_when_validation_targets_exceed_the_range():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(400, 1))
+    x_val = rng.uniform(1, 2, size=(100, 1))  # beyond the training range, y keeps rising
+    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30,
+                         random_state=0).fit(x, 2 * x[:, 0], eval_set=(x_val, 2 * x_val[:, 0]))
+    assert not model.target_scaler_.clip
+    assert model.predict(np.array([[2.0]]))[0] > 2.0  # above the training maximum
+    forced = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30, random_state=0,
+                          clip_predictions=True).fit(x, 2 * x[:, 0],
+                                                     eval_set=(x_val, 2 * x_val[:, 0]))
+    assert forced.predict(np.array([[2.0]]))[0] <= 2 * x.max()
+    with pytest.raises(ValueError, match="clip_predictions must be True, False or 'auto'"):
+        DNNRegressor(clip_predictions="yes").fit(x, x[:, 0])

@@ -302,6 +302,9 @@ class _DNNBase(BaseEstimator):
     def _check_task_params(self) -> list:
         return []
 
+    def _after_fit(self, val, y_val) -> None:
+        """Decisions taken on the validation rows once the weights are final."""
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
@@ -369,9 +372,10 @@ class _DNNBase(BaseEstimator):
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
         train = self._tensors(frame, y, device="fit")
-        evaluate = None
+        evaluate, val = None, None
         if val_frame is not None:
-            evaluate = self._evaluator(self._tensors(val_frame, y_val, device=self.device_), y_val)
+            val = self._tensors(val_frame, y_val, device=self.device_)
+            evaluate = self._evaluator(val, y_val)
         metric = self.early_stopping_metric
         callbacks = list(callbacks)
         if self.diagnostics:
@@ -405,6 +409,7 @@ class _DNNBase(BaseEstimator):
                 callbacks=callbacks, log_every=1 if self.verbose else 0,
                 log_keys=(f"val_{next(iter(self._metrics))}",))
         self.model_.eval()
+        self._after_fit(val, y_val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         if self.diagnostics:

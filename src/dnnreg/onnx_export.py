@@ -228,7 +228,13 @@ def _regression_outputs(g: _Graph, out: str, config: dict, target) -> list[tuple
     """``[(name, tensor, elem_type, shape)]`` in the target's units."""
     loss, params = config["params"]["loss"], config["params"]
     std, mean = g.const(np.float64(target.std)), g.const(np.float64(target.mean))
-    unscale = lambda z: g.op("Add", g.op("Mul", g.op("Cast", z, to=11), std), mean)  # noqa: E731
+
+    def unscale(z):
+        y = g.op("Add", g.op("Mul", g.op("Cast", z, to=11), std), mean)
+        if not target.clip:
+            return y
+        return g.op("Clip", y, g.const(np.float64(target.low)), g.const(np.float64(target.high)))
+
     if loss == "quantile":
         q = len(params["quantiles"])
         ordered = g.op("TopK", out, g.const(np.array([q], np.int64)), axis=-1, largest=0,

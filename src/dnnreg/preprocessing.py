@@ -336,12 +336,20 @@ class TablePreprocessor:
 class TargetScaler:
     """Standardize the target for training; map predictions back to original units.
 
+    With ``clip`` set, :meth:`inverse` also clips predictions to the training target's
+    range [low, high]: a network extrapolates linearly beyond the data it saw, and a
+    target with hard bounds (California's prices are capped at $500k) gains from it.
+
     Examples
     --------
     >>> ts = TargetScaler().fit(np.array([1.0, 3.0]))
     >>> ts.transform(np.array([1.0, 3.0])).tolist(), ts.inverse(np.array([0.0])).tolist()
     ([-1.0, 1.0], [2.0])
+    >>> ts.clip = True; ts.inverse(np.array([5.0])).tolist()
+    [3.0]
     """
+
+    clip = False
 
     def fit(self, y) -> "TargetScaler":
         y = np.asarray(y, dtype=np.float64)
@@ -354,15 +362,18 @@ class TargetScaler:
         return (np.asarray(y, dtype=np.float64) - self.mean) / self.std
 
     def inverse(self, z):
-        return np.asarray(z, dtype=np.float64) * self.std + self.mean
+        y = np.asarray(z, dtype=np.float64) * self.std + self.mean
+        return np.clip(y, self.low, self.high) if self.clip else y
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "low": self.low, "high": self.high}
+        return {"mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
+                "clip": bool(self.clip)}
 
     @classmethod
     def from_dict(cls, state: dict) -> "TargetScaler":
         ts = cls()
         ts.mean, ts.std, ts.low, ts.high = (state[k] for k in ("mean", "std", "low", "high"))
+        ts.clip = bool(state.get("clip", False))  # absent in models saved before 0.x clipping
         return ts
 
 

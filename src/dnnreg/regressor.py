@@ -13,6 +13,7 @@ from .losses import REGRESSION_LOSSES, make_loss
 from .metrics import REGRESSION_METRICS
 from .numpy_ref import point_prediction
 from .preprocessing import TargetScaler
+from .train import forward_in_chunks
 
 
 class DNNRegressor(RegressorMixin, _DNNBase):
@@ -34,7 +35,12 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         row; :meth:`predict_mean_variance`); poisson (a log-link rate for counts, y >= 0).
     huber_delta : float, default=1.0
     quantiles : tuple of float, default=(0.1, 0.5, 0.9)
-        Levels in (0, 1) for ``loss="quantile"``.{_SHARED_PARAMETERS}
+        Levels in (0, 1) for ``loss="quantile"``.
+    clip_predictions : bool or "auto", default="auto"
+        Clip predictions to the range of the training target. "auto" clips when that does
+        not raise the validation RMSE (no validation rows: no clipping); the choice is in
+        ``target_scaler_.clip`` and travels with the saved model. Useful for bounded or
+        capped targets, where a network otherwise extrapolates past the bound.{_SHARED_PARAMETERS}
 
     Attributes
     ----------
@@ -53,6 +59,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     _metrics = REGRESSION_METRICS
 
     def __init__(self, *, loss="mse", huber_delta=1.0, quantiles=(0.1, 0.5, 0.9),
+                 clip_predictions="auto",
                  hidden_layer_sizes=(256, 256, 256), activation="relu", init="torch_default",
                  dropout=0.0, normalization="none", residual=False, n_ensemble=4,
                  ensemble_kind="mlp_k", numeric_embedding="none", numeric_embedding_dim=16,
@@ -76,7 +83,11 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         q_ok = (isinstance(q, (tuple, list)) and len(q) > 0 and all(
             isinstance(v, (float, int)) and not isinstance(v, bool) and 0 < v < 1 for v in q)
             and all(a < b for a, b in zip(q, q[1:])))
+        clip_ok = self.clip_predictions == "auto" or isinstance(self.clip_predictions,
+                                                                  (bool, np.bool_))
         return [check_number("huber_delta", self.huber_delta, low=0, low_inclusive=False),
+                None if clip_ok else ("clip_predictions must be True, False or 'auto', got "
+                                      f"clip_predictions={self.clip_predictions!r}"),
                 None if q_ok else ("quantiles must be an increasing tuple of levels in (0, 1), "
                                    f"got quantiles={q!r}")]
 
@@ -97,6 +108,17 @@ class DNNRegressor(RegressorMixin, _DNNBase):
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, float(y.mean())
         else:
             self.target_scaler_ = TargetScaler().fit(y)
+
+    def _after_fit(self, val, y_val) -> None:
+        """Decide ``clip_predictions="auto"``: clip when the validation RMSE is no worse."""
+        clip = self.clip_predictions
+        if clip == "auto":
+            clip = False
+            if val is not None:
+                pred = self._from_outputs(forward_in_chunks(self.model_, val[0], val[1]))
+                clipped = np.clip(pred, self.target_scaler_.low, self.target_scaler_.high)
+                clip = bool(np.mean((clipped - y_val) ** 2) <= np.mean((pred - y_val) ** 2))
+        self.target_scaler_.clip = bool(clip)
 
     def _make_loss(self):
         return make_loss(self.loss, huber_delta=float(self.huber_delta),
