@@ -28,7 +28,8 @@ CONFIGS = [
     dict(activation="tanh", loss="poisson"),
     dict(activation="leaky_relu", loss="huber", normalization="batch_norm"),
     dict(activation="sigmoid", loss="mae"),
-    dict(numeric_embedding="periodic", ensemble_kind="tabm", clip_predictions=True),
+    dict(numeric_embedding="periodic", ensemble_kind="tabm", clip_predictions=True,
+         numeric_scaling="smooth_clip"),
     dict(numeric_embedding="piecewise_linear", ensemble_kind="tabm_mini", embedding_bins=8),
 ]
 

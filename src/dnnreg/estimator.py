@@ -57,7 +57,30 @@ _SHARED_PARAMETERS = """
         Gorishniy et al. 2024); the prediction is their mean. Averaging k independently
         initialised networks cuts variance: on California housing 4 members lower test
         RMSE by about 0.01 ($1k) over one.
-    numeric_scaling : {"quantile", "robust", "standard"}, default="quantile"
+    ensemble_kind : {"mlp_k", "tabm", "tabm_mini"}, default="mlp_k"
+        How members relate (Gorishniy et al. 2024, "TabM: Advancing Tabular Deep Learning
+        with Parameter-Efficient Ensembling"). mlp_k: independent networks. tabm: one
+        weight matrix per layer shared by all members, each member with its own rank-one
+        adapters r, s and bias (BatchEnsemble, Wen et al. 2020), the first layer's r drawn
+        as random signs; tabm_mini: only that first adapter r. Shared weights give k
+        members for about one network's parameters; the compute per row stays k-fold.
+    numeric_embedding : {"none", "periodic", "piecewise_linear"}, default="none"
+        Embed each scaled numeric column as a vector before the first layer (Gorishniy,
+        Rubachev & Babenko 2022, "On Embeddings for Numerical Features in Tabular Deep
+        Learning"): periodic is their PLR, cos/sin of trained frequencies then a per-column
+        linear map and ReLU; piecewise_linear is PLE-LR, a bin-wise linear "thermometer"
+        code over ``embedding_bins`` training quantiles, then linear and ReLU. Shared by
+        the members; missing indicators and one-hot columns pass through.
+    numeric_embedding_dim : int, default=16
+        Width of each embedded column.
+    embedding_frequencies : int, default=48
+        Frequencies per column (periodic).
+    embedding_sigma : float, default=0.1
+        Standard deviation of the initial frequencies (periodic), relative to the scaled
+        inputs' unit spread: larger values start from a more oscillating basis.
+    embedding_bins : int, default=48
+        Quantile bins per column (piecewise_linear).
+    numeric_scaling : {"quantile", "robust", "smooth_clip", "standard"}, default="quantile"
         How numeric columns are scaled; "quantile" maps each to normal scores and is the
         most robust to the heavy tails common in tables.
     categorical_encoding : {"onehot", "embedding"}, default="onehot"

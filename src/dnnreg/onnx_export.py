@@ -115,6 +115,10 @@ def _numeric_blocks(g: _Graph, x: str, state: dict) -> list[str]:
     else:
         scaled = g.op("Div", g.op("Sub", filled, g.const(state["center"], dtype=np.float64)),
                       g.const(state["scale"], dtype=np.float64))
+        if "smooth_clip" in state:  # z / √(1 + (z/c)²)
+            ratio = g.op("Div", scaled, g.const(state["smooth_clip"], dtype=np.float64))
+            one = g.const(1.0, dtype=np.float64)
+            scaled = g.op("Div", scaled, g.op("Sqrt", g.op("Add", one, g.op("Mul", ratio, ratio))))
     return [scaled, g.op("Cast", missing, to=11)] if state["indicator"] else [scaled]
 
 

@@ -17,7 +17,9 @@ import pandas as pd
 
 from ._validation import check_choice, raise_all
 
-SCALINGS = ("quantile", "robust", "standard")
+SCALINGS = ("quantile", "robust", "smooth_clip", "standard")
+# smooth_clip: z / √(1 + (z/3)²) after robust scaling (RealMLP, Holzmüller et al. 2024).
+SMOOTH_CLIP = 3.0
 CATEGORICAL_ENCODINGS = ("onehot", "embedding")
 # Normal scores are clipped where sklearn's QuantileTransformer clips them (±5.2σ).
 _QUANTILE_BOUND = 1e-7
@@ -91,6 +93,15 @@ def _quantile_knots(values: np.ndarray, n_quantiles: int) -> dict:
     return {"quantiles": knots.tolist(), "scores": scores.tolist()}
 
 
+def smooth_clip(z: np.ndarray, bound: float) -> np.ndarray:
+    """``z / √(1 + (z/bound)²)``: slope 1 at 0, tends to ±bound.
+
+    >>> smooth_clip(np.array([0.0, 3.0, 1e6]), 3.0).round(4).tolist()
+    [0.0, 2.1213, 3.0]
+    """
+    return z / np.sqrt(1.0 + (z / bound) ** 2)
+
+
 class TablePreprocessor:
     """Fit on training rows, then encode any table with the same columns.
 
@@ -99,7 +110,10 @@ class TablePreprocessor:
     numeric_scaling : {"quantile", "robust", "standard"}
         ``quantile`` maps each column through its empirical CDF to normal scores (robust to
         heavy tails and outliers; best for MLPs on skewed tables); ``robust`` subtracts the
-        median and divides by the interquartile range; ``standard`` uses mean and std.
+        median and divides by the interquartile range; ``smooth_clip`` follows that with
+        z / √(1 + (z/3)²), which is the identity near 0 and bends outliers smoothly into
+        (-3, 3) (RealMLP, Holzmüller, Grinsztajn & Steinwart 2024, "Better by Default");
+        ``standard`` uses mean and std.
     categorical_encoding : {"onehot", "embedding"}
         ``onehot`` expands codes into 0/1 columns here; ``embedding`` leaves integer codes
         for an embedding layer in the network.
@@ -159,10 +173,12 @@ class TablePreprocessor:
         if self.numeric_scaling == "standard":
             std = float(filled.std())
             state.update(center=float(filled.mean()), scale=std if std > 0 else 1.0)
-        elif self.numeric_scaling == "robust":
+        elif self.numeric_scaling in ("robust", "smooth_clip"):
             q25, q75 = np.percentile(filled, [25, 75])
             iqr = float(q75 - q25) or float(filled.std()) or 1.0
             state.update(center=float(np.median(filled)), scale=iqr)
+            if self.numeric_scaling == "smooth_clip":
+                state["smooth_clip"] = SMOOTH_CLIP
         else:
             state.update(_quantile_knots(filled, max(2, min(self.n_quantiles, len(filled)))))
         return state
@@ -233,7 +249,8 @@ class TablePreprocessor:
         if name in knots:
             return np.interp(filled, *knots[name])
         st = self.numeric[name]
-        return (filled - st["center"]) / st["scale"]
+        z = (filled - st["center"]) / st["scale"]
+        return smooth_clip(z, st["smooth_clip"]) if "smooth_clip" in st else z
 
     def _arrays(self) -> dict:
         """Fitted state as arrays, built once: each quantile column's knots (converting

@@ -34,18 +34,24 @@ WIDTHS = (128, 256, 512)
 def search_space(trial) -> dict:
     """The parameters TPE samples; everything else keeps the estimator's default.
 
-    Ranges follow what the tabular-DL literature tunes (Gorishniy et al. 2021, 2024):
-    depth and width, dropout, the AdamW rate and decay, batch size, and the input scaling.
+    Ranges follow what the tabular-DL literature tunes (Gorishniy et al. 2021, 2022, 2024):
+    depth and width, dropout, the AdamW rate and decay, batch size, the input scaling, and
+    the numerical embedding with its frequency scale σ (log-uniform, as the PLR paper).
     """
     depth = trial.suggest_int("depth", 1, 4)
     width = trial.suggest_categorical("width", WIDTHS)
-    return {"hidden_layer_sizes": (width,) * depth,
+    embedding = trial.suggest_categorical("numeric_embedding",
+                                          ["none", "periodic", "piecewise_linear"])
+    extra = {}
+    if embedding == "periodic":
+        extra["embedding_sigma"] = trial.suggest_float("embedding_sigma", 0.01, 1.0, log=True)
+    return {**extra, "numeric_embedding": embedding, "hidden_layer_sizes": (width,) * depth,
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
             "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 5e-3, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
             "numeric_scaling": trial.suggest_categorical(
-                "numeric_scaling", ["quantile", "standard", "robust"])}
+                "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"])}
 
 
 def open_study(storage: str | None, study_name: str, *, direction: str, seed: int,
