@@ -230,3 +230,19 @@ def test_a_key_of_the_other_task_is_refused(table, tmp_path, capsys):
     code, err = _fail(["train", str(table), "--target", "y", "--task", "classification",
                        "--out", str(tmp_path / "r"), "--set", "quantiles=0.5"], capsys)
     assert code == 2 and "unknown --set key 'quantiles'" in err
+
+
+def test_train_preset_sets_values_that_set_overrides(table, tmp_path):
+    out = tmp_path / "run"
+    assert main(["--quiet", "train", str(table), "--target", "y", "--out", str(out),
+                 "--preset", "fast", "--set", "max_iter=2",
+                 "--set", "hidden_layer_sizes=8"]) == 0
+    params = load(out / "model").get_params()
+    assert params["n_ensemble"] == 1  # from the preset
+    assert params["max_iter"] == 2  # --set wins
+
+
+def test_train_rejects_an_unknown_preset(table, tmp_path, capsys):
+    assert main(["train", str(table), "--target", "y", "--out", str(tmp_path / "r"),
+                 "--preset", "turbo"]) == 2
+    assert "invalid choice: 'turbo'" in capsys.readouterr().err

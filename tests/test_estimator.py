@@ -149,3 +149,18 @@ def test_clip_predictions_auto_declines_when_validation_targets_exceed_the_range
     assert forced.predict(np.array([[2.0]]))[0] <= 2 * x.max()
     with pytest.raises(ValueError, match="clip_predictions must be True, False or 'auto'"):
         DNNRegressor(clip_predictions="yes").fit(x, x[:, 0])
+
+
+def test_presets_set_real_values_that_get_params_shows():
+    from sklearn.base import clone
+
+    fast = DNNRegressor.from_preset("fast", max_iter=7)
+    params = fast.get_params()
+    assert params["n_ensemble"] == 1 and params["max_iter"] == 7
+    assert "preset" not in params
+    assert clone(fast).get_params() == params  # a clone needs no preset table
+    assert DNNRegressor.from_preset("default").get_params() == DNNRegressor().get_params()
+    best = DNNRegressor.from_preset("best").get_params()
+    assert best != DNNRegressor().get_params()
+    with pytest.raises(ValueError, match="preset must be one of .*'fast'"):
+        DNNRegressor.from_preset("fastest")

@@ -61,6 +61,15 @@ def task_settings(pairs: list[str], task: str) -> dict:
     return parse_settings(pairs, DNNClassifier if task == "classification" else DNNRegressor)
 
 
+def _preset_params(preset: str, task: str) -> dict:
+    """The settings a preset changes from the defaults (``--set`` overrides them)."""
+    from . import DNNClassifier, DNNRegressor
+
+    cls = DNNClassifier if task == "classification" else DNNRegressor
+    default = cls().get_params()
+    return {k: v for k, v in cls.from_preset(preset).get_params().items() if v != default[k]}
+
+
 def parse_settings(pairs: list[str], estimator_cls) -> dict:
     """``["key=value", ...]`` -> checked keyword arguments for ``estimator_cls``."""
     valid = estimator_cls().get_params()
@@ -256,6 +265,8 @@ def cmd_train(args) -> int:
     frame = read_table(args.data)
     task = resolve_task(task, frame, args.target)
     params = task_settings(args.set, task)
+    if args.preset:
+        params = {**_preset_params(args.preset, task), **params}
     if not args.quiet:
         params.setdefault("verbose", 1)
     if args.diagnose:
@@ -553,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a DNNRegressor/DNNClassifier parameter, e.g. --set "
                         "hidden_layer_sizes=128,128 "
                         "--set dropout=0.1 (repeatable)")
+    p.add_argument("--preset", choices=("fast", "default", "best"),
+                   help="a bundle of settings (DNNRegressor.from_preset); --set overrides it")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--val-fraction", type=float, default=0.2,

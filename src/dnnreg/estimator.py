@@ -184,6 +184,14 @@ _SHARED_ATTRIBUTES = """
     fit_seconds_ : float"""
 
 
+# Named bundles of settings (see ``from_preset``); "default" is the __init__ defaults.
+PRESETS = {
+    "fast": {"n_ensemble": 1, "numeric_embedding": "none"},
+    "default": {},
+    "best": {"n_ensemble": 16},
+}
+
+
 def _store(estimator, params: dict) -> None:
     """scikit-learn's rule: ``__init__`` stores its arguments unchanged, nothing else."""
     for name, value in params.items():
@@ -327,6 +335,25 @@ class _DNNBase(BaseEstimator):
 
     def _after_fit(self, val, y_val) -> None:
         """Decisions taken on the validation rows once the weights are final."""
+
+    @classmethod
+    def from_preset(cls, preset: str, **params):
+        """An estimator with the settings bundle ``preset``; ``params`` override it.
+
+        ``"fast"``: one member, no numerical embedding, for a quick first look; ``"default"``:
+        the defaults; ``"best"``: more members, for when minutes are cheaper than accuracy.
+        The preset is not a parameter of its own (scikit-learn's ``__init__`` must store
+        its arguments unchanged), so ``get_params`` shows the real values it set, and a
+        cloned or saved model needs no preset table to be rebuilt.
+
+        >>> from dnnreg import DNNRegressor
+        >>> DNNRegressor.from_preset("fast", max_iter=10).get_params()["n_ensemble"]
+        1
+        """
+        error = check_choice("preset", preset, PRESETS)
+        if error:
+            raise ValueError(error)
+        return cls(**{**PRESETS[preset], **params})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
