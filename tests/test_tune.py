@@ -46,6 +46,20 @@ def test_a_study_resumes_and_its_best_score_is_reproducible(tmp_path, monkeypatc
     assert min(t.value for t in study.trials) == study.best_value
 
 
+def test_an_eval_set_scores_every_trial_on_those_rows(tmp_path, monkeypatch):
+    _small_space(monkeypatch)
+    X, y = _data()
+    X_val, y_val = _data(n=60, seed=1)
+    study = tune(X, y, n_trials=2, storage=str(tmp_path / "e.journal"), fixed=FIXED,
+                 time_budget=None, eval_set=(X_val, y_val))
+    for trial in study.trials:
+        params = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in trial.user_attrs["params"].items()}
+        model = DNNRegressor(**params).fit(X, y, eval_set=(X_val, y_val))
+        assert score(model, X_val, y_val, "regression")["rmse"] == pytest.approx(trial.value,
+                                                                                rel=1e-9)
+
+
 def test_pruned_trials_stop_during_the_fit(tmp_path, monkeypatch):
     _small_space(monkeypatch)
     X, y = _data()

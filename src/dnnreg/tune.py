@@ -94,10 +94,14 @@ class _ReportEpochs:
 def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
          n_trials: int | None = None, storage: str | None = None, study_name: str = "dnnreg",
          seed: int = 0, val_fraction: float = 0.2, fixed: dict | None = None,
-         default_dir: Path | str = "runs/tune", pruner=None):
+         default_dir: Path | str = "runs/tune", pruner=None, eval_set=None):
     """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
     ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
-    parameter dict to pass to the estimator). ``fixed`` parameters are held constant."""
+    parameter dict to pass to the estimator). ``fixed`` parameters are held constant.
+
+    Each trial fits on ``val_fraction``'s complement of the rows and is scored on the rest;
+    with ``eval_set=(X_val, y_val)`` it fits on all of ``X, y`` and is scored (and early
+    stopped) on those rows instead, the protocol of the tabular benchmarks."""
     from sklearn.model_selection import train_test_split
 
     from .classifier import DNNClassifier
@@ -111,9 +115,16 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
         study.pruner = pruner
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
-    fit_rows, val_rows = train_test_split(
-        np.arange(len(y)), test_size=val_fraction, random_state=seed,
-        stratify=y if task == "classification" else None)
+    if eval_set is None:
+        fit_rows, val_rows = train_test_split(
+            np.arange(len(y)), test_size=val_fraction, random_state=seed,
+            stratify=y if task == "classification" else None)
+        X_fit, y_fit, X_val, y_val = X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[val_rows], y.iloc[val_rows]
+        held_out = None
+    else:
+        X_fit, y_fit = X, y
+        X_val, y_val = eval_set[0], pd.Series(np.asarray(eval_set[1]))
+        held_out = (X_val, y_val)
     cls = DNNRegressor if task == "regression" else DNNClassifier
 
     def objective(trial):
@@ -121,8 +132,8 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
         trial.set_user_attr("params", {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in params.items()})
         model = cls(**params)
-        model.fit(X.iloc[fit_rows], y.iloc[fit_rows], callbacks=[_ReportEpochs(trial)])
-        return score(model, X.iloc[val_rows], y.iloc[val_rows], task)[metric]
+        model.fit(X_fit, y_fit, eval_set=held_out, callbacks=[_ReportEpochs(trial)])
+        return score(model, X_val, y_val, task)[metric]
 
     import optuna
 
