@@ -91,3 +91,15 @@ def test_cli_tune_writes_the_best_parameters(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "2 trials so far" in out and "dnnreg train" in out
     assert main(args[:-4] + ["--n-trials", "0"]) == 2
+
+
+def test_the_first_trial_is_the_defaults(tmp_path):
+    X, y = _data()
+    study = tune(X, y, n_trials=1, storage=str(tmp_path / "d.journal"),
+                 fixed={"max_iter": 2, "n_ensemble": 1}, time_budget=None)
+    tried = study.trials[0].user_attrs["params"]
+    default = DNNRegressor().get_params()
+    for key in ("dropout", "learning_rate_init", "weight_decay", "numeric_scaling",
+                "numeric_embedding"):
+        assert tried[key] == default[key], key
+    assert tuple(tried["hidden_layer_sizes"]) == default["hidden_layer_sizes"]

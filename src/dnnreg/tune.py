@@ -54,6 +54,23 @@ def search_space(trial) -> dict:
                 "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"])}
 
 
+def default_trial(model) -> dict:
+    """The point of :func:`search_space` that matches ``model``'s settings (its defaults,
+    unless ``fixed`` changed them), for Optuna's ``enqueue_trial``."""
+    p = model.get_params()
+    sizes = tuple(p["hidden_layer_sizes"]) or (WIDTHS[1],)
+    batch = 256 if p["batch_size"] == "auto" else p["batch_size"]
+    point = {"depth": len(sizes), "dropout": p["dropout"],
+             "learning_rate_init": p["learning_rate_init"], "weight_decay": p["weight_decay"],
+             "batch_size": batch, "numeric_scaling": p["numeric_scaling"],
+             "numeric_embedding": p["numeric_embedding"]}
+    if p["numeric_embedding"] == "periodic":
+        point["embedding_sigma"] = p["embedding_sigma"]
+    if sizes[0] in WIDTHS:  # else Optuna samples the width
+        point["width"] = sizes[0]
+    return point
+
+
 def open_study(storage: str | None, study_name: str, *, direction: str, seed: int,
                default_dir: Path):
     """Create or resume the study ``study_name`` in ``storage`` (a SQLAlchemy URL, a journal
@@ -137,6 +154,8 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     import optuna
 
+    if not study.trials:  # the first trial is the defaults: tuning starts from them
+        study.enqueue_trial(default_trial(cls(**(fixed or {}))))
     study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
