@@ -3,18 +3,19 @@ a fixed 64/16/20 train/validation/test split per seed (``dnnreg.data.train_val_t
 ``SEEDS`` seeds, test RMSE mean ± std, in the target's units.
 
 Models, each on the same rows: dnnreg defaults (early stopping on the validation rows);
-LightGBM defaults (100 trees, trained on the training rows); LightGBM with 2,000 trees and
-early stopping on the validation rows; sklearn's MLPRegressor (3x256, standardized, its own
-early stopping). Per dataset the models are ranked by mean RMSE; the table also gives each
-model's RMSE relative to the dataset's best.
+dnnreg tuned (``dnnreg.tune`` for ``--budget`` seconds); LightGBM defaults (100 trees,
+trained on the training rows); LightGBM with 2,000 trees and early stopping on the
+validation rows; LightGBM tuned by Optuna TPE with the same budget; sklearn's MLPRegressor
+(3x256, standardized, its own early stopping). Per dataset the models are ranked by mean
+RMSE; the table also gives each model's RMSE relative to the dataset's best.
 
-Run: ``.venv/bin/python bench/accuracy.py [SEEDS]`` (default 3 seeds; about 15 minutes).
+Run: ``.venv/bin/python bench/accuracy.py [--seeds 3] [--budget 30] [--datasets a,b]``
+(about 20 minutes plus 2 x budget per dataset and seed).
 Results: results/accuracy.{json,md}.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 
@@ -48,19 +49,81 @@ def fit_lgbm_early_stopping(X, y, tr, va, seed):
     import lightgbm
     from lightgbm import LGBMRegressor
 
+
+    encode = _lgbm_encoder(X.iloc[tr])
+    est = LGBMRegressor(n_estimators=2000, learning_rate=0.05, random_state=seed, verbose=-1)
+    est.fit(encode(X.iloc[tr]), y.iloc[tr], eval_X=encode(X.iloc[va]), eval_y=y.iloc[va],
+            callbacks=[lightgbm.early_stopping(100, verbose=False)])
+    return _Encoded(est, encode)
+
+
+def _lgbm_encoder(X_train):
+    """One-hot categoricals, standard-scaled numbers (trees ignore the scale), fitted on
+    the training rows."""
     from dnnreg.preprocessing import TablePreprocessor, as_frame
 
-    pre = TablePreprocessor(numeric_scaling="standard").fit(as_frame(X.iloc[tr]))
-    encode = lambda frame: pre.transform(as_frame(frame)).numeric  # noqa: E731
-    est = LGBMRegressor(n_estimators=2000, learning_rate=0.05, random_state=seed, verbose=-1)
-    est.fit(encode(X.iloc[tr]), y.iloc[tr], eval_set=[(encode(X.iloc[va]), y.iloc[va])],
-            callbacks=[lightgbm.early_stopping(100, verbose=False)])
+    pre = TablePreprocessor(numeric_scaling="standard").fit(as_frame(X_train))
+    return lambda frame: pre.transform(as_frame(frame)).numeric
 
-    class Fitted:
-        def predict(self, frame):
-            return est.predict(encode(frame))
 
-    return Fitted()
+class _Encoded:
+    def __init__(self, est, encode):
+        self.est, self.encode = est, encode
+
+    def predict(self, frame):
+        return self.est.predict(self.encode(frame))
+
+
+def fit_dnnreg_tuned(X, y, tr, va, seed):
+    """``dnnreg.tune``: TPE from the defaults for ``BUDGET`` seconds, each trial fitted on
+    the training rows and scored (and early-stopped) on the validation rows; the best
+    parameters are then refitted the same way (deterministic: the best trial's model)."""
+    import tempfile
+
+    from dnnreg.tune import tune
+
+    with tempfile.TemporaryDirectory() as tmp:
+        study = tune(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]),
+                     time_budget=BUDGET, seed=seed, default_dir=tmp)
+        best = {k: tuple(v) if isinstance(v, list) else v
+                for k, v in study.user_attrs["best_estimator_params"].items()}
+    return DNNRegressor(**best).fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
+
+
+def fit_lgbm_tuned(X, y, tr, va, seed):
+    """LightGBM tuned the same way: Optuna TPE (seeded, first trial LightGBM's defaults)
+    for ``BUDGET`` seconds over the usual ranges, up to 2,000 trees early-stopped on the
+    validation rows (patience 100), scored by validation RMSE; the best trial's model."""
+    import lightgbm
+    import optuna
+    from lightgbm import LGBMRegressor
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    encode = _lgbm_encoder(X.iloc[tr])
+    x_tr, x_va = encode(X.iloc[tr]), encode(X.iloc[va])
+    best = {}
+
+    def objective(trial):
+        est = LGBMRegressor(
+            n_estimators=2000, random_state=seed, verbose=-1, subsample_freq=1,
+            learning_rate=trial.suggest_float("learning_rate", 0.005, 0.2, log=True),
+            num_leaves=trial.suggest_int("num_leaves", 4, 256, log=True),
+            min_child_samples=trial.suggest_int("min_child_samples", 2, 100, log=True),
+            colsample_bytree=trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            subsample=trial.suggest_float("subsample", 0.5, 1.0),
+            reg_lambda=trial.suggest_float("reg_lambda", 1e-8, 10.0, log=True))
+        est.fit(x_tr, y.iloc[tr], eval_X=x_va, eval_y=y.iloc[va],
+                callbacks=[lightgbm.early_stopping(100, verbose=False)])
+        rmse = float(np.sqrt(np.mean((est.predict(x_va) - y.iloc[va]) ** 2)))
+        if rmse < best.get("rmse", np.inf):
+            best.update(rmse=rmse, est=est)
+        return rmse
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    study.enqueue_trial({"learning_rate": 0.1, "num_leaves": 31, "min_child_samples": 20,
+                         "colsample_bytree": 1.0, "subsample": 1.0, "reg_lambda": 1e-8})
+    study.optimize(objective, timeout=BUDGET)
+    return _Encoded(best["est"], encode)
 
 
 def fit_mlp(X, y, tr, va, seed):
@@ -74,8 +137,10 @@ def fit_mlp(X, y, tr, va, seed):
                                 y.iloc[np.concatenate([tr, va])])
 
 
-MODELS = {"dnnreg defaults": fit_dnnreg, "LightGBM defaults": fit_lgbm,
-          "LightGBM early stopping": fit_lgbm_early_stopping, "sklearn MLP": fit_mlp}
+MODELS = {"dnnreg defaults": fit_dnnreg, "dnnreg tuned": fit_dnnreg_tuned,
+          "LightGBM defaults": fit_lgbm, "LightGBM early stopping": fit_lgbm_early_stopping,
+          "LightGBM tuned": fit_lgbm_tuned, "sklearn MLP": fit_mlp}
+BUDGET = 30.0  # seconds of search per dataset, seed and tuned model
 
 
 def main(seeds: int = 3):
@@ -110,10 +175,24 @@ def main(seeds: int = 3):
     lines.append("| mean rank | " + " | ".join(f"{mean_rank[m]:.2f}" for m in models) + " |")
     lines.append(f"\n64/16/20 split per seed, {seeds} seeds; test RMSE mean ± std (rank, gap to "
                  "the dataset's best model).")
+    command = (f"python bench/accuracy.py --seeds {seeds} --budget {BUDGET:g} --datasets "
+               + ",".join(DATASETS))
+    lines.append(f"\nReproduce: `{command}`; tuned models search {BUDGET:g} s per dataset and "
+                 "seed (TPE, first trial the defaults, scored on the validation rows).")
     write("accuracy", {"protocol": f"train_val_test_indices 64/16/20, seeds 0..{seeds - 1}",
-                       "command": "python bench/accuracy.py", "datasets": results,
+                       "command": command, "budget_seconds": BUDGET, "datasets": results,
                        "mean_rank": mean_rank}, "\n".join(lines))
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=float, default=BUDGET,
+                        help="seconds of search per dataset, seed and tuned model")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    args = parser.parse_args()
+    BUDGET = args.budget
+    DATASETS = {name: DATASETS[name] for name in args.datasets.split(",")}
+    main(args.seeds)
