@@ -164,3 +164,17 @@ def test_presets_set_real_values_that_get_params_shows():
     assert best != DNNRegressor().get_params()
     with pytest.raises(ValueError, match="preset must be one of .*'fast'"):
         DNNRegressor.from_preset("fastest")
+
+
+def test_standardize_target_false_trains_on_raw_units():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 2))
+    y = 1000.0 + 50.0 * x[:, 0]
+    raw = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0,
+                       standardize_target=False).fit(x, y)
+    assert (raw.target_scaler_.mean, raw.target_scaler_.std) == (0.0, 1.0)
+    scaled = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1,
+                          random_state=0).fit(x, y)
+    assert scaled.target_scaler_.std == pytest.approx(y.std())
+    # The loss is in the units trained on: Var(y) = 2500 raw, 1 standardized.
+    assert raw.history_[0]["train_loss"] > 100 > 5 > scaled.history_[0]["train_loss"]

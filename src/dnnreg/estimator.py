@@ -84,8 +84,11 @@ _SHARED_PARAMETERS = """
         How numeric columns are scaled; "quantile" maps each to normal scores and is the
         most robust to the heavy tails common in tables.
     categorical_encoding : {"onehot", "embedding"}, default="onehot"
+        "embedding" learns a dense vector per category (entity embeddings, Guo & Berkhahn
+        2016), of width 1.6·c^0.56 capped at 16; better than one-hot for many categories.
     solver : str, default="adamw"
-        sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, or lbfgs (full batch, for
+        AdamW (decoupled weight decay, Loshchilov & Hutter 2019) is what the tabular
+        literature trains with. Or sgd, momentum, nesterov, adagrad, rmsprop, adam, or lbfgs (full batch, for
         small data; its line search sets the step, so learning_rate_init and the schedule
         are ignored). Update rules: :func:`dnnreg.optim.make_optimizer`.
     batch_size : int or "auto", default="auto"
@@ -106,7 +109,8 @@ _SHARED_PARAMETERS = """
     clip_grad_value : float or None, default=None
         Clip each gradient entry to [-v, v].
     lr_schedule : str, default="onecycle"
-        constant, step, exponential, cosine (with warm-up), onecycle, reduce_on_plateau;
+        constant, step, exponential, cosine (with warm-up; Loshchilov & Hutter 2017),
+        onecycle (warm-up then cosine annealing; Smith & Topin 2019), reduce_on_plateau;
         formulas in :func:`dnnreg.optim.lr_factor`.
     lr_warmup : float, default=0.1
         Fraction of the steps spent warming up (cosine, onecycle).
@@ -121,7 +125,8 @@ _SHARED_PARAMETERS = """
         Maximum number of epochs.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training rows (or use ``eval_set``) and
-        stop when ``early_stopping_metric`` has not improved for ``n_iter_no_change`` epochs.
+        stop when ``early_stopping_metric`` has not improved for ``n_iter_no_change`` epochs
+        (Prechelt 1998, "Early Stopping — But When?").
     early_stopping_metric : str
         "loss" (the training loss on the validation rows) or a metric: rmse, mae, r2 for
         regression; accuracy, log_loss, roc_auc (binary) for classification.

@@ -36,6 +36,11 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     huber_delta : float, default=1.0
     quantiles : tuple of float, default=(0.1, 0.5, 0.9)
         Levels in (0, 1) for ``loss="quantile"``.
+    standardize_target : bool, default=True
+        Train on (y - mean)/std and map predictions back: the output layer's initial scale,
+        the learning rate and ``huber_delta`` then mean the same for every target (LeCun et
+        al. 1998, "Efficient BackProp", on normalising what the network sees). The poisson
+        loss divides by the mean instead, so rates stay positive.
     clip_predictions : bool or "auto", default="auto"
         Clip predictions to the range of the training target. "auto" clips when that does
         not raise the validation RMSE (no validation rows: no clipping); the choice is in
@@ -59,7 +64,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     _metrics = REGRESSION_METRICS
 
     def __init__(self, *, loss="mse", huber_delta=1.0, quantiles=(0.1, 0.5, 0.9),
-                 clip_predictions="auto",
+                 standardize_target=True, clip_predictions="auto",
                  hidden_layer_sizes=(256, 256, 256), activation="relu", init="torch_default",
                  dropout=0.0, normalization="none", residual=False, n_ensemble=4,
                  ensemble_kind="mlp_k", numeric_embedding="none", numeric_embedding_dim=16,
@@ -86,6 +91,9 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         clip_ok = self.clip_predictions == "auto" or isinstance(self.clip_predictions,
                                                                   (bool, np.bool_))
         return [check_number("huber_delta", self.huber_delta, low=0, low_inclusive=False),
+                None if isinstance(self.standardize_target, (bool, np.bool_)) else (
+                    "standardize_target must be True or False, got "
+                    f"standardize_target={self.standardize_target!r}"),
                 None if clip_ok else ("clip_predictions must be True, False or 'auto', got "
                                       f"clip_predictions={self.clip_predictions!r}"),
                 None if q_ok else ("quantiles must be an increasing tuple of levels in (0, 1), "
@@ -108,6 +116,8 @@ class DNNRegressor(RegressorMixin, _DNNBase):
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, float(y.mean())
         else:
             self.target_scaler_ = TargetScaler().fit(y)
+        if not self.standardize_target:
+            self.target_scaler_.mean, self.target_scaler_.std = 0.0, 1.0
 
     def _after_fit(self, val, y_val) -> None:
         """Decide ``clip_predictions="auto"``: clip when the validation RMSE is no worse."""
