@@ -58,6 +58,8 @@ def test_an_eval_set_scores_every_trial_on_those_rows(tmp_path, monkeypatch):
         model = DNNRegressor(**params).fit(X, y, eval_set=(X_val, y_val))
         assert score(model, X_val, y_val, "regression")["rmse"] == pytest.approx(trial.value,
                                                                                 rel=1e-9)
+    kept = study.best_model_  # the best trial's fitted model, not a refit
+    assert score(kept, X_val, y_val, "regression")["rmse"] == study.best_value
 
 
 def test_pruned_trials_stop_during_the_fit(tmp_path, monkeypatch):

@@ -114,7 +114,8 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
          default_dir: Path | str = "runs/tune", pruner=None, eval_set=None):
     """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
     ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
-    parameter dict to pass to the estimator). ``fixed`` parameters are held constant.
+    parameter dict to pass to the estimator; ``study.best_model_`` the best fitted model of
+    this call's trials, or None). ``fixed`` parameters are held constant.
 
     Each trial fits on ``val_fraction``'s complement of the rows and is scored on the rest;
     with ``eval_set=(X_val, y_val)`` it fits on all of ``X, y`` and is scored (and early
@@ -144,19 +145,27 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
         held_out = (X_val, y_val)
     cls = DNNRegressor if task == "regression" else DNNClassifier
 
+    kept = {}
+
     def objective(trial):
         params = {**search_space(trial), **(fixed or {}), "random_state": seed}
         trial.set_user_attr("params", {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in params.items()})
         model = cls(**params)
         model.fit(X_fit, y_fit, eval_set=held_out, callbacks=[_ReportEpochs(trial)])
-        return score(model, X_val, y_val, task)[metric]
+        value = score(model, X_val, y_val, task)[metric]
+        if "value" not in kept or (value > kept["value"] if maximize else value < kept["value"]):
+            kept.update(value=value, model=model)
+        return value
 
     import optuna
 
     if not study.trials:  # the first trial is the defaults: tuning starts from them
         study.enqueue_trial(default_trial(cls(**(fixed or {}))))
     study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
+    # The best model fitted by this call (a resumed study's earlier trials left no model):
+    # the same as refitting its parameters, without paying for the fit twice.
+    study.best_model_ = kept.get("model")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if complete:
         best = study.best_trial.user_attrs["params"]
