@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,8 @@ class _ReportEpochs:
 def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
          n_trials: int | None = None, storage: str | None = None, study_name: str = "dnnreg",
          seed: int = 0, val_fraction: float = 0.2, fixed: dict | None = None,
-         default_dir: Path | str = "runs/tune", pruner=None, eval_set=None):
+         default_dir: Path | str = "runs/tune", pruner=None, eval_set=None,
+         start_with_defaults: bool = True):
     """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
     ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
     parameter dict to pass to the estimator; ``study.best_model_`` the best fitted model of
@@ -119,7 +121,11 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     Each trial fits on ``val_fraction``'s complement of the rows and is scored on the rest;
     with ``eval_set=(X_val, y_val)`` it fits on all of ``X, y`` and is scored (and early
-    stopped) on those rows instead, the protocol of the tabular benchmarks."""
+    stopped) on those rows instead, the protocol of the tabular benchmarks.
+
+    ``time_budget`` bounds the whole search: no trial starts after it, and a running trial
+    stops training when it runs out (``max_time``), keeping its best epoch so far. A new
+    study's first trial is the defaults unless ``start_with_defaults=False``."""
     from sklearn.model_selection import train_test_split
 
     from .classifier import DNNClassifier
@@ -146,12 +152,16 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
     cls = DNNRegressor if task == "regression" else DNNClassifier
 
     kept = {}
+    deadline = None if time_budget is None else time.monotonic() + time_budget
 
     def objective(trial):
         params = {**search_space(trial), **(fixed or {}), "random_state": seed}
         trial.set_user_attr("params", {k: list(v) if isinstance(v, tuple) else v
                                        for k, v in params.items()})
         model = cls(**params)
+        if deadline is not None:  # not in the stored parameters: a refit has its own clock
+            left = max(deadline - time.monotonic(), 1.0)
+            model.set_params(max_time=min(left, params.get("max_time") or math.inf))
         model.fit(X_fit, y_fit, eval_set=held_out, callbacks=[_ReportEpochs(trial)])
         value = score(model, X_val, y_val, task)[metric]
         if "value" not in kept or (value > kept["value"] if maximize else value < kept["value"]):
@@ -160,7 +170,7 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     import optuna
 
-    if not study.trials:  # the first trial is the defaults: tuning starts from them
+    if start_with_defaults and not study.trials:  # tuning starts from the defaults
         study.enqueue_trial(default_trial(cls(**(fixed or {}))))
     study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
     # The best model fitted by this call (a resumed study's earlier trials left no model):
