@@ -22,7 +22,7 @@ from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_
 from .losses import output_bias
 from .pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
                        pretrain_stack)
-from .embeddings import NUMERIC_EMBEDDINGS, NumericEmbedding
+from .embeddings import NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
 from .models import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
@@ -64,8 +64,10 @@ _SHARED_PARAMETERS = """
         adapters r, s and bias (BatchEnsemble, Wen et al. 2020), the first layer's r drawn
         as random signs; tabm_mini: only that first adapter r. Shared weights give k
         members for about one network's parameters; the compute per row stays k-fold.
-    numeric_embedding : {"none", "periodic", "piecewise_linear"}, default="none"
-        Embed each scaled numeric column as a vector before the first layer (Gorishniy,
+    numeric_embedding : {"auto", "none", "periodic", "piecewise_linear"}, default="auto"
+        "auto" is piecewise_linear for tables with at most 100 numeric columns and none
+        above (pixels and other wide inputs, where the embedded width would be 16x the
+        input). Embed each scaled numeric column as a vector before the first layer (Gorishniy,
         Rubachev & Babenko 2022, "On Embeddings for Numerical Features in Tabular Deep
         Learning"): periodic is their PLR, cos/sin of trained frequencies then a per-column
         linear map and ReLU; piecewise_linear is PLE-LR, a bin-wise linear "thermometer"
@@ -191,7 +193,7 @@ _SHARED_ATTRIBUTES = """
 
 # Named bundles of settings (see ``from_preset``); "default" is the __init__ defaults.
 PRESETS = {
-    "fast": {"n_ensemble": 1, "numeric_embedding": "none"},
+    "fast": {"n_ensemble": 1, "numeric_embedding": "none", "dropout": 0.0},
     "default": {},
     "best": {"n_ensemble": 16},
 }
@@ -230,7 +232,7 @@ class _DNNBase(BaseEstimator):
             self._check_residual_widths() if sizes_ok else None,
             check_number("n_ensemble", self.n_ensemble, low=1, integer=True),
             check_choice("ensemble_kind", self.ensemble_kind, ENSEMBLE_KINDS),
-            check_choice("numeric_embedding", self.numeric_embedding, NUMERIC_EMBEDDINGS),
+            check_choice("numeric_embedding", self.numeric_embedding, ["auto", *NUMERIC_EMBEDDINGS]),
             check_number("numeric_embedding_dim", self.numeric_embedding_dim, low=1, integer=True),
             check_number("embedding_frequencies", self.embedding_frequencies, low=1, integer=True),
             check_number("embedding_sigma", self.embedding_sigma, low=0, low_inclusive=False),
@@ -557,9 +559,10 @@ class _DNNBase(BaseEstimator):
         d_numeric = len(pre.feature_names_out())
         embedding = None
         columns = pre.scaled_columns()
-        if self.numeric_embedding != "none" and columns:
+        kind = resolve_embedding(self.numeric_embedding, len(columns))
+        if kind != "none":
             embedding = NumericEmbedding(
-                self.numeric_embedding, columns=columns, d_numeric=d_numeric,
+                kind, columns=columns, d_numeric=d_numeric,
                 d_embedding=int(self.numeric_embedding_dim),
                 n_frequencies=int(self.embedding_frequencies),
                 sigma=float(self.embedding_sigma), n_bins=int(self.embedding_bins))

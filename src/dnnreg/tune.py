@@ -55,10 +55,14 @@ def search_space(trial) -> dict:
                 "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"])}
 
 
-def default_trial(model) -> dict:
+def default_trial(model, n_numeric: int) -> dict:
     """The point of :func:`search_space` that matches ``model``'s settings (its defaults,
-    unless ``fixed`` changed them), for Optuna's ``enqueue_trial``."""
+    unless ``fixed`` changed them) on a table with ``n_numeric`` numeric columns, for
+    Optuna's ``enqueue_trial``."""
+    from .embeddings import resolve_embedding
+
     p = model.get_params()
+    p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)
     sizes = tuple(p["hidden_layer_sizes"]) or (WIDTHS[1],)
     batch = 256 if p["batch_size"] == "auto" else p["batch_size"]
     point = {"depth": len(sizes), "dropout": p["dropout"],
@@ -171,7 +175,8 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
     import optuna
 
     if start_with_defaults and not study.trials:  # tuning starts from the defaults
-        study.enqueue_trial(default_trial(cls(**(fixed or {}))))
+        study.enqueue_trial(default_trial(cls(**(fixed or {})),
+                                          X_fit.select_dtypes("number").shape[1]))
     study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
     # The best model fitted by this call (a resumed study's earlier trials left no model):
     # the same as refitting its parameters, without paying for the fit twice.
