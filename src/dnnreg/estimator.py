@@ -44,7 +44,7 @@ _SHARED_PARAMETERS = """
         torch_default (U(±1/√fan_in) for weights and biases, PyTorch's nn.Linear), or auto
         (He for the ReLU family, Xavier for tanh/sigmoid/identity). The gain follows the
         activation after each layer; the output layer uses the identity's gain.
-    dropout : float, default=0.0
+    dropout : float, default=0.15 (DNNClassifier: 0.0)
         Dropout probability after each hidden activation.
     normalization : {"none", "batch_norm", "layer_norm"}, default="none"
         Normalisation before each hidden activation.
@@ -52,7 +52,7 @@ _SHARED_PARAMETERS = """
         Skip connections (a_out = a_in + block(a_in)) around every hidden layer whose input
         and output widths agree, i.e. all hidden layers after the first when they share a
         width. Lets gradients reach early layers of deep networks undiminished.
-    n_ensemble : int, default=4
+    n_ensemble : int, default=8 (DNNClassifier: 4)
         Members trained as one model with batched matrix multiplies (TabM's "MLP^k",
         Gorishniy et al. 2024); the prediction is their mean. Averaging k independently
         initialised networks cuts variance: on California housing 4 members lower test
@@ -64,7 +64,7 @@ _SHARED_PARAMETERS = """
         adapters r, s and bias (BatchEnsemble, Wen et al. 2020), the first layer's r drawn
         as random signs; tabm_mini: only that first adapter r. Shared weights give k
         members for about one network's parameters; the compute per row stays k-fold.
-    numeric_embedding : {"auto", "none", "periodic", "piecewise_linear"}, default="auto"
+    numeric_embedding : {"auto", "none", "periodic", "piecewise_linear"}, default="auto" (DNNClassifier: "none")
         "auto" is piecewise_linear for tables with at most 100 numeric columns and none
         above (pixels and other wide inputs, where the embedded width would be 16x the
         input). Embed each scaled numeric column as a vector before the first layer (Gorishniy,
