@@ -43,6 +43,7 @@ def test_a_deep_network_without_non_linearity_collapses_to_the_closed_form():
 
     X, y = load_concrete(return_X_y=True)
     model = DNNRegressor(activation="identity", hidden_layer_sizes=(16, 16), n_ensemble=1,
+                         numeric_embedding="none", dropout=0.0,
                          numeric_scaling="standard", early_stopping=False, max_iter=300,
                          weight_decay=0.0, batch_size=64,
                          random_state=0).fit(X, y)

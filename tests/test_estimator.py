@@ -31,7 +31,9 @@ def test_early_stopping_restores_the_best_epoch(mixed_frame, small_model):
     Xv, yv = X.iloc[:60], y.iloc[:60]
     # A large learning rate with no schedule makes the validation loss bounce.
     model = small_model(max_iter=25, n_iter_no_change=5, learning_rate_init=0.03,
-                        lr_schedule="constant").fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
+                        lr_schedule="constant", early_stopping_metric="rmse",
+                        clip_predictions=False).fit(
+        X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
     losses = [h["val_rmse"] for h in model.history_]
     assert model.best_epoch_ == 1 + int(np.argmin(losses))
     assert np.isclose(rmse(yv, model.predict(Xv)), min(losses), rtol=1e-4)
@@ -139,13 +141,14 @@ def test_clip_predictions_auto_declines_when_validation_targets_exceed_the_range
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(400, 1))
     x_val = rng.uniform(1, 2, size=(100, 1))  # beyond the training range, y keeps rising
-    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30,
-                         random_state=0).fit(x, 2 * x[:, 0], eval_set=(x_val, 2 * x_val[:, 0]))
+    # A plain MLP (no embedding, no dropout) extrapolates the line beyond its data.
+    plain = dict(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30, random_state=0,
+                 numeric_embedding="none", dropout=0.0)
+    model = DNNRegressor(**plain).fit(x, 2 * x[:, 0], eval_set=(x_val, 2 * x_val[:, 0]))
     assert not model.target_scaler_.clip
     assert model.predict(np.array([[2.0]]))[0] > 2.0  # above the training maximum
-    forced = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30, random_state=0,
-                          clip_predictions=True).fit(x, 2 * x[:, 0],
-                                                     eval_set=(x_val, 2 * x_val[:, 0]))
+    forced = DNNRegressor(clip_predictions=True, **plain).fit(x, 2 * x[:, 0],
+                                                             eval_set=(x_val, 2 * x_val[:, 0]))
     assert forced.predict(np.array([[2.0]]))[0] <= 2 * x.max()
     with pytest.raises(ValueError, match="clip_predictions must be True, False or 'auto'"):
         DNNRegressor(clip_predictions="yes").fit(x, x[:, 0])
