@@ -57,8 +57,10 @@ def _heteroscedastic(n=1500, seed=0):
 
 def test_quantile_loss_gives_calibrated_ordered_quantiles():
     X, y, _ = _heteroscedastic()
+    # dropout=0: training under dropout noise widens the learned spread (measured coverage
+    # 0.892 for the nominal 0.8 with the default 0.15), as the dropout docstring says.
     model = DNNRegressor(loss="quantile", quantiles=(0.1, 0.5, 0.9), hidden_layer_sizes=(64, 64),
-                         max_iter=40, random_state=0).fit(X[:1000], y[:1000])
+                         max_iter=40, random_state=0, dropout=0.0).fit(X[:1000], y[:1000])
     q = model.predict_quantiles(X[1000:])
     assert (np.diff(q, axis=1) >= 0).all()
     inside = np.mean((y[1000:] >= q[:, 0]) & (y[1000:] <= q[:, 2]))
@@ -106,7 +108,7 @@ def test_restore_best_weights_false_keeps_the_last_epoch(mixed_frame, small_mode
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     Xv, yv = X.iloc[:60], y.iloc[:60]
     model = small_model(max_iter=8, restore_best_weights=False, learning_rate_init=0.03,
-                        lr_schedule="constant").fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
+                        lr_schedule="constant", clip_predictions=False).fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
     assert rmse(yv, model.predict(Xv)) == pytest.approx(model.history_[-1]["val_rmse"], rel=1e-4)
 
 
