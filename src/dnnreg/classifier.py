@@ -8,7 +8,8 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
-from .estimator import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _DNNBase, _store
+from .estimator import _DNNBase, _store
+from .parameters import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from .losses import CLASSIFICATION_LOSSES, make_loss
 from .metrics import CLASSIFICATION_METRICS, class_index
 

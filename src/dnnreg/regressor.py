@@ -8,7 +8,8 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._validation import check_number
-from .estimator import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS, _DNNBase, _store
+from .estimator import _DNNBase, _store
+from .parameters import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from .losses import REGRESSION_LOSSES, make_loss
 from .metrics import REGRESSION_METRICS
 from .numpy_ref import point_prediction
