@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a DNNRegressor/DNNClassifier parameter, e.g. --set "
                         "hidden_layer_sizes=128,128 "
                         "--set dropout=0.1 (repeatable)")
-    p.add_argument("--preset", choices=("fast", "default", "best"),
+    p.add_argument("--preset", choices=("fast", "default"),
                    help="a bundle of settings (DNNRegressor.from_preset); --set overrides it")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--test-fraction", type=float, default=0.2)

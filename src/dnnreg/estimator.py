@@ -180,8 +180,8 @@ class _DNNBase(BaseEstimator):
     def from_preset(cls, preset: str, **params):
         """An estimator with the settings bundle ``preset``; ``params`` override it.
 
-        ``"fast"``: one member, no numerical embedding, for a quick first look; ``"default"``:
-        the defaults; ``"best"``: more members, for when minutes are cheaper than accuracy.
+        ``"fast"``: one member, no numerical embedding, no dropout, for a quick first look;
+        ``"default"``: the defaults.
         The preset is not a parameter of its own (scikit-learn's ``__init__`` must store
         its arguments unchanged), so ``get_params`` shows the real values it set, and a
         cloned or saved model needs no preset table to be rebuilt.

@@ -169,5 +169,6 @@ _SHARED_ATTRIBUTES = """
 PRESETS = {
     "fast": {"n_ensemble": 1, "numeric_embedding": "none", "dropout": 0.0},
     "default": {},
-    "best": {"n_ensemble": 16},
 }
+# No "best" bundle yet: 16 members measured 0.4473 on California (seed 0) against the
+# defaults' 0.4440, so more members alone do not earn the name.
