@@ -138,3 +138,11 @@ def test_an_all_numeric_frame_takes_the_array_path_with_nullable_columns():
     rows = pd.DataFrame({"a": [np.nan, 3.0], "n": pd.array([None, 2], "Int64")})
     general = pre.transform(rows.astype(object)).numeric  # object columns: the pandas path
     np.testing.assert_array_equal(pre.transform(rows).numeric, general)
+
+
+def test_scaled_columns_go_by_role_not_by_name():
+    # "a__missing" is a real column here, and also the name of a's missing indicator.
+    df = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "a__missing": [5.0, 6.0, 7.0, 8.0]})
+    pre = TablePreprocessor().fit(df)
+    assert pre.feature_names_out() == ["a", "a__missing", "a__missing"]
+    assert pre.scaled_columns() == [0, 2]  # the indicator (position 1) is not embedded

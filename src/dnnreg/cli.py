@@ -629,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "pruning) in a persistent, resumable study")
     _table_args(p)
     p.add_argument("--time-budget", type=float, default=600.0, metavar="S",
-                   help="start no new trial after S seconds (default 600)")
+                   help="the whole search's seconds: no trial starts after S, and a running "
+                        "trial stops there, keeping its best epoch (default 600)")
     p.add_argument("--n-trials", type=int, metavar="N", help="stop after N more trials")
     p.add_argument("--storage", metavar="URL_OR_FILE",
                    help="a SQLAlchemy URL (sqlite:///s.db, postgresql://...) or a journal "

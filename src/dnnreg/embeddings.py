@@ -117,7 +117,8 @@ class NumericEmbedding(nn.Module):
             raise ValueError(f"kind must be one of {list(NUMERIC_EMBEDDINGS[1:])}, got kind={kind!r}")
         self.kind, self.sigma = kind, float(sigma)
         f = len(columns)
-        rest = [j for j in range(d_numeric) if j not in set(columns)]
+        embedded = set(columns)
+        rest = [j for j in range(d_numeric) if j not in embedded]
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
         self.register_buffer("passthrough", torch.tensor(rest, dtype=torch.long))
         if kind == "periodic":

@@ -148,7 +148,8 @@ class SharedLinear(nn.Module):
     """One weight matrix shared by k members, each with its own rank-one adapters and bias:
     member i computes ``((x ⊙ r_i) W) ⊙ s_i + b_i`` (BatchEnsemble, Wen et al. 2020; used
     for tabular MLPs by TabM, Gorishniy et al. 2024). Equivalently member i's weight is
-    ``diag(r_i) W diag(s_i)``: k members for the parameters of about one, and the k members'
+    ``diag(r_i) W diag(s_i)`` (:func:`dnnreg.numpy_ref.member_weights` expands it for the
+    NumPy engines and ONNX): k members for the parameters of about one, and the k members'
     rows go through a single (k·n, d_in) @ (d_in, d_out) matrix multiply.
 
     ``adapters`` names which of r, s exist; ``random_signs`` draws r as ±1 (TabM's
@@ -180,15 +181,6 @@ class SharedLinear(nn.Module):
             if self.r is not None and self.random_signs:
                 signs = torch.randint(0, 2, self.r.shape, generator=generator)
                 self.r.copy_(2.0 * signs - 1.0)
-
-    def member_weights(self) -> torch.Tensor:
-        """Each member's effective matrix ``diag(r_i) W diag(s_i)``. Shape: ``(k, d_in, d_out)``."""
-        w = self.weight.unsqueeze(0).expand(self.bias.shape[0], -1, -1)
-        if self.r is not None:
-            w = self.r.transpose(1, 2) * w
-        if self.s is not None:
-            w = w * self.s
-        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, n, d_in = x.shape

@@ -303,24 +303,28 @@ class TablePreprocessor:
         return codes.astype(np.int64) + 1  # unknown and missing are -1 -> bucket 0
 
     # ---------------------------------------------------------------- description
-    def feature_names_out(self) -> list[str]:
-        """Names of the numeric network inputs, in order."""
-        out = []
+    def _numeric_inputs(self):
+        """``(name, role)`` of each numeric network input, in order; role is "scaled",
+        "missing" (an indicator) or "onehot"."""
         for name in self.columns:
             if name in self.numeric:
-                out.append(name)
+                yield name, "scaled"
                 if self.numeric[name]["indicator"]:
-                    out.append(f"{name}__missing")
+                    yield f"{name}__missing", "missing"
             elif self.categorical_encoding == "onehot":
-                out.extend([f"{name}=<unknown>"]
-                           + [f"{name}={c}" for c in self.categorical[name]["categories"]])
-        return out
+                yield f"{name}=<unknown>", "onehot"
+                for c in self.categorical[name]["categories"]:
+                    yield f"{name}={c}", "onehot"
+
+    def feature_names_out(self) -> list[str]:
+        """Names of the numeric network inputs, in order."""
+        return [name for name, _ in self._numeric_inputs()]
 
     def scaled_columns(self) -> list[int]:
         """Positions, among :meth:`feature_names_out`, of the scaled numeric columns (not
-        missing indicators or one-hot columns): what numerical embeddings embed."""
-        scaled = set(self.numeric)
-        return [j for j, name in enumerate(self.feature_names_out()) if name in scaled]
+        missing indicators or one-hot columns): what numerical embeddings embed. By role,
+        not by name, so a column named like another's indicator cannot be mistaken."""
+        return [j for j, (_, role) in enumerate(self._numeric_inputs()) if role == "scaled"]
 
     def cardinalities(self) -> list[int]:
         """Number of codes (categories + the unknown bucket) of each embedded column."""
