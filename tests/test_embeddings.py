@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dnnreg import DNNClassifier, DNNRegressor, load, load_numpy, save
-from dnnreg.embeddings import NumericEmbedding, ple_tables, quantile_bins
+from dnnreg.embeddings import NumericEmbedding, ple_tables, quantile_bins, tree_bins
 from dnnreg.models import MLP
 from dnnreg.numpy_ref import NumpyMLP, embed_numeric, member_weights
 from dnnreg.numpy_runtime import InferenceNet
@@ -155,17 +155,18 @@ def test_member_weights_leave_independent_members_alone():
     assert member_weights(p)["blocks.0.linear.weight"] is p["blocks.0.linear.weight"]
 
 
-ENGINE_CASES = [("periodic", "mlp_k"), ("piecewise_linear", "mlp_k"), ("periodic", "tabm"),
-                ("piecewise_linear", "tabm_mini"), ("none", "tabm")]
+ENGINE_CASES = [("periodic", "mlp_k", "quantile"), ("piecewise_linear", "mlp_k", "quantile"),
+                ("periodic", "tabm", "quantile"), ("piecewise_linear", "tabm_mini", "quantile"),
+                ("none", "tabm", "quantile"), ("piecewise_linear", "mlp_k", "tree")]
 
 
-@pytest.mark.parametrize("embedding,ensemble_kind", ENGINE_CASES)
-def test_saved_model_predicts_alike_in_every_engine(embedding, ensemble_kind, mixed_frame,
-                                                    tmp_path):
+@pytest.mark.parametrize("embedding,ensemble_kind,binning", ENGINE_CASES)
+def test_saved_model_predicts_alike_in_every_engine(embedding, ensemble_kind, binning,
+                                                    mixed_frame, tmp_path):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     model = DNNRegressor(hidden_layer_sizes=(16, 16), n_ensemble=3, max_iter=3, random_state=0,
                          numeric_embedding=embedding, ensemble_kind=ensemble_kind,
-                         embedding_bins=8).fit(X, y)
+                         embedding_bins=8, embedding_binning=binning).fit(X, y)
     save(model, tmp_path / "m")
     expected = model.predict(X)
     np.testing.assert_array_equal(load(tmp_path / "m").predict(X), expected)
@@ -217,3 +218,49 @@ def test_bad_embedding_settings_are_named():
     with pytest.raises(ValueError, match="pretrain .*ensemble_kind='mlp_k'"):
         DNNRegressor(ensemble_kind="tabm", pretrain="autoencoder").fit(np.zeros((20, 2)),
                                                                        np.zeros(20))
+
+
+def test_tree_bins_put_the_edges_where_the_target_steps():
+    # y steps at x = 0.3 and x = 0.7 and is flat elsewhere: a tree with three leaves splits
+    # exactly between the neighbouring rows there, whatever the density of x.
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0, 0.3, 900), rng.uniform(0.3, 1, 100)])
+    y = np.digitize(x, [0.3, 0.7]).astype(float)
+    (edges,) = tree_bins(x[:, None], y, 3, min_samples_leaf=1)
+    assert len(edges) == 4
+    assert edges[0] == x.min() and edges[-1] == x.max()
+    below, above = x[x < 0.3].max(), x[x >= 0.3].min()
+    assert below < edges[1] < above
+    assert abs(edges[2] - 0.7) < 0.02
+    # Quantile bins would spend 90 % of their edges below 0.3, where y is constant.
+    (q,) = quantile_bins(x[:, None], 3)
+    assert q[2] < 0.3
+
+
+def test_tree_bins_follow_classes_and_cap_the_bin_count():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2000, 2))
+    labels = (x[:, 0] > 0.5).astype(int)  # only column 0 matters
+    edges = tree_bins(x, labels, 8, classification=True)
+    assert all(2 <= len(e) <= 9 for e in edges)
+    assert np.min(np.abs(edges[0] - 0.5)) < 0.05
+
+
+def test_tree_binning_needs_targets_and_a_known_name():
+    emb = NumericEmbedding("piecewise_linear", columns=[0], d_numeric=1, d_embedding=2,
+                           n_bins=4, binning="tree")
+    with pytest.raises(ValueError, match="needs the training targets"):
+        emb.set_bins(np.zeros((5, 1)))
+    with pytest.raises(ValueError, match="binning must be one of"):
+        NumericEmbedding("piecewise_linear", columns=[0], d_numeric=1, d_embedding=2,
+                         binning="kmeans")
+
+
+def test_classifier_fits_with_tree_bins(mixed_frame):
+    X = mixed_frame.drop(columns="y")
+    y = (mixed_frame["y"] > mixed_frame["y"].median()).map({True: "hi", False: "lo"})
+    clf = DNNClassifier(hidden_layer_sizes=(8,), max_iter=2, numeric_embedding="piecewise_linear",
+                        embedding_binning="tree", embedding_bins=4, random_state=0).fit(X, y)
+    assert set(clf.predict(X)) <= {"hi", "lo"}
+    emb = clf.model_.num_embedding
+    assert torch.isfinite(emb.left).all() and (emb.width > 0).all()

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 NUMERIC_EMBEDDINGS = ("none", "periodic", "piecewise_linear")
+BINNINGS = ("quantile", "tree")
 AUTO_MAX_COLUMNS = 100  # "auto" embeds tables with at most this many numeric columns
 
 
@@ -62,6 +63,41 @@ def quantile_bins(values: np.ndarray, n_bins: int) -> list[np.ndarray]:
     edges = []
     for column in np.asarray(values, dtype=np.float64).T:
         e = np.unique(np.quantile(column, levels))
+        edges.append(e if len(e) > 1 else np.array([e[0], e[0] + 1.0]))
+    return edges
+
+
+def tree_bins(values: np.ndarray, target: np.ndarray, n_bins: int, *,
+              classification: bool = False, min_samples_leaf: int | None = None) -> list[np.ndarray]:
+    """Target-aware bin edges (Gorishniy et al. 2022, section 3.2, "PLE-T"): for each column
+    a decision tree with at most ``n_bins`` leaves is grown on that column alone against
+    the target, and its split thresholds, with the column's minimum and maximum, are the
+    edges. Bins then sit where the target changes along the feature, rather than where the
+    rows happen to be dense.
+
+    ``min_samples_leaf`` defaults to ``n // (2 n_bins)`` (at least 1, at most 64, the paper's
+    setting), so a small table still gets several bins. ``target`` is (n,) or (n, m);
+    multi-output targets bin on the first output.
+
+    >>> x = np.arange(8.0)[:, None]
+    >>> [e.tolist() for e in tree_bins(x, (x[:, 0] > 4.5).astype(float), 4, min_samples_leaf=1)]
+    [[0.0, 4.5, 7.0]]
+    """
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    values = np.asarray(values, dtype=np.float64)
+    target = np.asarray(target)
+    target = target.reshape(len(target), -1)[:, 0]
+    if min_samples_leaf is None:
+        min_samples_leaf = int(min(64, max(1, len(values) // (2 * n_bins))))
+    tree_class = DecisionTreeClassifier if classification else DecisionTreeRegressor
+    edges = []
+    for column in values.T:
+        tree = tree_class(max_leaf_nodes=max(2, n_bins), min_samples_leaf=min_samples_leaf,
+                          random_state=0).fit(column[:, None], target)
+        # Internal nodes carry a feature index >= 0; leaves carry -2.
+        splits = tree.tree_.threshold[tree.tree_.feature >= 0]
+        e = np.unique(np.concatenate([[column.min(), column.max()], splits]))
         edges.append(e if len(e) > 1 else np.array([e[0], e[0] + 1.0]))
     return edges
 
@@ -102,6 +138,9 @@ class NumericEmbedding(nn.Module):
         [0.01, 100] and finds 0.01-1 best on most tables.
     n_bins : int
         T, bins per column (piecewise_linear); :meth:`set_bins` fills them from data.
+    binning : {"quantile", "tree"}
+        Where the bins' edges come from (piecewise_linear): the column's quantiles, or the
+        splits of a per-column decision tree on the target (:func:`tree_bins`).
 
     Examples
     --------
@@ -111,11 +150,14 @@ class NumericEmbedding(nn.Module):
     """
 
     def __init__(self, kind: str, *, columns: list[int], d_numeric: int, d_embedding: int,
-                 n_frequencies: int = 48, sigma: float = 0.1, n_bins: int = 48):
+                 n_frequencies: int = 48, sigma: float = 0.1, n_bins: int = 48,
+                 binning: str = "quantile"):
         super().__init__()
         if kind not in NUMERIC_EMBEDDINGS[1:]:
             raise ValueError(f"kind must be one of {list(NUMERIC_EMBEDDINGS[1:])}, got kind={kind!r}")
-        self.kind, self.sigma = kind, float(sigma)
+        if binning not in BINNINGS:
+            raise ValueError(f"binning must be one of {list(BINNINGS)}, got binning={binning!r}")
+        self.kind, self.sigma, self.binning = kind, float(sigma), binning
         f = len(columns)
         embedded = set(columns)
         rest = [j for j in range(d_numeric) if j not in embedded]
@@ -144,11 +186,19 @@ class NumericEmbedding(nn.Module):
             self.weight.uniform_(-bound, bound, generator=generator)
             self.bias.uniform_(-bound, bound, generator=generator)
 
-    def set_bins(self, x_num: np.ndarray) -> None:
-        """Fit the piecewise-linear bins to the training rows' numeric block (n, d_numeric)."""
+    def set_bins(self, x_num: np.ndarray, target: np.ndarray | None = None, *,
+                 classification: bool = False) -> None:
+        """Fit the piecewise-linear bins to the training rows' numeric block (n, d_numeric)
+        and, for ``binning="tree"``, their targets."""
         if self.kind != "piecewise_linear":
             return
-        edges = quantile_bins(np.asarray(x_num)[:, self.columns.cpu().numpy()], self.left.shape[1])
+        values, n_bins = np.asarray(x_num)[:, self.columns.cpu().numpy()], self.left.shape[1]
+        if self.binning == "tree":
+            if target is None:
+                raise ValueError("binning='tree' needs the training targets; pass target=")
+            edges = tree_bins(values, target, n_bins, classification=classification)
+        else:
+            edges = quantile_bins(values, n_bins)
         for name, table in ple_tables(edges, self.left.shape[1]).items():
             getattr(self, name).copy_(torch.from_numpy(table))
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (check_array, check_consistent_length,
                                       check_is_fitted, validate_data)
@@ -22,7 +22,7 @@ from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_
 from .losses import output_bias
 from .pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
                        pretrain_stack)
-from .embeddings import NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
+from .embeddings import BINNINGS, NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
 from .models import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
 from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
@@ -70,6 +70,7 @@ class _DNNBase(BaseEstimator):
             check_number("embedding_frequencies", self.embedding_frequencies, low=1, integer=True),
             check_number("embedding_sigma", self.embedding_sigma, low=0, low_inclusive=False),
             check_number("embedding_bins", self.embedding_bins, low=1, integer=True),
+            check_choice("embedding_binning", self.embedding_binning, BINNINGS),
             check_choice("numeric_scaling", self.numeric_scaling, SCALINGS),
             check_choice("categorical_encoding", self.categorical_encoding,
                          CATEGORICAL_ENCODINGS),
@@ -288,7 +289,9 @@ class _DNNBase(BaseEstimator):
             self.model_ = self._build_model()
             self.model_.reset_parameters(generator, init=self.init)
             if self.model_.num_embedding is not None:
-                self.model_.num_embedding.set_bins(train[0].cpu().numpy())
+                self.model_.num_embedding.set_bins(
+                    train[0].cpu().numpy(), train[2].cpu().numpy(),
+                    classification=is_classifier(self))
             self.model_.to(self.device_)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
@@ -401,7 +404,8 @@ class _DNNBase(BaseEstimator):
                 kind, columns=columns, d_numeric=d_numeric,
                 d_embedding=int(self.numeric_embedding_dim),
                 n_frequencies=int(self.embedding_frequencies),
-                sigma=float(self.embedding_sigma), n_bins=int(self.embedding_bins))
+                sigma=float(self.embedding_sigma), n_bins=int(self.embedding_bins),
+                binning=self.embedding_binning)
         return MLP(d_numeric=d_numeric, cardinalities=pre.cardinalities(),
                    hidden_layer_sizes=tuple(int(s) for s in self.hidden_layer_sizes),
                    activation=self.activation, dropout=float(self.dropout),

@@ -70,6 +70,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
                  dropout=0.15, normalization="none", residual=False, n_ensemble=8,
                  ensemble_kind="mlp_k", numeric_embedding="auto", numeric_embedding_dim=16,
                  embedding_frequencies=48, embedding_sigma=0.1, embedding_bins=48,
+                 embedding_binning="quantile",
                  numeric_scaling="quantile", categorical_encoding="onehot", solver="adamw",
                  batch_size="auto", learning_rate_init=1e-3, momentum=0.9, weight_decay=1e-4,
                  alpha=0.0, l1=0.0, clip_grad_norm=None, clip_grad_value=None,
