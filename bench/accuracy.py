@@ -151,14 +151,37 @@ MODELS = {"dnnreg defaults": fit_dnnreg, "dnnreg tuned": fit_dnnreg_tuned,
 BUDGET = 30.0  # seconds of search per dataset, seed and tuned model
 
 
-def main(seeds: int = 3):
-    results = {}
+def previous_runs(models: list[str], seeds: int) -> dict:
+    """The runs of ``models`` in the committed results, to reuse rather than refit: for
+    baselines whose code did not change, when dnnreg's rows are rerun. Only runs made with
+    the same seeds and budget are taken."""
+    if not models:
+        return {}
+    import json
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parent / "results" / "accuracy.json").read_text())
+    if old["budget_seconds"] != BUDGET:
+        raise SystemExit(f"--reuse needs the same --budget as the stored run ({old['budget_seconds']})")
+    out = {}
+    for name, r in old["datasets"].items():
+        for m in models:
+            runs = [x for x in r["runs"][m] if x["seed"] < seeds]
+            if len(runs) == seeds:
+                out[(name, m)] = runs
+    return out
+
+
+def main(seeds: int = 3, reuse: tuple = ()):
+    results, reused = {}, previous_runs(list(reuse), seeds)
     for name, X, y in tables(DATASETS):
         X, y = X.reset_index(drop=True), y.reset_index(drop=True)
-        runs = {m: [] for m in MODELS}
+        runs = {m: list(reused.get((name, m), [])) for m in MODELS}
         for seed in range(seeds):
             tr, va, te = train_val_test_indices(len(X), seed=seed)
             for model_name, fit in MODELS.items():
+                if (name, model_name) in reused:
+                    continue
                 start = time.perf_counter()
                 model = fit(X, y, tr, va, seed)
                 rmse = float(np.sqrt(np.mean((model.predict(X.iloc[te]) - y.iloc[te]) ** 2)))
@@ -169,10 +192,10 @@ def main(seeds: int = 3):
         order = sorted(means, key=means.get)
         results[name] = {"rows": len(X), "runs": runs, "mean_rmse": means,
                          "rank": {m: order.index(m) + 1 for m in means}}
-        report(results, seeds)  # after every table, so a cut-short run still leaves results
+        report(results, seeds, reuse)  # after every table: a cut-short run leaves results
 
 
-def report(results: dict, seeds: int) -> None:
+def report(results: dict, seeds: int, reuse: tuple = ()) -> None:
     models = list(MODELS)
     lines = ["| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
     for name, r in results.items():
@@ -194,12 +217,16 @@ def report(results: dict, seeds: int) -> None:
         lines.append(f"| {name} | " + " | ".join(
             f"{np.mean([x['fit_seconds'] for x in r['runs'][m]]):.1f}" for m in models) + " |")
     command = (f"python bench/accuracy.py --seeds {seeds} --budget {BUDGET:g} --datasets "
-               + ",".join(DATASETS))
+               + ",".join(DATASETS) + (f" --reuse '{','.join(reuse)}'" if reuse else ""))
     lines.append(f"\nReproduce: `{command}`; tuned models search {BUDGET:g} s per dataset and "
                  "seed (TPE, first trial the defaults, scored on the validation rows).")
+    if reuse:
+        lines.append(f"\nNot refitted in this run: {', '.join(reuse)} — their runs (same seeds, "
+                     "splits, budget and machine; their code unchanged) come from the previous "
+                     "results file, so their seconds were measured in that run.")
     write("accuracy", {"protocol": f"train_val_test_indices 64/16/20, seeds 0..{seeds - 1}",
-                       "command": command, "budget_seconds": BUDGET, "datasets": results,
-                       "mean_rank": mean_rank}, "\n".join(lines))
+                       "command": command, "budget_seconds": BUDGET, "reused": list(reuse),
+                       "datasets": results, "mean_rank": mean_rank}, "\n".join(lines))
 
 
 if __name__ == "__main__":
@@ -210,7 +237,14 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=float, default=BUDGET,
                         help="seconds of search per dataset, seed and tuned model")
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--reuse", default="",
+                        help="comma-separated models whose runs are taken from the committed "
+                             "results instead of refitted (e.g. 'LightGBM tuned,sklearn MLP')")
     args = parser.parse_args()
     BUDGET = args.budget
     DATASETS = {name: DATASETS[name] for name in args.datasets.split(",")}
-    main(args.seeds)
+    reuse = tuple(m for m in args.reuse.split(",") if m)
+    unknown = [m for m in reuse if m not in MODELS]
+    if unknown:
+        raise SystemExit(f"--reuse: unknown model(s) {unknown}; choose from {list(MODELS)}")
+    main(args.seeds, reuse)

@@ -179,3 +179,19 @@ def test_standardize_target_false_trains_on_raw_units():
     assert scaled.target_scaler_.std == pytest.approx(y.std())
     # The loss is in the units trained on: Var(y) = 2500 raw, 1 standardized.
     assert raw.history_[0]["train_loss"] > 100 > 5 > scaled.history_[0]["train_loss"]
+
+
+def test_auto_training_length_gives_a_small_table_enough_steps():
+    # 200 rows, 10 % held out: 180 training rows. Hand-worked: batch = max(16, 180 // 64)
+    # = 16, so ceil(180 / 16) = 12 steps per epoch, and 4,000 steps need ceil(4000 / 12) =
+    # 334 epochs, capped at 300. The one-cycle rate has annealed to ~0 by the last one.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 2))
+    y = X[:, 0] + 0.1 * rng.normal(size=200)
+    model = DNNRegressor(hidden_layer_sizes=(4,), n_ensemble=1, numeric_embedding="none",
+                         n_iter_no_change=1000, random_state=0).fit(X, y)
+    assert (model.batch_size_, model.max_iter_, model.n_iter_) == (16, 300, 300)
+    assert model.history_[-1]["lr"] < 1e-6
+    # A fixed max_iter is used as given.
+    assert DNNRegressor(max_iter=7, hidden_layer_sizes=(4,), n_ensemble=1,
+                        random_state=0).fit(X, y).n_iter_ <= 7

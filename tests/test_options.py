@@ -85,12 +85,15 @@ def test_poisson_loss_recovers_the_rate_of_counts():
     x = rng.uniform(-1, 1, size=(3000, 1))
     rate = np.exp(0.5 + 1.5 * x[:, 0])
     y = rng.poisson(rate).astype(float)
+    # A plain network, so the check is on the loss: the regression defaults' embedding and
+    # dropout cost a smooth one-feature rate about 2x the error (measured 0.048).
     model = DNNRegressor(loss="poisson", hidden_layer_sizes=(64, 64), max_iter=30,
+                         numeric_embedding="none", dropout=0.0,
                          random_state=0).fit(x[:2000], y[:2000])
     pred = model.predict(x[2000:])
     assert (pred > 0).all()
-    # Measured 0.025; the true log-linear GLM (sklearn PoissonRegressor) gets 0.021.
-    assert np.median(np.abs(pred / rate[2000:] - 1)) < 0.06
+    # Measured 0.022; the true log-linear GLM (sklearn PoissonRegressor) gets 0.021.
+    assert np.median(np.abs(pred / rate[2000:] - 1)) < 0.04
     with pytest.raises(ValueError, match="needs a target >= 0"):
         DNNRegressor(loss="poisson").fit(x[:10], y[:10] - 5)
 

@@ -103,7 +103,8 @@ def test_the_first_trial_is_the_defaults(tmp_path):
                  fixed={"max_iter": 2, "n_ensemble": 1}, time_budget=None)
     tried = study.trials[0].user_attrs["params"]
     default = DNNRegressor().get_params()
-    for key in ("dropout", "learning_rate_init", "weight_decay", "numeric_scaling"):
+    for key in ("dropout", "learning_rate_init", "weight_decay", "numeric_scaling", "batch_size",
+                "embedding_binning"):
         assert tried[key] == default[key], key
     assert tried["numeric_embedding"] == "piecewise_linear"  # what "auto" is for 3 columns
     assert tuple(tried["hidden_layer_sizes"]) == default["hidden_layer_sizes"]

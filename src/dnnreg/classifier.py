@@ -51,6 +51,8 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     _losses = CLASSIFICATION_LOSSES
     _metrics = CLASSIFICATION_METRICS
+    # batch_size="auto" aims at 16 steps per epoch, as measured on digits and MNIST.
+    _auto_steps_per_epoch = 16
 
     def __init__(self, *, loss="cross_entropy", hidden_layer_sizes=(256, 256, 256),
                  activation="relu", init="torch_default", dropout=0.0, normalization="none",

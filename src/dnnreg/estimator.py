@@ -28,7 +28,8 @@ from .optim import SCHEDULES, SOLVERS
 from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             as_frame)
 from .parameters import PRESETS
-from .train import TrainConfig, fit_model, forward_in_chunks, notify
+from .train import (TrainConfig, auto_batch_size, auto_epochs, fit_model, forward_in_chunks,
+                    notify)
 
 logger = logging.getLogger("dnnreg")
 
@@ -90,13 +91,15 @@ class _DNNBase(BaseEstimator):
             check_number("lr_step_size", self.lr_step_size, low=1, integer=True),
             check_number("lr_gamma", self.lr_gamma, low=0, high=1, low_inclusive=False),
             check_number("lr_patience", self.lr_patience, low=0, integer=True),
-            check_number("max_iter", self.max_iter, low=1, integer=True),
+            None if self.max_iter == "auto" else check_number("max_iter", self.max_iter, low=1,
+                                                              integer=True),
             _check_bool("early_stopping", self.early_stopping),
             check_choice("early_stopping_metric", self.early_stopping_metric,
                          ["loss", *self._metrics]),
             check_number("validation_fraction", self.validation_fraction, low=0, high=1,
                          low_inclusive=False, high_inclusive=False),
-            check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
+            None if self.n_iter_no_change == "auto" else check_number(
+                "n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
             _check_bool("restore_best_weights", self.restore_best_weights),
             _check_bool("diagnostics", self.diagnostics),
             None if self.tensorboard_dir is None or isinstance(self.tensorboard_dir, (str, os.PathLike))
@@ -258,8 +261,10 @@ class _DNNBase(BaseEstimator):
             categorical_encoding=self.categorical_encoding).fit(frame)
         self.device_ = resolve_device(self.device)
         check_precision(self.precision, self.device_)
-        self.batch_size_ = (min(256, max(16, len(y) // 16)) if self.batch_size == "auto"
-                            else int(self.batch_size))
+        self.batch_size_ = (auto_batch_size(len(y), self._auto_steps_per_epoch)
+                            if self.batch_size == "auto" else int(self.batch_size))
+        self.max_iter_ = (auto_epochs(len(y), self.batch_size_) if self.max_iter == "auto"
+                          else int(self.max_iter))
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
         train = self._tensors(frame, y, device="fit")
@@ -326,15 +331,24 @@ class _DNNBase(BaseEstimator):
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
-            batch_size=self.batch_size_, max_iter=int(self.max_iter), solver=self.solver,
+            batch_size=self.batch_size_, max_iter=self.max_iter_, solver=self.solver,
             lr=float(self.learning_rate_init), momentum=float(self.momentum),
             weight_decay=float(self.weight_decay), alpha=float(self.alpha), l1=float(self.l1),
             clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value,
             lr_schedule=self.lr_schedule, lr_warmup=float(self.lr_warmup),
             lr_step_size=int(self.lr_step_size), lr_gamma=float(self.lr_gamma),
-            lr_patience=int(self.lr_patience), n_iter_no_change=int(self.n_iter_no_change),
+            lr_patience=int(self.lr_patience), n_iter_no_change=self._patience(),
             restore_best=bool(self.restore_best_weights), max_time=self.max_time,
             precision=self.precision, compile=bool(self.compile))
+
+    def _patience(self) -> int:
+        """``n_iter_no_change="auto"``: half the epochs. Under one-cycle the validation
+        loss often stalls while the rate is high and improves again as it anneals, so a
+        patience shorter than the annealing stops too soon (measured: yacht 0.49 with 20
+        epochs of patience against 0.42 without stopping, concrete 4.82 against 4.55)."""
+        if self.n_iter_no_change == "auto":
+            return max(1, self.max_iter_ // 2)
+        return int(self.n_iter_no_change)
 
     def _start_at_marginal(self, y_train: torch.Tensor) -> None:
         bias = output_bias(self.loss_, y_train)

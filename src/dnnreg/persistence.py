@@ -125,7 +125,8 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
             "torch_version": torch.__version__,
             "estimator": type(model).__name__,
             "params": json_params(model),
-            "resolved": {"batch_size": model.batch_size_, "n_epochs": model.n_iter_,
+            "resolved": {"batch_size": model.batch_size_, "max_iter": model.max_iter_,
+                         "n_epochs": model.n_iter_,
                          "best_epoch": model.best_epoch_, "fit_seconds": model.fit_seconds_},
             "architecture": {"d_numeric": len(model.preprocessor_.feature_names_out()),
                              "cardinalities": model.preprocessor_.cardinalities(),
@@ -222,6 +223,8 @@ def load(path):
                                "feature schema in config.json; re-save the model")
     resolved = config["resolved"]
     model.batch_size_, model.n_iter_ = resolved["batch_size"], resolved["n_epochs"]
+    # Models saved before max_iter could be "auto" stored only the parameter.
+    model.max_iter_ = resolved.get("max_iter", model.max_iter)
     model.best_epoch_, model.fit_seconds_ = resolved["best_epoch"], resolved["fit_seconds"]
     model.history_ = []
     model.n_features_in_ = len(model.preprocessor_.columns)

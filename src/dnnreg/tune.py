@@ -37,7 +37,8 @@ def search_space(trial) -> dict:
 
     Ranges follow what the tabular-DL literature tunes (Gorishniy et al. 2021, 2022, 2024):
     depth and width, dropout, the AdamW rate and decay, batch size, the input scaling, and
-    the numerical embedding with its frequency scale σ (log-uniform, as the PLR paper).
+    the numerical embedding with its frequency scale σ (log-uniform, as the PLR paper) or
+    its bins (quantile or target-aware).
     """
     depth = trial.suggest_int("depth", 1, 4)
     width = trial.suggest_categorical("width", WIDTHS)
@@ -46,11 +47,14 @@ def search_space(trial) -> dict:
     extra = {}
     if embedding == "periodic":
         extra["embedding_sigma"] = trial.suggest_float("embedding_sigma", 0.01, 1.0, log=True)
+    if embedding == "piecewise_linear":
+        extra["embedding_binning"] = trial.suggest_categorical("embedding_binning",
+                                                               ["quantile", "tree"])
     return {**extra, "numeric_embedding": embedding, "hidden_layer_sizes": (width,) * depth,
             "dropout": trial.suggest_float("dropout", 0.0, 0.3),
             "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 5e-3, log=True),
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512]),
+            "batch_size": trial.suggest_categorical("batch_size", ["auto", 64, 128, 256, 512]),
             "numeric_scaling": trial.suggest_categorical(
                 "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"])}
 
@@ -64,13 +68,14 @@ def default_trial(model, n_numeric: int) -> dict:
     p = model.get_params()
     p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)
     sizes = tuple(p["hidden_layer_sizes"]) or (WIDTHS[1],)
-    batch = 256 if p["batch_size"] == "auto" else p["batch_size"]
     point = {"depth": len(sizes), "dropout": p["dropout"],
              "learning_rate_init": p["learning_rate_init"], "weight_decay": p["weight_decay"],
-             "batch_size": batch, "numeric_scaling": p["numeric_scaling"],
+             "batch_size": p["batch_size"], "numeric_scaling": p["numeric_scaling"],
              "numeric_embedding": p["numeric_embedding"]}
     if p["numeric_embedding"] == "periodic":
         point["embedding_sigma"] = p["embedding_sigma"]
+    if p["numeric_embedding"] == "piecewise_linear":
+        point["embedding_binning"] = p["embedding_binning"]
     if sizes[0] in WIDTHS:  # else Optuna samples the width
         point["width"] = sizes[0]
     return point
