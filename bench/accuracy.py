@@ -10,7 +10,7 @@ validation rows; LightGBM tuned by Optuna TPE with the same budget; sklearn's ML
 RMSE; the table also gives each model's RMSE relative to the dataset's best.
 
 Run: ``.venv/bin/python bench/accuracy.py [--seeds 3] [--budget 30] [--datasets a,b]``
-(about 20 minutes plus 2 x budget per dataset and seed).
+(about 25 minutes plus 2 x budget per dataset and seed; `--reuse` skips refitting the named baselines).
 Results: results/accuracy.{json,md}.
 """
 

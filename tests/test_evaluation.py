@@ -131,16 +131,22 @@ def test_cli_compare_and_learning_curve_end_to_end(tmp_path, capsys):
     from dnnreg.datasets import load_dataset
 
     load_dataset("yacht_hydrodynamics").to_csv(tmp_path / "yacht.csv", index=False)
+    fast = ["--set", "n_ensemble=2", "--set", "max_iter=40"]  # plumbing, not accuracy
     assert main(["--quiet", "compare", str(tmp_path / "yacht.csv"), "--target",
                  "residuary_resistance", "--models", "linear,gbdt", "--folds", "2",
-                 "--out", str(tmp_path / "cmp")]) == 0
+                 *fast, "--out", str(tmp_path / "cmp")]) == 0
     out = capsys.readouterr().out
     assert "rmse" in out and "On this data the DNN" in out
     saved = json.loads((tmp_path / "cmp" / "results.json").read_text())
     assert {r["model"] for r in saved["summary"]} == {"dnnreg", "linear", "gbdt"}
+    # --set reaches the DNN: a bad value fails with the estimator's one-line message.
+    assert main(["--quiet", "compare", str(tmp_path / "yacht.csv"), "--target",
+                 "residuary_resistance", "--models", "linear", "--folds", "2",
+                 "--set", "dropout=2", "--out", str(tmp_path / "bad")]) != 0
+    assert "dropout" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert (tmp_path / "cmp" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["--quiet", "learning-curve", str(tmp_path / "yacht.csv"), "--target",
-                 "residuary_resistance", "--models", "linear", "--repeats", "1",
+                 "residuary_resistance", "--models", "linear", "--repeats", "1", *fast,
                  "--out", str(tmp_path / "lc")]) == 0
     assert "crossover" in capsys.readouterr().out
     saved = json.loads((tmp_path / "lc" / "learning_curve.json").read_text())

@@ -354,7 +354,8 @@ def cmd_compare(args) -> int:
 
     X, y, task = _load_xy(args)
     results = compare(X, y, task=task, models=_model_list(args.models), folds=args.folds,
-                      repeats=args.repeats, time_budget=args.time_budget, seed=args.seed)
+                      repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
+                      dnn_params=task_settings(args.set, task))
     summary, verdict = results.attrs["summary"], results.attrs["verdict"]
     metric = PRIMARY[task][0]
     _print_summary(summary, task)
@@ -390,7 +391,8 @@ def cmd_learning_curve(args) -> int:
 
     X, y, task = _load_xy(args)
     curve = learning_curve(X, y, task=task, models=_model_list(args.models),
-                           repeats=args.repeats, time_budget=args.time_budget, seed=args.seed)
+                           repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
+                           dnn_params=task_settings(args.set, task))
     metric = PRIMARY[task][0]
     means = curve.groupby(["size", "model"])[metric].mean().unstack()
     print(f"mean test {metric} by training rows:")
@@ -545,6 +547,8 @@ def _data_args(p) -> None:
     p.add_argument("--time-budget", type=float, metavar="S",
                    help="stop after the split (or repeat) during which S seconds pass")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a DNNRegressor/DNNClassifier parameter for the DNN (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
