@@ -75,8 +75,8 @@ def tree_bins(values: np.ndarray, target: np.ndarray, n_bins: int, *,
     edges. Bins then sit where the target changes along the feature, rather than where the
     rows happen to be dense.
 
-    ``min_samples_leaf`` defaults to ``n // (2 n_bins)`` (at least 1, at most 64, the paper's
-    setting), so a small table still gets several bins. ``target`` is (n,) or (n, m);
+    ``min_samples_leaf`` defaults to ``n // (2 n_bins)`` (at least 1, at most 64, the value
+    in the authors' package examples), so a small table still gets several bins. ``target`` is (n,) or (n, m);
     multi-output targets bin on the first output.
 
     >>> x = np.arange(8.0)[:, None]
@@ -199,7 +199,7 @@ class NumericEmbedding(nn.Module):
             edges = tree_bins(values, target, n_bins, classification=classification)
         else:
             edges = quantile_bins(values, n_bins)
-        for name, table in ple_tables(edges, self.left.shape[1]).items():
+        for name, table in ple_tables(edges, n_bins).items():
             getattr(self, name).copy_(torch.from_numpy(table))
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
