@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dnnreg demo
+	$(VENV)/bin/dnnreg demo --overwrite  # a second `make demo` replaces its own run
 
 test: $(STAMP)
 	$(PY) -m pytest src tests

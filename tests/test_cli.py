@@ -29,7 +29,7 @@ def run_dir(tmp_path, table):
 
 def test_train_writes_a_complete_run_dir(run_dir, capsys):
     names = sorted(p.name for p in run_dir.iterdir())
-    assert names == ["config.json", "history.json", "importance.json", "metrics.json", "model",
+    assert names == [".dnnreg.json", "config.json", "history.json", "importance.json", "metrics.json", "model",
                      "predictions.csv"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for split in ("train", "validation", "test"):

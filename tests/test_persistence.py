@@ -17,8 +17,8 @@ def fitted(mixed_frame, small_model):
 def test_save_load_predict_is_bit_identical(fitted, tmp_path):
     model, X = fitted
     save(model, tmp_path / "m")
-    assert sorted(os.listdir(tmp_path / "m")) == ["config.json", "preprocessor.json",
-                                                   "weights.safetensors"]
+    assert sorted(os.listdir(tmp_path / "m")) == [".dnnreg.json", "config.json",
+                                                   "preprocessor.json", "weights.safetensors"]
     again = load(tmp_path / "m")  # always onto the CPU
     if model.device_.type == "cpu":
         assert np.array_equal(again.predict(X), model.predict(X))
@@ -61,7 +61,7 @@ def test_failed_save_leaves_the_old_model_and_no_debris(fitted, tmp_path, monkey
 
     monkeypatch.setattr(persistence, "write_json", crash)
     with pytest.raises(RuntimeError):
-        save(model, tmp_path / "m")
+        save(model, tmp_path / "m", overwrite=True)
     assert {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()} == before
     assert os.listdir(tmp_path) == ["m"]
 

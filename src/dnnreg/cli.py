@@ -94,6 +94,16 @@ def parse_settings(pairs: list[str], estimator_cls) -> dict:
 
 
 # ---------------------------------------------------------------------- shared steps
+OVERWRITE = "--overwrite"  # how the CLI spells overwrite=True in the messages of _files
+
+
+def _check_out_dir(args) -> None:
+    """Refuse ``--out`` before any data is read or any model trained (see dnnreg._files)."""
+    from ._files import check_output_dir
+
+    check_output_dir(args.out, overwrite=args.overwrite, flag=OVERWRITE)
+
+
 def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int, stratify=None):
     from .data import train_val_test_indices
 
@@ -134,17 +144,21 @@ def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None =
 
 def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
               test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
-              source: str = "", unlabeled: pd.DataFrame | None = None) -> dict:
+              source: str = "", unlabeled: pd.DataFrame | None = None,
+              overwrite: bool = False) -> dict:
     """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
-    write a complete RUN_DIR atomically.
+    write a complete RUN_DIR atomically (an earlier run there is replaced only with
+    ``overwrite``; the path is checked before training, see :mod:`dnnreg._files`).
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
     from . import DNNClassifier, DNNRegressor, save
     from .baselines import LinearBaseline, LogisticBaseline
     from .data import split_xy
-    from .persistence import atomic_dir, json_params, write_json
+    from ._files import check_output_dir, output_dir, write_json
+    from .persistence import json_params
 
+    check_output_dir(out, overwrite=overwrite, flag=OVERWRITE)
     task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
     train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed,
@@ -175,7 +189,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     held_out = test if test is not None else (val if val is not None else train)
     importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
 
-    with atomic_dir(out) as tmp:
+    with output_dir(out, kind="run", overwrite=overwrite, flag=OVERWRITE) as tmp:
         save(model, tmp / "model", metadata={"target": target})
         write_json(tmp / "importance.json", importance)
         write_json(tmp / "config.json", {
@@ -256,6 +270,7 @@ def cmd_train(args) -> int:
     from .data import read_table
     from .losses import CLASSIFICATION_LOSSES
 
+    _check_out_dir(args)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
     task = args.task
     if task == "auto" and loss:  # the loss decides the task: check --set before reading data
@@ -282,7 +297,8 @@ def cmd_train(args) -> int:
                              "pretrain=autoencoder (or denoising, sparse, rbm)")
     metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-                        seed=args.seed, source=str(args.data), unlabeled=unlabeled)
+                        seed=args.seed, source=str(args.data), unlabeled=unlabeled,
+                        overwrite=args.overwrite)
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
     return 0
@@ -291,12 +307,13 @@ def cmd_train(args) -> int:
 def cmd_demo(args) -> int:
     from .datasets import dataset_info, load_dataset
 
+    _check_out_dir(args)
     info = dataset_info("california_housing")
     params = {} if args.quiet else {"verbose": 1}
     print("dnnreg demo: the default network on California housing "
           f"({info.rows} rows; target {info.target} in $100k), split 64/16/20 with seed 0")
     metrics = train_run(load_dataset(info.name), info.target, Path(args.out), params=params,
-                        seed=0, source=f"bundled:{info.name}")
+                        seed=0, source=f"bundled:{info.name}", overwrite=args.overwrite)
     _print_metrics(metrics)
     out = Path(args.out)
     print(f"saved model to {out / 'model'}/, predictions to {out / 'predictions.csv'}, "
@@ -305,18 +322,19 @@ def cmd_demo(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    from ._files import check_output_file, write_text
     from .data import read_table
 
+    check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
     if args.engine == "numpy":
         from .persistence import load_numpy as load
     else:
         from . import load
     model = load(_model_dir(args.model))
     frame = _features_for(model, read_table(args.data))
-    from .persistence import write_text
-
     pred = prediction_frame(model, frame)
-    write_text(Path(args.out), pred.to_csv(index=False, float_format="%.17g"))
+    write_text(Path(args.out), pred.to_csv(index=False, float_format="%.17g"),
+               overwrite=args.overwrite, flag=OVERWRITE)
     print(f"wrote {len(pred)} predictions to {args.out}")
     return 0
 
@@ -347,11 +365,12 @@ def _model_list(text):
 
 
 def cmd_compare(args) -> int:
+    from ._files import output_dir, write_json
     from .comparison import as_records, compare
     from .evaluation import PRIMARY
-    from .persistence import atomic_dir, write_json
     from .plots import comparison_plot
 
+    _check_out_dir(args)
     X, y, task = _load_xy(args)
     results = compare(X, y, task=task, models=_model_list(args.models), folds=args.folds,
                       repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
@@ -363,7 +382,7 @@ def cmd_compare(args) -> int:
         print(f"{name}: {note}")
     if verdict:
         print("\n" + verdict["text"])
-    with atomic_dir(Path(args.out)) as tmp:
+    with output_dir(args.out, kind="compare", overwrite=args.overwrite, flag=OVERWRITE) as tmp:
         write_json(tmp / "results.json", {
             "data": str(args.data), "target": args.target, "task": task, "seed": args.seed,
             "protocol": {"folds": None if args.repeats else args.folds, "repeats": args.repeats},
@@ -384,11 +403,12 @@ def _print_summary(summary: list[dict], task: str) -> None:
 
 
 def cmd_learning_curve(args) -> int:
+    from ._files import output_dir, write_json
     from .comparison import as_records, learning_curve
     from .evaluation import PRIMARY
-    from .persistence import atomic_dir, write_json
     from .plots import learning_curve_plot
 
+    _check_out_dir(args)
     X, y, task = _load_xy(args)
     curve = learning_curve(X, y, task=task, models=_model_list(args.models),
                            repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
@@ -401,7 +421,8 @@ def cmd_learning_curve(args) -> int:
     print("\n" + (f"crossover: from {size} training rows on, the DNN beats every other model"
                   if size is not None else "no crossover: the DNN does not beat the best "
                   "shallow model for good at any size tried"))
-    with atomic_dir(Path(args.out)) as tmp:
+    with output_dir(args.out, kind="learning-curve", overwrite=args.overwrite,
+                    flag=OVERWRITE) as tmp:
         write_json(tmp / "learning_curve.json", {
             "data": str(args.data), "target": args.target, "task": task, "metric": metric,
             "crossover": size, "notes": curve.attrs["notes"], "rows": as_records(curve)})
@@ -412,11 +433,14 @@ def cmd_learning_curve(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .persistence import write_json
-    from .tune import tune
+    from ._files import write_owned
+    from .tune import study_dir, tune
 
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be at least 1, got {args.n_trials}")
+    # The study lives in --out from its first trial, so a killed search resumes there.
+    if study_dir(args.out, overwrite=args.overwrite, flag=OVERWRITE):
+        print(f"resuming the study in {args.out}/ (pass --overwrite to start afresh)")
     X, y, task = _load_xy(args)
     fixed = task_settings(args.set, task)
     study = tune(X, y, task=task, time_budget=args.time_budget, n_trials=args.n_trials,
@@ -431,9 +455,10 @@ def cmd_tune(args) -> int:
         raise ValueError("no trial completed; raise --time-budget or --n-trials")
     print(f"best validation score {study.best_value:.4f} (trial {study.best_trial.number}):")
     print(json.dumps(best, indent=1))
-    write_json(Path(args.out) / "tune.json", {
+    write_owned(args.out, "tune.json", (json.dumps({
         "data": str(args.data), "target": args.target, "task": task,
-        "best_value": study.best_value, "best_params": best, "trials": trials})
+        "best_value": study.best_value, "best_params": best, "trials": trials},
+        indent=1, allow_nan=False) + "\n").encode("utf-8"))
     sets = " ".join(f"--set {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
                     for k, v in best.items() if k != "random_state")
     print(f"wrote {args.out}/tune.json; train with it:\n  dnnreg train {args.data} --target "
@@ -442,10 +467,11 @@ def cmd_tune(args) -> int:
 
 
 def cmd_pretrain_study(args) -> int:
-    from .persistence import atomic_dir, write_json
+    from ._files import output_dir, write_json
     from .plots import pretrain_study_plot
     from .pretrain_study import STUDY_MODES, pretrain_study
 
+    _check_out_dir(args)
     fractions = _fractions(args.label_fractions)
     modes = _model_list(args.modes)
     unknown = [m for m in modes if m not in STUDY_MODES]
@@ -467,7 +493,8 @@ def cmd_pretrain_study(args) -> int:
                  for m in modes if ("mean", m) in table.columns]
         print(f"  {fraction:g}: " + "  ".join(cells))
     print("\n" + study.attrs["verdict"])
-    with atomic_dir(Path(args.out)) as tmp:
+    with output_dir(args.out, kind="pretrain-study", overwrite=args.overwrite,
+                    flag=OVERWRITE) as tmp:
         write_json(tmp / "pretrain_study.json", {
             "data": str(args.data), "target": args.target, "task": task, "metric": metric,
             "params": params, "seeds": args.seeds, "summary": summary,
@@ -511,15 +538,18 @@ def cmd_diagnose(args) -> int:
 def cmd_report(args) -> int:
     from .report import write_report
 
-    path = write_report(args.run_dir, args.out)
+    path = write_report(args.run_dir, args.out, overwrite=args.overwrite, flag=OVERWRITE)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from ._files import check_output_file
     from .onnx_export import export_onnx
 
-    path = export_onnx(_model_dir(args.model), args.onnx)
+    check_output_file(args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
+    path = export_onnx(_model_dir(args.model), args.onnx, overwrite=args.overwrite,
+                       flag=OVERWRITE)
     print(f"wrote {path}: one input per feature column (numeric: double, categorical: "
           "string; shape (N, 1)), preprocessing included")
     return 0
@@ -551,6 +581,12 @@ def _data_args(p) -> None:
                    help="a DNNRegressor/DNNClassifier parameter for the DNN (repeatable)")
 
 
+def _overwrite_arg(p) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier dnnreg output at that path (anything else there "
+                        "is always refused)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .pretrain_study import STUDY_MODES  # torch-free
 
@@ -571,6 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=("fast", "default"),
                    help="a bundle of settings (DNNRegressor.from_preset); --set overrides it")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    _overwrite_arg(p)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of the non-test rows used for early stopping")
@@ -590,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="one self-contained HTML page about a run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE", help="default: RUN_DIR/report.html")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("diagnose", help="verdicts on a run's gradient health")
@@ -600,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", required=True, help="CSV file to write")
+    _overwrite_arg(p)
     p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
                    help="numpy runs the saved model without PyTorch")
     p.set_defaults(func=cmd_predict)
@@ -612,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train the default network on bundled California housing")
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("compare", help="the DNN against shallow baselines on identical splits")
@@ -620,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--folds", type=int, default=5, help="K-fold cross-validation (default 5)")
     group.add_argument("--repeats", type=int, help="R random 80/20 splits instead of folds")
     p.add_argument("--out", default="runs/compare", metavar="DIR")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("learning-curve", help="test error of each model family against "
@@ -627,6 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_learning_curve)
 
     p = sub.add_parser("tune", help="search the DNN's hyperparameters (Optuna TPE with "
@@ -645,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="hold a DNNRegressor/DNNClassifier parameter fixed (repeatable)")
     p.add_argument("--out", default="runs/tune", metavar="DIR")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("pretrain-study", help="does layer-wise pretraining help on this "
@@ -657,11 +700,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a DNNRegressor/DNNClassifier parameter for every fit (repeatable)")
     p.add_argument("--out", default="runs/pretrain-study", metavar="DIR")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_pretrain_study)
 
     p = sub.add_parser("export", help="export a saved model to ONNX, preprocessing included")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    _overwrite_arg(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("datasets", help="list the bundled datasets")

@@ -282,18 +282,22 @@ def _classification_outputs(g: _Graph, out: str, config: dict) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------- public API
-def export_onnx(model_dir, path) -> Path:
+def export_onnx(model_dir, path, *, overwrite: bool = False,
+                flag: str = "overwrite=True") -> Path:
     """Write the model saved in ``model_dir`` as one ONNX graph, preprocessing included.
 
-    The file is written atomically (a temp file renamed into place) and checked with
-    ``onnx.checker``. Returns the path written.
+    The file is checked with ``onnx.checker`` and written atomically (a temp file renamed
+    into place); an existing file is replaced only with ``overwrite=True``. Returns the
+    path written.
     """
     onnx = import_optional("onnx")
     from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
-    from .persistence import read_config, read_preprocessor, write_bytes
+    from ._files import check_output_file, write_file
+    from .persistence import read_config, read_preprocessor
 
+    check_output_file(path, overwrite=overwrite, flag=flag)
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     pre, target = read_preprocessor(model_dir)
@@ -324,7 +328,7 @@ def export_onnx(model_dir, path) -> Path:
                                              helper.make_opsetid("ai.onnx.ml", _ML_OPSET)])
     model.ir_version = 9  # readable by onnxruntime >= 1.17
     onnx.checker.check_model(model)
-    return write_bytes(Path(path), model.SerializeToString())
+    return write_file(Path(path), model.SerializeToString(), overwrite=overwrite, flag=flag)
 
 
 def onnx_feeds(frame, model) -> dict:

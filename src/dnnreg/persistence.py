@@ -1,22 +1,22 @@
 """Model files: a directory of ``config.json``, ``preprocessor.json`` and
 ``weights.safetensors``. Never pickle: JSON and safetensors load without running code.
 
-Writes are atomic (a sibling temp directory renamed into place), so a crash leaves either
-the old model or the new one, never half of one. ``config.json`` records the sha256 of
-the other two files, so a truncated or edited file is caught at load time.
+Writes go through :mod:`dnnreg._files`: a sibling temp directory, fsynced, exchanged into
+place, so a crash leaves either the old model or the new one, never half of one, and an
+existing path is replaced only when it holds a dnnreg output and ``overwrite=True`` says so.
+``config.json`` records the sha256 of the other two files, so a truncated or edited file
+is caught at load time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from ._files import output_dir, write_json
 
 FORMAT_VERSION = 2
 FILES = ("config.json", "preprocessor.json", "weights.safetensors")
@@ -28,59 +28,6 @@ class ModelFormatError(ValueError):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON atomically: temp file in the same directory, then rename."""
-    write_text(path, json.dumps(obj, indent=1, allow_nan=False) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a UTF-8 text file atomically (see :func:`write_bytes`)."""
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_bytes(path: Path, data: bytes) -> Path:
-    """Write a file atomically: a temp file in the same directory, then a rename, so a
-    reader sees the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def replace_dir(tmp_dir: Path, final: Path) -> None:
-    """Move a fully written ``tmp_dir`` to ``final``, replacing any old directory there."""
-    final = Path(final)
-    backup = None
-    if final.exists():
-        backup = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, backup)
-    os.replace(tmp_dir, final)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
-@contextmanager
-def atomic_dir(final):
-    """Yield a fresh temp directory beside ``final``; on success it replaces ``final``,
-    on any failure it is removed, so ``final`` is never half-written."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
-        yield tmp
-        replace_dir(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _params_from_json(params: dict) -> dict:
@@ -97,10 +44,11 @@ def json_params(model) -> dict:
     return params
 
 
-def save(model, path, *, metadata: dict | None = None) -> Path:
-    """Save a fitted ``DNNRegressor`` or ``DNNClassifier`` to the directory ``path``
-    (created or replaced).
+def save(model, path, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
+    """Save a fitted ``DNNRegressor`` or ``DNNClassifier`` to the directory ``path``.
 
+    ``path`` must be absent, an empty directory, or (with ``overwrite=True``) a model
+    directory dnnreg wrote; anything else raises ``FileExistsError`` and is left untouched.
     ``metadata`` (plain JSON, e.g. the target column's name) is stored in ``config.json``.
     """
     import torch
@@ -111,7 +59,7 @@ def save(model, path, *, metadata: dict | None = None) -> Path:
 
     check_is_fitted(model, "model_")
     path = Path(path)
-    with atomic_dir(path) as tmp:
+    with output_dir(path, kind="model", overwrite=overwrite) as tmp:
         state = {k: v.detach().to("cpu", copy=True).contiguous()
                  for k, v in model.model_.state_dict().items()}
         save_file(state, tmp / "weights.safetensors", metadata={"format_version": str(FORMAT_VERSION)})

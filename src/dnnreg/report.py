@@ -61,12 +61,20 @@ def _metrics_table(metrics: dict) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def write_report(run_dir, out=None) -> Path:
-    """Write the report of ``run_dir`` (default ``run_dir/report.html``); returns its path."""
+def write_report(run_dir, out=None, *, overwrite: bool = False,
+                 flag: str = "overwrite=True") -> Path:
+    """Write the report of ``run_dir``; returns its path.
+
+    By default the page is ``run_dir/report.html``, which is part of the run: a report
+    dnnreg wrote there before is regenerated, a file of that name it did not write is
+    refused. An explicit ``out`` file is replaced only with ``overwrite=True``.
+    """
+    from ._files import check_output_file, write_owned, write_text
     from .diagnostics import format_verdict, verdicts
-    from .persistence import write_text
 
     run = Path(run_dir)
+    if out is not None:
+        check_output_file(out, overwrite=overwrite, flag=flag)
     config, metrics = _read(run, "config.json"), _read(run, "metrics.json")
     history, model_config = _read(run, "history.json"), _read(run / "model", "config.json")
     if config is None or metrics is None or history is None or model_config is None:
@@ -101,9 +109,9 @@ def write_report(run_dir, out=None) -> Path:
             f"<h1>dnnreg report: {html.escape(config['target'])}</h1><p>data "
             f"{html.escape(str(config.get('data', '')))}, task {task}, dnnreg "
             f"{html.escape(config.get('dnnreg_version', ''))}</p>{body}</body></html>")
-    out = Path(out) if out is not None else run / "report.html"
-    write_text(out, page)
-    return out
+    if out is None:
+        return write_owned(run, "report.html", page.encode("utf-8"))
+    return write_text(Path(out), page, overwrite=overwrite, flag=flag)
 
 
 _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"

@@ -16,6 +16,7 @@ The same ``study_name`` and storage resume a study where it stopped.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -81,18 +82,68 @@ def default_trial(model, n_numeric: int) -> dict:
     return point
 
 
+JOURNAL = "study.journal"
+
+
+def study_dir(path, *, overwrite: bool = False, flag: str = "overwrite=True") -> bool:
+    """Make ``path`` the directory of a tuning study; True when it resumes one there.
+
+    Absent (or empty): created and marked as dnnreg's. An earlier study directory: resumed,
+    or with ``overwrite`` replaced by an empty one (the old study is deleted). Any other
+    dnnreg output is replaced only with ``overwrite``; anything else is refused
+    (``FileExistsError``), as every dnnreg output path is (see :mod:`dnnreg._files`).
+    """
+    from ._files import check_output_dir, make_output_dir, marker_of, output_dir
+
+    path = Path(path)
+    transient = [JOURNAL + ".lock*"]  # Optuna's lock symlinks come and go beside the journal
+    marker = marker_of(path)
+    resume = marker is not None and marker["dnnreg_output"] == "tune" and not overwrite
+    existing = check_output_dir(path, overwrite=overwrite, flag=flag, resume=resume)
+    if resume:
+        return True
+    if existing is None and not path.exists():
+        make_output_dir(path, kind="tune", files={JOURNAL: None}, transient=transient)
+    else:  # an empty directory, or an output to replace: swap in a fresh, marked one
+        with output_dir(path, kind="tune", overwrite=True, flag=flag, transient=transient,
+                        files={JOURNAL: None}):
+            pass
+    return False
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse a ``--storage`` file that exists and is not an Optuna journal: the journal
+    backend appends to it, which would change a file dnnreg did not write."""
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        ok = not first.strip() or "op_code" in json.loads(first)
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        raise FileExistsError(f"storage {str(path)!r} exists and is not an Optuna journal; "
+                              "name a new file or an existing study's journal")
+
+
 def open_study(storage: str | None, study_name: str, *, direction: str, seed: int,
-               default_dir: Path):
+               default_dir: Path, overwrite: bool = False):
     """Create or resume the study ``study_name`` in ``storage`` (a SQLAlchemy URL, a journal
-    file path, or None for ``default_dir/study.journal``)."""
+    file path, or None for ``default_dir/study.journal``: see :func:`study_dir`)."""
     optuna = import_optional("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # dnnreg reports what matters
     if storage is None or "://" not in storage:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
-        path = Path(storage) if storage else Path(default_dir) / "study.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if storage:
+            path = Path(storage)
+            _check_journal(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            study_dir(default_dir, overwrite=overwrite)
+            path = Path(default_dir) / JOURNAL
         storage = JournalStorage(JournalFileBackend(str(path)))
     return optuna.create_study(
         study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
@@ -122,7 +173,7 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
          n_trials: int | None = None, storage: str | None = None, study_name: str = "dnnreg",
          seed: int = 0, val_fraction: float = 0.2, fixed: dict | None = None,
          default_dir: Path | str = "runs/tune", pruner=None, eval_set=None,
-         start_with_defaults: bool = True):
+         start_with_defaults: bool = True, overwrite: bool = False):
     """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
     ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
     parameter dict to pass to the estimator; ``study.best_model_`` the best fitted model of
@@ -134,7 +185,10 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     ``time_budget`` bounds the whole search: no trial starts after it, and a running trial
     stops training when it runs out (``max_time``), keeping its best epoch so far. A new
-    study's first trial is the defaults unless ``start_with_defaults=False``."""
+    study's first trial is the defaults unless ``start_with_defaults=False``.
+
+    Without ``storage`` the study lives in ``default_dir`` (:func:`study_dir`): an earlier
+    study there is resumed, or replaced with ``overwrite=True``."""
     from sklearn.model_selection import train_test_split
 
     from .classifier import DNNClassifier
@@ -143,7 +197,7 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     metric, maximize = PRIMARY[task]
     study = open_study(storage, study_name, direction="maximize" if maximize else "minimize",
-                       seed=seed, default_dir=Path(default_dir))
+                       seed=seed, default_dir=Path(default_dir), overwrite=overwrite)
     if pruner is not None:
         study.pruner = pruner
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
