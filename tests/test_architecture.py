@@ -46,7 +46,7 @@ def test_import_dnnreg_does_not_import_torch():
 
 
 # ARCHITECTURE.md's layers; a module may import dnnreg modules of its own layer or below.
-LAYERS = {"_validation": 0, "_optional": 0, "parameters": 0,
+LAYERS = {"_validation": 0, "_optional": 0, "_files": 0, "parameters": 0,
           "datasets": 1, "data": 1, "preprocessing": 1, "metrics": 1, "numpy_ref": 1,
           "baselines": 1, "evaluation": 1, "numpy_runtime": 1, "devices": 2, "embeddings": 2, "models": 2, "losses": 2, "optim": 3, "train": 3,
           "diagnostics": 3, "tensorboard_log": 3, "progress": 0, "report": 6,

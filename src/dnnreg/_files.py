@@ -38,6 +38,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -488,27 +489,42 @@ def leftovers(path) -> list[Path]:
     except OSError:
         return []
     for entry in entries:
-        if not entry.name.startswith(prefix) or str(entry) in _active:
+        if entry.is_symlink() or str(entry) in _active:
             continue
-        if _leftover_pid(entry.name) is None or entry.is_symlink():
-            continue
-        if entry.is_dir() and marker_of(entry) is None:
-            continue  # a directory of that name without our marker: not ours
-        found.append(entry)
+        if entry.name.startswith(prefix) and _leftover_pid(entry.name) is not None:
+            if entry.is_dir() and marker_of(entry) is None:
+                continue  # a directory of that name without our marker: not ours
+            found.append(entry)
+        elif _is_legacy_leftover(entry, path.name):
+            found.append(entry)
     return sorted(found)
 
 
+def _is_legacy_leftover(entry: Path, name: str) -> bool:
+    """A temp (``.NAME.tmp-XXXXXXXX``, tempfile's) or replaced (``.NAME.old-PID``) run or
+    model directory of dnnreg 0.1's writer, which carried no marker: recognised by its
+    config.json, and for a temp by being a day old (it named no pid to ask about)."""
+    tail = entry.name[len(name) + 1:] if entry.name.startswith(f".{name}.") else ""
+    if not (tail.startswith(".old-") or tail.startswith(".tmp-")) or not entry.is_dir():
+        return False
+    if _read_marker(entry) is not None or _legacy_marker(entry) is None:
+        return False
+    if tail.startswith(".old-"):
+        return tail[5:].isdigit() and not _pid_alive(int(tail[5:]))
+    return len(tail) == 13 and time.time() - entry.stat().st_mtime > 86400
+
+
 def clean_leftovers(path) -> None:
-    """Remove the :func:`leftovers` of ``path``. If a kill fell between the two renames of
-    the fallback replace (no exchange rename), the old output is first put back."""
+    """Remove the :func:`leftovers` of ``path``. If a kill fell between two renames (the
+    fallback replace without an exchange rename, or dnnreg 0.1's writer) and left no output
+    at ``path``, the replaced output is first put back."""
     path = Path(path)
     for entry in leftovers(path):
-        if entry.is_dir():
-            marker = marker_of(entry)
-            if (not path.exists() and marker.get("state") == "complete"
-                    and f"{_TAG}old-" in entry.name):
-                os.rename(entry, path)
-                continue
-            remove_output(entry)
-        else:
+        if not entry.is_dir():
             entry.unlink(missing_ok=True)
+            continue
+        aside = f"{_TAG}old-" in entry.name or entry.name.startswith(f".{path.name}.old-")
+        if aside and not path.exists() and marker_of(entry).get("state", "complete") == "complete":
+            os.rename(entry, path)
+            continue
+        remove_output(entry)
