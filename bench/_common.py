@@ -55,7 +55,7 @@ def load_table(name: str, target: str):
     when neither has it."""
     import pandas as pd
 
-    from dnnreg.datasets import DATASETS, load_dataset
+    from dnnreg.tables.datasets import DATASETS, load_dataset
 
     if name in DATASETS:
         frame = load_dataset(name)

@@ -1,9 +1,9 @@
 """Accuracy on ten regression tables, the standard protocol of the tabular-DL literature:
-a fixed 64/16/20 train/validation/test split per seed (``dnnreg.data.train_val_test_indices``),
+a fixed 64/16/20 train/validation/test split per seed (``dnnreg.tables.reading.train_val_test_indices``),
 ``SEEDS`` seeds, test RMSE mean ± std, in the target's units.
 
 Models, each on the same rows: dnnreg defaults (early stopping on the validation rows);
-dnnreg tuned (``dnnreg.tune`` for ``--budget`` seconds); LightGBM defaults (100 trees,
+dnnreg tuned (``dnnreg.studies.tune`` for ``--budget`` seconds); LightGBM defaults (100 trees,
 trained on the training rows); LightGBM with 2,000 trees and early stopping on the
 validation rows; LightGBM tuned by Optuna TPE with the same budget; sklearn's MLPRegressor
 (3x256, standardized, its own early stopping). Per dataset the models are ranked by mean
@@ -23,8 +23,8 @@ import numpy as np
 from _common import tables, write
 
 from dnnreg import DNNRegressor
-from dnnreg.baselines import Tabular
-from dnnreg.data import train_val_test_indices
+from dnnreg.studies.baselines import Tabular
+from dnnreg.tables.reading import train_val_test_indices
 
 DATASETS = {"california_housing": "MedHouseVal", "diamonds": "price", "wine_quality": "quality",
             "airfoil_self_noise": "scaled_sound_pressure_db", "power_plant_ccpp": "PE",
@@ -65,7 +65,7 @@ def fit_lgbm_early_stopping(X, y, tr, va, seed):
 def _lgbm_encoder(X_train):
     """One-hot categoricals, standard-scaled numbers (trees ignore the scale), fitted on
     the training rows."""
-    from dnnreg.preprocessing import TablePreprocessor, as_frame
+    from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
 
     pre = TablePreprocessor(numeric_scaling="standard").fit(as_frame(X_train))
     return lambda frame: pre.transform(as_frame(frame)).numeric
@@ -80,13 +80,13 @@ class _Encoded:
 
 
 def fit_dnnreg_tuned(X, y, tr, va, seed):
-    """``dnnreg.tune`` for ``BUDGET`` seconds (TPE; each trial fitted on the training rows,
+    """``dnnreg.studies.tune`` for ``BUDGET`` seconds (TPE; each trial fitted on the training rows,
     scored and early-stopped on the validation rows, stopped when the budget ends), with
     the defaults as its first trial: that trial is the "dnnreg defaults" model just fitted
     on the same rows and seed, reused rather than fitted again. The best on validation."""
     import tempfile
 
-    from dnnreg.tune import tune
+    from dnnreg.studies.tune import tune
 
     default = _LAST["model"]
     assert (_LAST["seed"], _LAST["n"]) == (seed, len(tr))

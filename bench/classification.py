@@ -15,7 +15,7 @@ from _common import tables, write
 from sklearn.model_selection import train_test_split
 
 from dnnreg import DNNClassifier
-from dnnreg.baselines import LogisticBaseline
+from dnnreg.studies.baselines import LogisticBaseline
 from dnnreg.metrics import classification_metrics
 
 DATASETS = {"digits": "digit", "mnist_5k": "label", "adult": "income",

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 
 from dnnreg import DNNRegressor
-from dnnreg.data import train_val_test_indices
-from dnnreg.datasets import load_california_housing
-from dnnreg.losses import make_loss
-from dnnreg.models import MLP
-from dnnreg.train import TrainConfig, fit_model
+from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.datasets import load_california_housing
+from dnnreg.network.losses import make_loss
+from dnnreg.network.mlp import MLP
+from dnnreg.training.loop import TrainConfig, fit_model
 
 
 def rate(X, y, width, batch, k=1, precision="fp32", epochs=3) -> float:
@@ -71,9 +71,9 @@ def main():
                                                         precision=precision)})
                 print(rows[-1], flush=True)
     fits = [california(), california(precision="bf16"), california(batch_size=1024)]
-    import dnnreg.devices
+    import dnnreg.training.devices
 
-    dnnreg.devices.GPU_DATA_SHARE = 0.0  # force the host-memory path: batches copied over
+    dnnreg.training.devices.GPU_DATA_SHARE = 0.0  # force the host-memory path: batches copied over
     fits.append({**california(), "note": "table in host memory, batches copied"})
     for f in fits:
         print(f, flush=True)

@@ -19,8 +19,8 @@ import pandas as pd
 from _common import write
 
 from dnnreg import DNNRegressor, load, load_numpy, save
-from dnnreg.data import train_val_test_indices
-from dnnreg.datasets import load_california_housing
+from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.datasets import load_california_housing
 
 
 def latency_ms(predict, row, repeats=200) -> float:
@@ -48,8 +48,8 @@ def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
     try:
         import onnxruntime as ort
 
-        from dnnreg.onnx_export import export_onnx, onnx_feeds
-        from dnnreg.persistence import read_preprocessor
+        from dnnreg.inference.onnx import export_onnx, onnx_feeds
+        from dnnreg.estimators.persistence import read_preprocessor
 
         session = ort.InferenceSession(str(export_onnx(path, path.with_suffix(".onnx"))),
                                        providers=["CPUExecutionProvider"])

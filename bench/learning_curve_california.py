@@ -14,9 +14,9 @@ import logging
 from _common import RESULTS, write
 
 from dnnreg import learning_curve
-from dnnreg.comparison import as_records
-from dnnreg.datasets import load_california_housing
-from dnnreg.plots import learning_curve_plot
+from dnnreg.studies.comparison import as_records
+from dnnreg.tables.datasets import load_california_housing
+from dnnreg.report.plots import learning_curve_plot
 
 
 def main():

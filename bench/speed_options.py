@@ -67,8 +67,8 @@ class Trace:
 
 
 def split():
-    from dnnreg.data import train_val_test_indices
-    from dnnreg.datasets import load_california_housing
+    from dnnreg.tables.reading import train_val_test_indices
+    from dnnreg.tables.datasets import load_california_housing
 
     X, y = load_california_housing(return_X_y=True)
     tr, va, te = train_val_test_indices(len(X))

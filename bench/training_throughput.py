@@ -22,11 +22,11 @@ import torch
 from _common import write
 from torch import nn
 
-from dnnreg.data import train_val_test_indices
-from dnnreg.datasets import load_california_housing
-from dnnreg.losses import make_loss
-from dnnreg.models import MLP
-from dnnreg.train import TrainConfig, fit_model
+from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.datasets import load_california_housing
+from dnnreg.network.losses import make_loss
+from dnnreg.network.mlp import MLP
+from dnnreg.training.loop import TrainConfig, fit_model
 
 EPOCHS, REPEATS = 2, 2
 BATCHES, WIDTHS = (256, 1024, 4096), (64, 256, 1024)

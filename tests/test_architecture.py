@@ -1,4 +1,5 @@
-"""The layering rules of ARCHITECTURE.md, checked on the source itself."""
+"""The layering rules of the package docstring (``dnnreg/__init__.py``), checked on the
+source: every import, relative ones and ``from . import X`` included, at any depth."""
 
 import ast
 import subprocess
@@ -8,63 +9,117 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dnnreg"
-TORCH_FREE = ["_validation", "_optional", "datasets", "data", "preprocessing", "metrics", "onnx_export", "evaluation", "numpy_runtime",
-              "baselines", "numpy_ref"]
+
+# Each wing (a subpackage) or top-level module and its layer: a module may import dnnreg
+# modules of its own layer or below, never above.
+LAYERS = {"_validation": 0, "_optional": 0, "_files": 0, "_version": 0, "options": 0,
+          "tables": 1, "metrics": 1, "predictions": 1, "model_file": 1,
+          "network": 2, "training": 3, "estimators": 4, "inference": 5,
+          "studies": 6, "report": 6, "run": 6,
+          "cli": 7, "__main__": 7, "__init__": 7}
+# Never torch, not even inside a function.
+TORCH_FREE = ["_validation", "_optional", "_files", "_version", "options", "tables", "metrics",
+              "predictions", "model_file", "inference.runtime", "inference.onnx",
+              "inference.reference", "report"]
 
 
-def _imports(module: str, top_level_only: bool = False) -> set[str]:
-    tree = ast.parse((SRC / f"{module}.py").read_text())
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    names = set()
-    for node in nodes:
+def module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"] or ["__init__"]
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+
+
+def wing(module: str) -> str:
+    return module.split(".")[0]
+
+
+def imports(module: str, top_level_only: bool = False) -> set[str]:
+    """Every module ``module`` imports: absolute names as written, dnnreg's own resolved
+    to their path below ``dnnreg`` (``from . import plots`` in report.html is report.plots)."""
+    path = MODULES[module]
+    package = module.split(".")[:-1] if path.name != "__init__.py" else module.split(".")
+    if module == "__init__":
+        package = []
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in (tree.body if top_level_only else ast.walk(tree)):
         if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
+            found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
-            names.add(("." if node.level else "") + (node.module or "").split(".")[0])
-    return names
+            if node.level:  # relative: resolve against this module's package
+                base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                parts = ["dnnreg", *base, *([node.module] if node.module else [])]
+            else:
+                parts = [node.module]
+            root = ".".join(parts)
+            found.add(root)
+            for alias in node.names:  # "from dnnreg.report import plots" imports a module
+                candidate = f"{root}.{alias.name}"
+                if candidate.startswith("dnnreg.") and candidate[7:] in MODULES:
+                    found.add(candidate)
+    return found
 
 
-@pytest.mark.parametrize("module", TORCH_FREE)
-def test_lower_layers_never_import_torch(module):
-    assert "torch" not in _imports(module)
+def dnnreg_imports(module: str) -> set[str]:
+    out = set()
+    for name in imports(module):
+        if name == "dnnreg":
+            out.add("__init__")
+        elif name.startswith("dnnreg."):
+            out.add(name[len("dnnreg."):])
+    return out
 
 
-def test_persistence_imports_torch_only_inside_functions():
-    assert "torch" not in _imports("persistence", top_level_only=True)
+def test_the_import_reader_sees_relative_and_from_dot_imports(tmp_path):
+    """The reader itself: a relative import and ``from . import X`` are both resolved."""
+    assert "report.plots" in dnnreg_imports("report.html")
+    assert "_version" in dnnreg_imports("estimators.persistence")
+
+
+def test_every_module_belongs_to_a_layer():
+    assert {wing(m) for m in MODULES} <= set(LAYERS), sorted({wing(m) for m in MODULES} - set(LAYERS))
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_modules_import_only_their_layer_or_below(module):
+    for target in dnnreg_imports(module):
+        assert LAYERS[wing(target)] <= LAYERS[wing(module)], f"{module} imports {target}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES
+                                          if any(m == t or m.startswith(t + ".") for t in TORCH_FREE)))
+def test_torch_free_modules_never_import_torch(module):
+    assert not {n for n in imports(module) if n.split(".")[0] == "torch"}, module
 
 
 def test_nothing_imports_the_cli():
-    for path in SRC.glob("*.py"):
-        if path.stem not in ("cli", "__main__"):
-            assert ".cli" not in _imports(path.stem), path.name
+    for module in MODULES:
+        if module not in ("cli", "__main__"):
+            assert "cli" not in dnnreg_imports(module), module
+
+
+def test_the_reference_is_imported_by_no_production_module():
+    for module in MODULES:
+        if module != "inference.reference":
+            assert "inference.reference" not in dnnreg_imports(module), module
+
+
+def test_the_training_loop_never_imports_its_callbacks():
+    for module in ("training.loop", "training.optim", "training.devices", "training.pretrain"):
+        targets = dnnreg_imports(module)
+        assert not targets & {"training.diagnostics", "training.tensorboard"}, module
+
+
+def test_persistence_imports_torch_only_inside_functions():
+    assert "torch" not in {n.split(".")[0] for n in imports("estimators.persistence",
+                                                             top_level_only=True)}
 
 
 def test_import_dnnreg_does_not_import_torch():
-    code = "import sys, dnnreg, dnnreg.preprocessing, dnnreg.data; print('torch' in sys.modules)"
+    code = ("import sys, dnnreg, dnnreg.tables.preprocessing, dnnreg.tables.reading, "
+            "dnnreg.options; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
-
-
-# ARCHITECTURE.md's layers; a module may import dnnreg modules of its own layer or below.
-LAYERS = {"_validation": 0, "_optional": 0, "_files": 0, "parameters": 0,
-          "datasets": 1, "data": 1, "preprocessing": 1, "metrics": 1, "numpy_ref": 1,
-          "baselines": 1, "evaluation": 1, "numpy_runtime": 1, "devices": 2, "embeddings": 2, "models": 2, "losses": 2, "optim": 3, "train": 3,
-          "diagnostics": 3, "tensorboard_log": 3, "progress": 0, "report": 6,
-          "estimator": 4, "regressor": 4, "classifier": 4, "pretrain": 3, "pretrain_study": 4, "tune": 4, "persistence": 5, "onnx_export": 5, "comparison": 4, "plots": 6,
-          "cli": 7, "__main__": 7, "__init__": 7}
-
-
-def test_every_module_has_a_layer():
-    assert {p.stem for p in SRC.glob("*.py")} == set(LAYERS)
-
-
-@pytest.mark.parametrize("module", sorted(LAYERS))
-def test_modules_import_only_their_layer_or_below(module):
-    for name in _imports(module):
-        if name.startswith(".") and name != ".":
-            target = name[1:]
-            assert LAYERS[target] <= LAYERS[module], f"{module} imports {target}"
-
-
-def test_train_never_imports_diagnostics():
-    assert ".diagnostics" not in _imports("train")

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dnnreg.baselines import LinearBaseline, linear_closed_form, linear_gradient_descent
-from dnnreg.datasets import load_concrete
+from dnnreg.studies.baselines import LinearBaseline, linear_closed_form, linear_gradient_descent
+from dnnreg.tables.datasets import load_concrete
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from sklearn.metrics import log_loss as sk_log_loss
 from sklearn.model_selection import train_test_split
 
 from dnnreg import DNNClassifier, load, load_numpy, save
-from dnnreg.baselines import LogisticBaseline
-from dnnreg.datasets import load_digits
+from dnnreg.studies.baselines import LogisticBaseline
+from dnnreg.tables.datasets import load_digits
 from dnnreg.metrics import classification_metrics
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dnnreg import load
 from dnnreg.cli import main
-from dnnreg.data import read_table
+from dnnreg.tables.reading import read_table
 
 FAST = ["--set", "max_iter=3", "--set", "hidden_layer_sizes=16", "--set", "n_ensemble=1"]
 

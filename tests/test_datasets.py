@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import dnnreg.datasets as ds
+import dnnreg.tables.datasets as ds
 
 
 @pytest.mark.parametrize("name", sorted(ds.DATASETS))

@@ -8,7 +8,7 @@ import torch
 
 from dnnreg import load
 from dnnreg.cli import main
-from dnnreg.datasets import load_california_housing
+from dnnreg.tables.datasets import load_california_housing
 from dnnreg.metrics import rmse
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dnnreg import DNNRegressor
-from dnnreg.devices import bf16_is_native, data_device, resolve_device
+from dnnreg.training.devices import bf16_is_native, data_device, resolve_device
 from sklearn.metrics import r2_score
 
 
@@ -87,7 +87,7 @@ def test_compiled_training_reaches_the_eager_quality():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_training_from_host_memory_equals_gpu_resident(monkeypatch):
     _, resident = _fit(device="cuda")
-    monkeypatch.setattr("dnnreg.devices.GPU_DATA_SHARE", 0.0)  # force batch-by-batch copies
+    monkeypatch.setattr("dnnreg.training.devices.GPU_DATA_SHARE", 0.0)  # force batch-by-batch copies
     _, streamed = _fit(device="cuda")
     assert resident == pytest.approx(streamed, abs=1e-6)
     _, cpu = _fit(device="cpu")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dnnreg import DNNRegressor
-from dnnreg.diagnostics import SATURATION, Diagnostics, verdicts
-from dnnreg.models import MLP
+from dnnreg.training.diagnostics import SATURATION, Diagnostics, verdicts
+from dnnreg.network.mlp import MLP
 
 
 def _net(activation, widths=(6, 6)):
@@ -70,7 +70,7 @@ def test_gradient_norms_equal_a_manual_torch_computation():
 
 
 def _california(n=3000):
-    from dnnreg.datasets import load_california_housing
+    from dnnreg.tables.datasets import load_california_housing
 
     X, y = load_california_housing(return_X_y=True)
     return X.iloc[:n], y.iloc[:n]

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from dnnreg import DNNClassifier, DNNRegressor, load, load_numpy, save
-from dnnreg.embeddings import NumericEmbedding, ple_tables, quantile_bins, tree_bins
-from dnnreg.models import MLP
-from dnnreg.numpy_ref import NumpyMLP, embed_numeric, member_weights
-from dnnreg.numpy_runtime import InferenceNet
+from dnnreg.network.embeddings import NumericEmbedding, ple_tables, quantile_bins, tree_bins
+from dnnreg.network.mlp import MLP
+from dnnreg.inference.reference import NumpyMLP, embed_numeric, member_weights
+from dnnreg.inference.runtime import InferenceNet
 
 
 def test_piecewise_linear_codes_by_hand():

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from dnnreg.cli import main
-from dnnreg.comparison import compare, learning_curve
-from dnnreg.evaluation import crossover, evaluate_models, make_splits, paired_interval
+from dnnreg.studies.comparison import compare, learning_curve
+from dnnreg.studies.evaluation import crossover, evaluate_models, make_splits, paired_interval
 
 FAST_DNN = {"hidden_layer_sizes": (64, 64), "max_iter": 60}
 
@@ -101,7 +101,7 @@ def test_square_target_linear_fails_polynomial_is_exact_dnn_learns_it():
 
 
 def test_classification_path():
-    from dnnreg.datasets import load_digits
+    from dnnreg.tables.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
     res = compare(X[:600], y[:600], task="classification", models=["logistic", "gbdt"], folds=2,
@@ -128,7 +128,7 @@ def test_unknown_model_names_are_refused_with_a_suggestion():
 
 
 def test_cli_compare_and_learning_curve_end_to_end(tmp_path, capsys):
-    from dnnreg.datasets import load_dataset
+    from dnnreg.tables.datasets import load_dataset
 
     load_dataset("yacht_hydrodynamics").to_csv(tmp_path / "yacht.csv", index=False)
     fast = ["--set", "n_ensemble=2", "--set", "max_iter=40"]  # plumbing, not accuracy

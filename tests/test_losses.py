@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dnnreg.losses import make_loss, output_bias
+from dnnreg.network.losses import make_loss, output_bias
 
 
 def _t(values):

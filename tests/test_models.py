@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dnnreg.models import (ACTIVATIONS, INITS, MLP, EnsembleLayerNorm, EnsembleLinear,
+from dnnreg.network.mlp import (ACTIVATIONS, INITS, MLP, EnsembleLayerNorm, EnsembleLinear,
                            init_variance, resolve_init)
-from dnnreg.numpy_ref import ACTIVATIONS as NP_ACTIVATIONS
+from dnnreg.inference.reference import ACTIVATIONS as NP_ACTIVATIONS
 
 # Hand-picked points, including the kink at 0 and both saturated tails.
 POINTS = [-25.0, -3.0, -0.5, 0.0, 0.5, 3.0, 25.0]

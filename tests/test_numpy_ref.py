@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from dnnreg.losses import make_loss
-from dnnreg.models import MLP
-from dnnreg.numpy_ref import ACTIVATIONS, NumpyMLP, loss_and_output_error
-from dnnreg.numpy_runtime import InferenceNet
+from dnnreg.network.losses import make_loss
+from dnnreg.network.mlp import MLP
+from dnnreg.inference.reference import ACTIVATIONS, NumpyMLP, loss_and_output_error
+from dnnreg.inference.runtime import InferenceNet
 
 LAYOUTS = {"plain": {}, "residual": {"residual": True},
            "batchnorm-eval": {"normalization": "batch_norm"},
@@ -139,7 +139,7 @@ def test_hand_worked_3_2_1_network():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_numpy_training_matches_torch_after_20_steps(optimizer):
-    from dnnreg.numpy_ref import train_numpy
+    from dnnreg.inference.reference import train_numpy
 
     net, ref = _torch_and_numpy("tanh", "batchnorm-eval", k=2, seed=3)
     rng = np.random.default_rng(4)
@@ -166,10 +166,10 @@ def test_numpy_training_matches_torch_after_20_steps(optimizer):
 
 
 def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
-    """The engine itself (dnnreg.train.fit_model: its batching, loss and optimiser), not
+    """The engine itself (dnnreg.training.loop.fit_model: its batching, loss and optimiser), not
     just torch.optim: same initial weights, same batches, 20 SGD steps, float64."""
-    from dnnreg.numpy_ref import train_numpy
-    from dnnreg.train import TrainConfig, fit_model
+    from dnnreg.inference.reference import train_numpy
+    from dnnreg.training.loop import TrainConfig, fit_model
 
     net, ref = _torch_and_numpy("tanh", "layernorm-residual", k=1, seed=5)
     rng = np.random.default_rng(6)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from dnnreg import DNNClassifier, DNNRegressor, save
-from dnnreg.data import train_val_test_indices
-from dnnreg.onnx_export import export_onnx, onnx_feeds
+from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.inference.onnx import export_onnx, onnx_feeds
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the 'onnx' extra")
 
@@ -83,7 +83,7 @@ def _split_check(frame, target, tmp_path, **params):
 
 
 def test_california_housing_test_split(tmp_path):
-    from dnnreg.datasets import load_california_housing
+    from dnnreg.tables.datasets import load_california_housing
 
     _split_check(load_california_housing(), "MedHouseVal", tmp_path, max_iter=2)
 
@@ -120,7 +120,7 @@ def test_export_of_a_missing_model_is_one_line(tmp_path, capsys):
 def test_blockwise_count_equals_searchsorted(m):
     from onnx import TensorProto, helper
 
-    from dnnreg.onnx_export import OPSET, _count_at_or_below, _Graph
+    from dnnreg.inference.onnx import OPSET, _count_at_or_below, _Graph
 
     rng = np.random.default_rng(m)
     values = np.sort(rng.normal(size=m))

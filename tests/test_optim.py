@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from dnnreg.models import MLP
-from dnnreg.optim import (FusedAdam, Schedule, clip_gradients, lr_factor, make_optimizer,
+from dnnreg.network.mlp import MLP
+from dnnreg.training.optim import (FusedAdam, Schedule, clip_gradients, lr_factor, make_optimizer,
                           penalty)
 
 A = np.array([[3.0, 0.5], [0.5, 1.0]])

@@ -7,10 +7,10 @@ import torch
 
 from dnnreg import DNNClassifier, DNNRegressor
 from dnnreg.cli import parse_settings
-from dnnreg.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
+from dnnreg.network.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from dnnreg.metrics import rmse
-from dnnreg.models import ACTIVATIONS, INIT_ALIASES, INITS
-from dnnreg.optim import SCHEDULES, SOLVERS
+from dnnreg.network.mlp import ACTIVATIONS, INIT_ALIASES, INITS
+from dnnreg.training.optim import SCHEDULES, SOLVERS
 
 OPTIONS = ([("activation", a) for a in ACTIVATIONS]
            + [("init", i) for i in list(INITS) + list(INIT_ALIASES)]

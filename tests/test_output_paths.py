@@ -38,9 +38,9 @@ def run(table, tmp_path_factory):
 
 def _tiny_demo(monkeypatch, table):
     """The demo on 80 rows and a 2-epoch network: the demo's plumbing, not its accuracy."""
-    import dnnreg.datasets
+    import dnnreg.tables.datasets
 
-    monkeypatch.setattr(dnnreg.datasets, "load_dataset",
+    monkeypatch.setattr(dnnreg.tables.datasets, "load_dataset",
                         lambda name: pd.read_csv(table).rename(columns={"price": "MedHouseVal"}))
     fit = DNNRegressor.fit
 

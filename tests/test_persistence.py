@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import dnnreg
-from dnnreg.persistence import FORMAT_VERSION, ModelFormatError, load, save
+from dnnreg.estimators.persistence import FORMAT_VERSION, ModelFormatError, load, save
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_failed_save_leaves_the_old_model_and_no_debris(fitted, tmp_path, monkey
     model, X = fitted
     save(model, tmp_path / "m")
     before = {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()}
-    import dnnreg.persistence as persistence
+    import dnnreg.estimators.persistence as persistence
 
     def crash(*a, **k):
         raise RuntimeError("disk full")

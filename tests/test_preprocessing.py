@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import QuantileTransformer, StandardScaler
 
-from dnnreg.preprocessing import SCALINGS, TablePreprocessor, TargetScaler
+from dnnreg.tables.preprocessing import SCALINGS, TablePreprocessor, TargetScaler
 
 
 def test_imputes_with_training_median_and_adds_indicator():

@@ -11,8 +11,8 @@ import torch
 
 from dnnreg import DNNClassifier, DNNRegressor
 from dnnreg.cli import main
-from dnnreg.pretrain import RBM, corrupt, kl_sparsity
-from dnnreg.pretrain_study import labelled_subset, pretrain_study
+from dnnreg.training.pretrain import RBM, corrupt, kl_sparsity
+from dnnreg.studies.pretrain_study import labelled_subset, pretrain_study
 
 MODES = ["autoencoder", "denoising", "sparse", "rbm"]
 
@@ -60,7 +60,7 @@ def test_cd1_update_equals_a_hand_computation():
 
     t = lambda x, shape: torch.tensor(x, dtype=torch.float64).reshape(shape)  # noqa: E731
     rbm = RBM(t(W, (1, 2, 2)), t(c, (1, 1, 2)), t(b, (1, 1, 2)), gaussian=False)
-    from dnnreg.pretrain import cd_gradients
+    from dnnreg.training.pretrain import cd_gradients
 
     got = cd_gradients(rbm, t(v0, (1, 1, 2)), [t([0.3, 0.9], (1, 1, 2))])
     for g, want in zip(got, (dW, dc, db)):
@@ -121,7 +121,7 @@ def test_pretrain_none_changes_nothing(monkeypatch):
 
 
 def test_pretraining_uses_labelled_and_unlabelled_rows(monkeypatch):
-    import dnnreg.estimator as est
+    import dnnreg.estimators.base as est
 
     seen = []
     original = est.pretrain_stack

@@ -11,8 +11,8 @@ optuna = pytest.importorskip("optuna")
 
 from dnnreg import DNNRegressor  # noqa: E402
 from dnnreg.cli import main  # noqa: E402
-from dnnreg.evaluation import score  # noqa: E402
-from dnnreg.tune import tune  # noqa: E402
+from dnnreg.studies.evaluation import score  # noqa: E402
+from dnnreg.studies.tune import tune  # noqa: E402
 
 FIXED = {"max_iter": 6, "n_ensemble": 1}
 
@@ -24,7 +24,7 @@ def _data(n=240, seed=0):
 
 
 def _small_space(monkeypatch):
-    import dnnreg.tune as t
+    import dnnreg.studies.tune as t
 
     monkeypatch.setattr(t, "WIDTHS", (8, 16))
 

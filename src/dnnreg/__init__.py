@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from dnnreg._version import __version__  # noqa: E402
 
-from .datasets import list_datasets, load_dataset  # noqa: E402
-from .metrics import classification_metrics, regression_metrics  # noqa: E402
+from dnnreg.tables.datasets import list_datasets, load_dataset  # noqa: E402
+from dnnreg.metrics import classification_metrics, regression_metrics  # noqa: E402
 
-_LAZY = {"DNNRegressor": "regressor", "DNNClassifier": "classifier", "save": "persistence", "load": "persistence",
-         "load_numpy": "persistence", "compare": "comparison",
-         "learning_curve": "comparison"}
+_LAZY = {"DNNRegressor": "estimators.regressor", "DNNClassifier": "estimators.classifier",
+         "save": "estimators.persistence", "load": "estimators.persistence",
+         "load_numpy": "estimators.persistence", "compare": "studies.comparison",
+         "learning_curve": "studies.comparison"}
 
 __all__ = ["DNNRegressor", "DNNClassifier", "compare", "learning_curve", "save", "load", "load_numpy", "load_dataset", "list_datasets",
            "regression_metrics", "classification_metrics", "__version__"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._validation import did_you_mean
+from dnnreg._version import __version__
+from dnnreg._validation import did_you_mean
 
 logger = logging.getLogger("dnnreg")
 
@@ -56,14 +56,14 @@ def parse_value(key: str, text: str):
 
 def task_settings(pairs: list[str], task: str) -> dict:
     """:func:`parse_settings` against the estimator of ``task``."""
-    from . import DNNClassifier, DNNRegressor
+    from dnnreg import DNNClassifier, DNNRegressor
 
     return parse_settings(pairs, DNNClassifier if task == "classification" else DNNRegressor)
 
 
 def _preset_params(preset: str, task: str) -> dict:
     """The settings a preset changes from the defaults (``--set`` overrides them)."""
-    from . import DNNClassifier, DNNRegressor
+    from dnnreg import DNNClassifier, DNNRegressor
 
     cls = DNNClassifier if task == "classification" else DNNRegressor
     default = cls().get_params()
@@ -99,13 +99,13 @@ OVERWRITE = "--overwrite"  # how the CLI spells overwrite=True in the messages o
 
 def _check_out_dir(args) -> None:
     """Refuse ``--out`` before any data is read or any model trained (see dnnreg._files)."""
-    from ._files import check_output_dir
+    from dnnreg._files import check_output_dir
 
     check_output_dir(args.out, overwrite=args.overwrite, flag=OVERWRITE)
 
 
 def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int, stratify=None):
-    from .data import train_val_test_indices
+    from dnnreg.tables.reading import train_val_test_indices
 
     rows = np.arange(n)
     if test_fraction == 0 and val_fraction == 0:
@@ -133,7 +133,7 @@ def _stratifiable(y):
 def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None = None) -> str:
     """``task``, or for ``auto`` what the target column and ``loss`` imply (regression when
     the column is missing: ``split_xy`` then names it)."""
-    from .data import infer_task
+    from dnnreg.tables.reading import infer_task
 
     if task != "auto":
         return task
@@ -152,11 +152,11 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
-    from . import DNNClassifier, DNNRegressor, save
-    from .baselines import LinearBaseline, LogisticBaseline
-    from .data import split_xy
-    from ._files import check_output_dir, output_dir, write_json
-    from .persistence import json_params
+    from dnnreg import DNNClassifier, DNNRegressor, save
+    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
+    from dnnreg.tables.reading import split_xy
+    from dnnreg._files import check_output_dir, output_dir, write_json
+    from dnnreg.estimators.persistence import json_params
 
     check_output_dir(out, overwrite=overwrite, flag=OVERWRITE)
     task = resolve_task(task, frame, target, params.get("loss"))
@@ -219,7 +219,7 @@ def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
 
 def split_metrics(model, X, y) -> dict:
     """Regression metrics, or classification metrics for a model with ``classes_``."""
-    from .metrics import class_index, classification_metrics, regression_metrics
+    from dnnreg.metrics import class_index, classification_metrics, regression_metrics
 
     if not hasattr(model, "classes_"):
         return regression_metrics(y, model.predict(X))
@@ -267,8 +267,8 @@ def _print_metrics(metrics: dict) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from .data import read_table
-    from .losses import CLASSIFICATION_LOSSES
+    from dnnreg.tables.reading import read_table
+    from dnnreg.network.losses import CLASSIFICATION_LOSSES
 
     _check_out_dir(args)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
@@ -305,7 +305,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .datasets import dataset_info, load_dataset
+    from dnnreg.tables.datasets import dataset_info, load_dataset
 
     _check_out_dir(args)
     info = dataset_info("california_housing")
@@ -322,14 +322,14 @@ def cmd_demo(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from ._files import check_output_file, write_text
-    from .data import read_table
+    from dnnreg._files import check_output_file, write_text
+    from dnnreg.tables.reading import read_table
 
     check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
     if args.engine == "numpy":
-        from .persistence import load_numpy as load
+        from dnnreg.estimators.persistence import load_numpy as load
     else:
-        from . import load
+        from dnnreg import load
     model = load(_model_dir(args.model))
     frame = _features_for(model, read_table(args.data))
     pred = prediction_frame(model, frame)
@@ -340,8 +340,8 @@ def cmd_predict(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import load
-    from .data import read_table, split_xy
+    from dnnreg import load
+    from dnnreg.tables.reading import read_table, split_xy
 
     model = load(_model_dir(args.model))
     task = "classification" if hasattr(model, "classes_") else "regression"
@@ -352,7 +352,7 @@ def cmd_evaluate(args) -> int:
 
 def _load_xy(args):
     """Read DATA, pick the task, split off the target (the same checks as ``train``)."""
-    from .data import read_table, split_xy
+    from dnnreg.tables.reading import read_table, split_xy
 
     frame = read_table(args.data)
     task = resolve_task(args.task, frame, args.target)
@@ -365,10 +365,10 @@ def _model_list(text):
 
 
 def cmd_compare(args) -> int:
-    from ._files import output_dir, write_json
-    from .comparison import as_records, compare
-    from .evaluation import PRIMARY
-    from .plots import comparison_plot
+    from dnnreg._files import output_dir, write_json
+    from dnnreg.studies.comparison import as_records, compare
+    from dnnreg.studies.evaluation import PRIMARY
+    from dnnreg.report.plots import comparison_plot
 
     _check_out_dir(args)
     X, y, task = _load_xy(args)
@@ -403,10 +403,10 @@ def _print_summary(summary: list[dict], task: str) -> None:
 
 
 def cmd_learning_curve(args) -> int:
-    from ._files import output_dir, write_json
-    from .comparison import as_records, learning_curve
-    from .evaluation import PRIMARY
-    from .plots import learning_curve_plot
+    from dnnreg._files import output_dir, write_json
+    from dnnreg.studies.comparison import as_records, learning_curve
+    from dnnreg.studies.evaluation import PRIMARY
+    from dnnreg.report.plots import learning_curve_plot
 
     _check_out_dir(args)
     X, y, task = _load_xy(args)
@@ -433,8 +433,8 @@ def cmd_learning_curve(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from ._files import write_owned
-    from .tune import study_dir, tune
+    from dnnreg._files import write_owned
+    from dnnreg.studies.tune import study_dir, tune
 
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be at least 1, got {args.n_trials}")
@@ -467,9 +467,9 @@ def cmd_tune(args) -> int:
 
 
 def cmd_pretrain_study(args) -> int:
-    from ._files import output_dir, write_json
-    from .plots import pretrain_study_plot
-    from .pretrain_study import STUDY_MODES, pretrain_study
+    from dnnreg._files import output_dir, write_json
+    from dnnreg.report.plots import pretrain_study_plot
+    from dnnreg.studies.pretrain_study import STUDY_MODES, pretrain_study
 
     _check_out_dir(args)
     fractions = _fractions(args.label_fractions)
@@ -516,7 +516,7 @@ def _fractions(text: str) -> list[float]:
 
 
 def cmd_diagnose(args) -> int:
-    from .diagnostics import format_verdict, verdicts
+    from dnnreg.training.diagnostics import format_verdict, verdicts
 
     run = Path(args.run_dir)
     try:
@@ -536,7 +536,7 @@ def cmd_diagnose(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from dnnreg.report.html import write_report
 
     path = write_report(args.run_dir, args.out, overwrite=args.overwrite, flag=OVERWRITE)
     print(f"wrote {path}")
@@ -544,8 +544,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ._files import check_output_file
-    from .onnx_export import export_onnx
+    from dnnreg._files import check_output_file
+    from dnnreg.inference.onnx import export_onnx
 
     check_output_file(args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
     path = export_onnx(_model_dir(args.model), args.onnx, overwrite=args.overwrite,
@@ -556,7 +556,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .datasets import list_datasets
+    from dnnreg.tables.datasets import list_datasets
 
     table = list_datasets()[["name", "rows", "features", "target", "license"]]
     print(table.to_string(index=False))
@@ -588,7 +588,7 @@ def _overwrite_arg(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .pretrain_study import STUDY_MODES  # torch-free
+    from dnnreg.studies.pretrain_study import STUDY_MODES  # torch-free
 
     parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
     parser.add_argument("--version", action="version", version=f"dnnreg {__version__}")
@@ -730,7 +730,7 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         _check_fractions(args)
         if not args.quiet and not logger.handlers:
-            from .progress import ProgressHandler
+            from dnnreg.report.progress import ProgressHandler
 
             # Installed for this command only: a caller in the same process (a notebook,
             # a test) must not keep writing to this call's stderr afterwards.

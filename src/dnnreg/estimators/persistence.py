@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import output_dir, write_json
+from dnnreg._files import output_dir, write_json
 
 FORMAT_VERSION = 2
 FILES = ("config.json", "preprocessor.json", "weights.safetensors")
@@ -55,7 +55,7 @@ def save(model, path, *, overwrite: bool = False, metadata: dict | None = None) 
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
-    from . import __version__
+    from dnnreg._version import __version__
 
     check_is_fitted(model, "model_")
     path = Path(path)
@@ -121,7 +121,7 @@ def read_config(path) -> dict:
 
 def read_preprocessor(path):
     """The fitted ``(TablePreprocessor, TargetScaler)`` of a model directory (no torch)."""
-    from .preprocessing import TablePreprocessor, TargetScaler
+    from dnnreg.tables.preprocessing import TablePreprocessor, TargetScaler
 
     state = json.loads((Path(path) / "preprocessor.json").read_text())
     target = state["target"]
@@ -150,8 +150,8 @@ def load(path):
     import torch
     from safetensors.torch import load_file
 
-    from .classifier import DNNClassifier
-    from .regressor import DNNRegressor
+    from dnnreg.estimators.classifier import DNNClassifier
+    from dnnreg.estimators.regressor import DNNRegressor
 
     path = Path(path)
     config = read_config(path)
@@ -211,7 +211,7 @@ class NumpyModel:
             self.classes_ = np.asarray(classes)
 
     def _point(self, X):
-        from .numpy_ref import output_map, point_prediction
+        from dnnreg.inference.reference import output_map, point_prediction
 
         enc = self.preprocessor_.transform(X)
         per_member = output_map(self.loss, self.net_.outputs(enc.numeric, enc.categorical))
@@ -240,7 +240,7 @@ def load_numpy(path) -> NumpyModel:
     """
     from safetensors.numpy import load_file
 
-    from .numpy_runtime import InferenceNet
+    from dnnreg.inference.runtime import InferenceNet
 
     path = Path(path)
     config = read_config(path)

@@ -158,7 +158,7 @@ def pretrain_autoencoder_layer(block, a: torch.Tensor, *, config: PretrainConfig
     """Train ``block`` as the encoder of an (optionally denoising or sparse) autoencoder of
     its input ``a`` ((n, d) or (k, n, d)); returns the reconstruction error per epoch
     (entry 0: before training)."""
-    from .models import EnsembleLinear
+    from dnnreg.network.mlp import EnsembleLinear
 
     k, d_in, d_out = block.linear.weight.shape
     decoder = EnsembleLinear(k, d_out, d_in)

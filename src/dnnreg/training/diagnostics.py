@@ -1,6 +1,6 @@
 """Gradient health, dead and saturated units, and plain-language verdicts.
 
-:class:`Diagnostics` is a training callback (see :mod:`dnnreg.train`): once per epoch it
+:class:`Diagnostics` is a training callback (see :mod:`dnnreg.training.loop`): once per epoch it
 records, for every hidden layer (and the output layer's gradient), the gradient norm on
 the epoch's last batch, the weight norm, the update/weight ratio over the epoch, and, on
 a fixed probe batch in eval mode, the activations' mean and standard deviation, the

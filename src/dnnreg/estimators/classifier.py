@@ -8,10 +8,10 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
-from .estimator import _DNNBase, _store
-from .parameters import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
-from .losses import CLASSIFICATION_LOSSES, make_loss
-from .metrics import CLASSIFICATION_METRICS, class_index
+from dnnreg.estimators.base import _DNNBase, _store
+from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from dnnreg.network.losses import CLASSIFICATION_LOSSES, make_loss
+from dnnreg.metrics import CLASSIFICATION_METRICS, class_index
 
 
 class DNNClassifier(ClassifierMixin, _DNNBase):
@@ -42,7 +42,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     Examples
     --------
-    >>> from dnnreg.datasets import load_digits
+    >>> from dnnreg.tables.datasets import load_digits
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = DNNClassifier(hidden_layer_sizes=(64,), max_iter=5, random_state=0).fit(X, y)
     >>> clf.predict_proba(X.head(2)).shape

@@ -73,7 +73,7 @@ _SHARED_PARAMETERS = """
         AdamW (decoupled weight decay, Loshchilov & Hutter 2019) is what the tabular
         literature trains with. Or sgd, momentum, nesterov, adagrad, rmsprop, adam, or lbfgs (full batch, for
         small data; its line search sets the step, so learning_rate_init and the schedule
-        are ignored). Update rules: :func:`dnnreg.optim.make_optimizer`.
+        are ignored). Update rules: :func:`dnnreg.training.optim.make_optimizer`.
     batch_size : int or "auto", default="auto"
         "auto" is ``n_train // 64`` within [16, 256] for DNNRegressor (about 64 steps per
         epoch, so small tables get small, noisy batches and enough updates) and
@@ -96,7 +96,7 @@ _SHARED_PARAMETERS = """
     lr_schedule : str, default="onecycle"
         constant, step, exponential, cosine (with warm-up; Loshchilov & Hutter 2017),
         onecycle (warm-up then cosine annealing; Smith & Topin 2019), reduce_on_plateau;
-        formulas in :func:`dnnreg.optim.lr_factor`.
+        formulas in :func:`dnnreg.training.optim.lr_factor`.
     lr_warmup : float, default=0.1
         Fraction of the steps spent warming up (cosine, onecycle).
     lr_step_size : int, default=20
@@ -108,7 +108,7 @@ _SHARED_PARAMETERS = """
         Epochs without improvement before reduce_on_plateau lowers the rate.
     max_iter : int or "auto", default="auto" (DNNClassifier: 60)
         Maximum number of epochs. "auto" is the epochs that make 4,000 optimiser steps,
-        within [60, 300] (:func:`dnnreg.train.auto_epochs`): a 200-row table then trains
+        within [60, 300] (:func:`dnnreg.training.loop.auto_epochs`): a 200-row table then trains
         for 300 short epochs, California's 13,000 training rows for 62.
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training rows (or use ``eval_set``) and
@@ -129,7 +129,7 @@ _SHARED_PARAMETERS = """
         Stop after this many seconds of training.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" trains on the GPU when torch sees one; the training table moves there when
-        it fits in half the free GPU memory, else batches are copied (:mod:`dnnreg.devices`).
+        it fits in half the free GPU memory, else batches are copied (:mod:`dnnreg.training.devices`).
     precision : {"fp32", "bf16"}, default="fp32"
         "bf16" runs training's matrix multiplies in bfloat16 under autocast (weights,
         optimiser state, loss and predictions stay fp32): 1.4-1.6x faster on CPUs with
@@ -147,7 +147,7 @@ _SHARED_PARAMETERS = """
         plain-language verdicts (``diagnostics_``) such as vanishing gradients.
     pretrain : {"none", "autoencoder", "denoising", "sparse", "rbm"}, default="none"
         Greedy layer-wise pretraining of the hidden layers without labels before
-        fine-tuning (:mod:`dnnreg.pretrain`); uses the training rows and ``X_unlabeled``.
+        fine-tuning (:mod:`dnnreg.training.pretrain`); uses the training rows and ``X_unlabeled``.
     pretrain_epochs, pretrain_lr, pretrain_noise, pretrain_sparsity, pretrain_sparsity_weight
         Per-layer settings: one value for every hidden layer, or a tuple with one per
         layer. Defaults 10 epochs; rate None = 1e-3 (Adam) for the autoencoders, 0.05 (CD

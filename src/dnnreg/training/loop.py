@@ -1,5 +1,5 @@
 """One readable training loop: mini-batches sliced from in-memory tensors, any optimiser
-and schedule of :mod:`dnnreg.optim`, any loss of :mod:`dnnreg.losses`, and early stopping
+and schedule of :mod:`dnnreg.training.optim`, any loss of :mod:`dnnreg.network.losses`, and early stopping
 on any validation metric that restores the best weights.
 
 The loop never builds batches sample by sample (no DataLoader) and never synchronises
@@ -23,9 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .devices import autocast
-from .losses import Loss
-from .optim import Schedule, clip_gradients, decayed_parameters, make_optimizer, penalty
+from dnnreg.training.devices import autocast
+from dnnreg.network.losses import Loss
+from dnnreg.training.optim import Schedule, clip_gradients, decayed_parameters, make_optimizer, penalty
 
 logger = logging.getLogger("dnnreg")
 

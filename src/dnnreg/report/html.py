@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plots
-from .preprocessing import embedding_dim
+from dnnreg.report import plots
+from dnnreg.tables.preprocessing import embedding_dim
 
 
 def _read(run: Path, name: str):
@@ -69,8 +69,8 @@ def write_report(run_dir, out=None, *, overwrite: bool = False,
     dnnreg wrote there before is regenerated, a file of that name it did not write is
     refused. An explicit ``out`` file is replaced only with ``overwrite=True``.
     """
-    from ._files import check_output_file, write_owned, write_text
-    from .diagnostics import format_verdict, verdicts
+    from dnnreg._files import check_output_file, write_owned, write_text
+    from dnnreg.training.diagnostics import format_verdict, verdicts
 
     run = Path(run_dir)
     if out is not None:

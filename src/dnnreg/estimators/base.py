@@ -1,6 +1,6 @@
 """What ``DNNRegressor`` and ``DNNClassifier`` share: parameter checks, the fit loop,
 tensors and prediction plumbing; the parameters' documentation and presets live in
-:mod:`dnnreg.parameters`. Each subclass's ``__init__`` signature IS its configuration:
+:mod:`dnnreg.options`. Each subclass's ``__init__`` signature IS its configuration:
 every default lives there, and ``get_params`` shows the real values."""
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import (check_array, check_consistent_length,
                                       check_is_fitted, validate_data)
 
-from ._validation import check_choice, check_number, raise_all
-from .devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_device
-from .losses import output_bias
-from .pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
+from dnnreg._validation import check_choice, check_number, raise_all
+from dnnreg.training.devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_device
+from dnnreg.network.losses import output_bias
+from dnnreg.training.pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
                        pretrain_stack)
-from .embeddings import BINNINGS, NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
-from .models import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
-from .optim import SCHEDULES, SOLVERS
-from .preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
+from dnnreg.network.embeddings import BINNINGS, NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
+from dnnreg.network.mlp import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
+from dnnreg.training.optim import SCHEDULES, SOLVERS
+from dnnreg.tables.preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
                             as_frame)
-from .parameters import PRESETS
-from .train import (TrainConfig, auto_batch_size, auto_epochs, fit_model, forward_in_chunks,
+from dnnreg.options import PRESETS
+from dnnreg.training.loop import (TrainConfig, auto_batch_size, auto_epochs, fit_model, forward_in_chunks,
                     notify)
 
 logger = logging.getLogger("dnnreg")
@@ -223,7 +223,7 @@ class _DNNBase(BaseEstimator):
             ``on_epoch_begin(model)``, ``on_after_backward(model, last_in_epoch)``,
             ``on_epoch_end(record, model)``, ``on_train_end(model)`` and
             ``on_pretrain_end(model)`` (after pretraining, before fine-tuning; see
-            :mod:`dnnreg.train`). During ``on_epoch_end`` the estimator can already
+            :mod:`dnnreg.training.loop`). During ``on_epoch_end`` the estimator can already
             ``predict``, e.g. to trace a test metric epoch by epoch.
         """
         self.check_params()
@@ -275,14 +275,14 @@ class _DNNBase(BaseEstimator):
         metric = self.early_stopping_metric
         callbacks = list(callbacks)
         if self.diagnostics:
-            from .diagnostics import Diagnostics
+            from dnnreg.training.diagnostics import Diagnostics
 
             probe = train if val_frame is None else self._tensors(val_frame)
             callbacks.append(Diagnostics(
                 (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_)),
                 self.activation))
         if self.tensorboard_dir is not None:
-            from .tensorboard_log import TensorBoardLogger
+            from dnnreg.training.tensorboard import TensorBoardLogger
 
             callbacks.append(TensorBoardLogger(
                 self.tensorboard_dir, (train[0][:4].to(self.device_), train[1][:4].to(self.device_))))
@@ -311,7 +311,7 @@ class _DNNBase(BaseEstimator):
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         if self.diagnostics:
-            from .diagnostics import format_verdict, verdicts
+            from dnnreg.training.diagnostics import format_verdict, verdicts
 
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:
@@ -395,7 +395,7 @@ class _DNNBase(BaseEstimator):
 
     def _tensors(self, frame, y=None, device="cpu"):
         """``(x_num, x_cat[, target])`` on ``device``; ``"fit"`` places the training table
-        by :func:`dnnreg.devices.data_device` (on the GPU when it fits)."""
+        by :func:`dnnreg.training.devices.data_device` (on the GPU when it fits)."""
         enc = self.preprocessor_.transform(frame)
         out = [torch.from_numpy(enc.numeric), torch.from_numpy(enc.categorical)]
         if y is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._validation import did_you_mean
+from dnnreg._validation import did_you_mean
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from .evaluation import PRIMARY, make_splits, paired_interval, score
+from dnnreg.studies.evaluation import PRIMARY, make_splits, paired_interval, score
 
 STUDY_MODES = ("none", "autoencoder", "denoising", "sparse", "rbm")
 MIN_LABELLED = 10
@@ -40,8 +40,8 @@ def pretrain_study(X, y, *, task: str = "regression", label_fractions=(0.01, 0.0
     """One row per (seed, fraction, mode) with the test metrics, fit seconds and the number
     of labelled and unlabelled rows; ``.attrs["summary"]`` holds mean ± std and the paired
     comparison with "none", ``.attrs["verdict"]`` a paragraph."""
-    from .classifier import DNNClassifier
-    from .regressor import DNNRegressor
+    from dnnreg.estimators.classifier import DNNClassifier
+    from dnnreg.estimators.regressor import DNNRegressor
 
     if "none" not in modes:
         modes = ("none", *modes)

@@ -7,14 +7,14 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
-from ._validation import check_number
-from .estimator import _DNNBase, _store
-from .parameters import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
-from .losses import REGRESSION_LOSSES, make_loss
-from .metrics import REGRESSION_METRICS
-from .numpy_ref import point_prediction
-from .preprocessing import TargetScaler
-from .train import forward_in_chunks
+from dnnreg._validation import check_number
+from dnnreg.estimators.base import _DNNBase, _store
+from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
+from dnnreg.metrics import REGRESSION_METRICS
+from dnnreg.inference.reference import point_prediction
+from dnnreg.tables.preprocessing import TargetScaler
+from dnnreg.training.loop import forward_in_chunks
 
 
 class DNNRegressor(RegressorMixin, _DNNBase):
@@ -54,7 +54,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
 
     Examples
     --------
-    >>> from dnnreg.datasets import load_yacht_hydrodynamics
+    >>> from dnnreg.tables.datasets import load_yacht_hydrodynamics
     >>> X, y = load_yacht_hydrodynamics(return_X_y=True)
     >>> model = DNNRegressor(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
     >>> model.predict(X.head(2)).shape

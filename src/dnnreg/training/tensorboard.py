@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import numbers
 
-from ._optional import import_optional
+from dnnreg._optional import import_optional
 
 logger = logging.getLogger("dnnreg")
 

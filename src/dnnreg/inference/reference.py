@@ -1,6 +1,6 @@
 """Forward and backward propagation from scratch in NumPy (float64): the gradient oracle
 that checks the torch engine, and the reference that the lean torch-free runtime behind
-:func:`load_numpy` (:mod:`dnnreg.numpy_runtime`) is checked against.
+:func:`load_numpy` (:mod:`dnnreg.inference.runtime`) is checked against.
 
 Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone
 (rows are samples, W^l is d_{l-1} x d_l):
@@ -54,7 +54,7 @@ _erf = np.vectorize(math.erf, otypes=[np.float64])
 _NORM_EPS = 1e-5  # torch's BatchNorm1d and LayerNorm default
 _LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 _SOFTPLUS_THRESHOLD = 20.0  # torch's softplus returns z itself beyond this
-_VARIANCE_FLOOR = 1e-6  # as dnnreg.losses
+_VARIANCE_FLOOR = 1e-6  # as dnnreg.network.losses
 
 
 def _sigmoid(z):
@@ -178,7 +178,7 @@ LOSSES = ("mse", "mae", "huber", "quantile", "gaussian_nll", "poisson", "cross_e
 
 
 def output_map(name, out, *, n_classes=None):
-    """Each member's prediction from raw outputs, as :meth:`dnnreg.losses.Loss.predict`:
+    """Each member's prediction from raw outputs, as :meth:`dnnreg.network.losses.Loss.predict`:
     the value (k, n); sorted quantiles (k, n, q); mean and variance (k, n, 2); the rate
     (k, n); or class probabilities (k, n, C)."""
     if name == "quantile":
@@ -216,7 +216,7 @@ def point_prediction(name, per_member, *, quantiles=(0.5,)):
 # ---------------------------------------------------------------------- shared weights
 def member_weights(params: dict) -> dict:
     """Each member's own weight matrix where members share one through adapters (TabM's
-    :class:`dnnreg.models.SharedLinear`): ``W_i = diag(r_i) W diag(s_i)``, so that
+    :class:`dnnreg.network.mlp.SharedLinear`): ``W_i = diag(r_i) W diag(s_i)``, so that
     ``((x ⊙ r_i) W) ⊙ s_i = x W_i``. Returns the parameters in the independent-member
     layout ``(k, d_in, d_out)``, without ``r`` and ``s``; other entries are unchanged.
 
@@ -244,7 +244,7 @@ def member_weights(params: dict) -> dict:
 # ---------------------------------------------------------------------- numerical embeddings
 def embedding_codes(p: dict, x: np.ndarray) -> np.ndarray:
     """The periodic or piecewise-linear code of each embedded column
-    (:mod:`dnnreg.embeddings`). Shape: ``x: (n, f) -> (n, f, d_code)``."""
+    (:mod:`dnnreg.network.embeddings`). Shape: ``x: (n, f) -> (n, f, d_code)``."""
     x = x[:, :, None]
     if "num_embedding.frequencies" in p:
         angle = (2.0 * math.pi) * x * p["num_embedding.frequencies"]

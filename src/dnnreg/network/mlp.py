@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .preprocessing import embedding_dim
+from dnnreg.tables.preprocessing import embedding_dim
 
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 PRELU_INIT = 0.25  # He et al. (2015)'s initial slope for PReLU
@@ -148,7 +148,7 @@ class SharedLinear(nn.Module):
     """One weight matrix shared by k members, each with its own rank-one adapters and bias:
     member i computes ``((x ⊙ r_i) W) ⊙ s_i + b_i`` (BatchEnsemble, Wen et al. 2020; used
     for tabular MLPs by TabM, Gorishniy et al. 2024). Equivalently member i's weight is
-    ``diag(r_i) W diag(s_i)`` (:func:`dnnreg.numpy_ref.member_weights` expands it for the
+    ``diag(r_i) W diag(s_i)`` (:func:`dnnreg.inference.reference.member_weights` expands it for the
     NumPy engines and ONNX): k members for the parameters of about one, and the k members'
     rows go through a single (k·n, d_in) @ (d_in, d_out) matrix multiply.
 
@@ -302,7 +302,7 @@ class MLP(nn.Module):
         Independent members, or members sharing weights through adapters
         (:class:`SharedLinear`).
     numeric_embedding : NumericEmbedding or None
-        Applied to the numeric block first (:mod:`dnnreg.embeddings`).
+        Applied to the numeric block first (:mod:`dnnreg.network.embeddings`).
     d_out : int
         Outputs per member (1 for a mean, q for q quantiles, C for C classes, ...).
 

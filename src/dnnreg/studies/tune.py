@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._optional import import_optional
+from dnnreg._optional import import_optional
 
 logger = logging.getLogger("dnnreg")
 
@@ -64,7 +64,7 @@ def default_trial(model, n_numeric: int) -> dict:
     """The point of :func:`search_space` that matches ``model``'s settings (its defaults,
     unless ``fixed`` changed them) on a table with ``n_numeric`` numeric columns, for
     Optuna's ``enqueue_trial``."""
-    from .embeddings import resolve_embedding
+    from dnnreg.network.embeddings import resolve_embedding
 
     p = model.get_params()
     p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)
@@ -93,7 +93,7 @@ def study_dir(path, *, overwrite: bool = False, flag: str = "overwrite=True") ->
     dnnreg output is replaced only with ``overwrite``; anything else is refused
     (``FileExistsError``), as every dnnreg output path is (see :mod:`dnnreg._files`).
     """
-    from ._files import check_output_dir, make_output_dir, marker_of, output_dir
+    from dnnreg._files import check_output_dir, make_output_dir, marker_of, output_dir
 
     path = Path(path)
     transient = [JOURNAL + ".lock*"]  # Optuna's lock symlinks come and go beside the journal
@@ -191,9 +191,9 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
     study there is resumed, or replaced with ``overwrite=True``."""
     from sklearn.model_selection import train_test_split
 
-    from .classifier import DNNClassifier
-    from .evaluation import PRIMARY, score
-    from .regressor import DNNRegressor
+    from dnnreg.estimators.classifier import DNNClassifier
+    from dnnreg.studies.evaluation import PRIMARY, score
+    from dnnreg.estimators.regressor import DNNRegressor
 
     metric, maximize = PRIMARY[task]
     study = open_study(storage, study_name, direction="maximize" if maximize else "minimize",

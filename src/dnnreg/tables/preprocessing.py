@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ._validation import check_choice, raise_all
+from dnnreg._validation import check_choice, raise_all
 
 SCALINGS = ("quantile", "robust", "smooth_clip", "standard")
 # smooth_clip: z / √(1 + (z/3)²) after robust scaling (RealMLP, Holzmüller et al. 2024).

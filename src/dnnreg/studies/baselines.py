@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from .preprocessing import TablePreprocessor, as_frame
+from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
 
 
 class Tabular(BaseEstimator):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._optional import import_optional
-from .numpy_ref import member_weights
+from dnnreg._optional import import_optional
+from dnnreg.inference.reference import member_weights
 
 OPSET = 18  # LayerNormalization (17), Mish (18), ReduceMean with axes as an input (18)
 _ML_OPSET = 2  # ai.onnx.ml LabelEncoder with string keys
@@ -148,7 +148,7 @@ def _encoded_inputs(g: _Graph, pre) -> tuple[str, list[str]]:
 
 # ---------------------------------------------------------------------- the network
 def _numeric_embedding(g: _Graph, x: str, w: dict) -> str:
-    """The numerical embedding (:mod:`dnnreg.embeddings`): (N, d_numeric) ->
+    """The numerical embedding (:mod:`dnnreg.network.embeddings`): (N, d_numeric) ->
     (N, f·d + n_passthrough), the embedded columns first."""
     f32 = lambda name: w[f"num_embedding.{name}"].astype(np.float32)  # noqa: E731
     f, _, d = w["num_embedding.weight"].shape
@@ -294,8 +294,8 @@ def export_onnx(model_dir, path, *, overwrite: bool = False,
     from onnx import TensorProto, helper
     from safetensors.numpy import load_file
 
-    from ._files import check_output_file, write_file
-    from .persistence import read_config, read_preprocessor
+    from dnnreg._files import check_output_file, write_file
+    from dnnreg.estimators.persistence import read_config, read_preprocessor
 
     check_output_file(path, overwrite=overwrite, flag=flag)
     model_dir = Path(model_dir)
@@ -336,8 +336,8 @@ def onnx_feeds(frame, model) -> dict:
     categorical columns as strings (N, 1), a missing category as "" (the unknown bucket).
 
     ``model`` is the model directory, or its ``TablePreprocessor`` (read it once with
-    :func:`dnnreg.persistence.read_preprocessor` when calling this in a loop)."""
-    from .persistence import read_preprocessor
+    :func:`dnnreg.estimators.persistence.read_preprocessor` when calling this in a loop)."""
+    from dnnreg.estimators.persistence import read_preprocessor
 
     pre = read_preprocessor(Path(model))[0] if isinstance(model, (str, Path)) else model
     frame = pre.select_columns(frame)

@@ -1,8 +1,8 @@
 """``dnnreg.compare`` and ``dnnreg.learning_curve``: the DNN against every shallow
 baseline on the user's own data, on identical splits, with a verdict.
 
-This module only assembles the models (the DNN next to :mod:`dnnreg.baselines`); the
-protocol and the statistics live in :mod:`dnnreg.evaluation`, which knows nothing of torch.
+This module only assembles the models (the DNN next to :mod:`dnnreg.studies.baselines`); the
+protocol and the statistics live in :mod:`dnnreg.studies.evaluation`, which knows nothing of torch.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .baselines import SVM_MAX_ROWS, baseline_factories
-from .data import infer_task
-from .evaluation import (DNN, crossover, evaluate_models, learning_curve_results, make_splits,
+from dnnreg.studies.baselines import SVM_MAX_ROWS, baseline_factories
+from dnnreg.tables.reading import infer_task
+from dnnreg.studies.evaluation import (DNN, crossover, evaluate_models, learning_curve_results, make_splits,
                          summarize, verdict)
 
 logger = logging.getLogger("dnnreg")
@@ -26,8 +26,8 @@ CURVE_MODELS = {"regression": ["linear", "random_forest", "gbdt", "knn", DNN],
 def model_factories(task: str, names=None, *, n_rows: int, dnn_params: dict | None = None):
     """``(factories, notes)``: name -> factory(seed) for the requested models (all by
     default), and a note for each model left out (kernel SVMs above 20k rows)."""
-    from .classifier import DNNClassifier
-    from .regressor import DNNRegressor
+    from dnnreg.estimators.classifier import DNNClassifier
+    from dnnreg.estimators.regressor import DNNRegressor
 
     cls = DNNRegressor if task == "regression" else DNNClassifier
     available = {DNN: lambda seed: cls(**{"random_state": seed, **(dnn_params or {})}),
@@ -35,7 +35,7 @@ def model_factories(task: str, names=None, *, n_rows: int, dnn_params: dict | No
     names = list(available) if names is None else list(names)
     unknown = [n for n in names if n not in available]
     if unknown:
-        from ._validation import did_you_mean
+        from dnnreg._validation import did_you_mean
 
         raise ValueError(f"models must be among {sorted(available)}, got {unknown}"
                          + did_you_mean(unknown[0], available))
@@ -67,7 +67,7 @@ def compare(X, y, *, task: str = "auto", models=None, folds: int | None = 5,
 
     Examples
     --------
-    >>> from dnnreg.datasets import load_yacht_hydrodynamics
+    >>> from dnnreg.tables.datasets import load_yacht_hydrodynamics
     >>> X, y = load_yacht_hydrodynamics(return_X_y=True)
     >>> res = compare(X, y, models=["linear", "gbdt"], folds=2,
     ...               dnn_params={"max_iter": 5, "hidden_layer_sizes": (32,)})

@@ -47,7 +47,7 @@ def score(model, X, y, task: str) -> dict:
     """Test metrics of a fitted model: rmse, mae, r2 or accuracy, log_loss."""
     from sklearn.metrics import log_loss
 
-    from .metrics import accuracy, regression_metrics
+    from dnnreg.metrics import accuracy, regression_metrics
 
     if task == "regression":
         out = regression_metrics(y, model.predict(X))

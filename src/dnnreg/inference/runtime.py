@@ -1,6 +1,6 @@
 """Inference-only forward pass of a saved network, in float32 NumPy.
 
-:mod:`dnnreg.numpy_ref` is the oracle: float64, and every forward pass keeps what the
+:mod:`dnnreg.inference.reference` is the oracle: float64, and every forward pass keeps what the
 backward pass needs (pre-activations, derivatives). Prediction needs none of it, so this
 module runs the same network lean:
 
@@ -14,7 +14,7 @@ module runs the same network lean:
 - rows in chunks of :data:`CHUNK` so each layer's activations stay in cache;
 - one row (the latency case) skips the chunking and the member broadcast.
 
-A test holds it equal to :class:`dnnreg.numpy_ref.NumpyMLP` and to the torch engine.
+A test holds it equal to :class:`dnnreg.inference.reference.NumpyMLP` and to the torch engine.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .numpy_ref import _LEAKY_SLOPE, _NORM_EPS, ACTIVATIONS, embed_numeric, member_weights
+from dnnreg.inference.reference import _LEAKY_SLOPE, _NORM_EPS, ACTIVATIONS, embed_numeric, member_weights
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
 
