@@ -49,7 +49,7 @@ def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
         import onnxruntime as ort
 
         from dnnreg.inference.onnx import export_onnx, onnx_feeds
-        from dnnreg.estimators.persistence import read_preprocessor
+        from dnnreg.model_file import read_preprocessor
 
         session = ort.InferenceSession(str(export_onnx(path, path.with_suffix(".onnx"))),
                                        providers=["CPUExecutionProvider"])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import dnnreg
-from dnnreg.estimators.persistence import FORMAT_VERSION, ModelFormatError, load, save
+from dnnreg.estimators.persistence import load, save
+from dnnreg.model_file import FORMAT_VERSION, ModelFormatError
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ def test_failed_save_leaves_the_old_model_and_no_debris(fitted, tmp_path, monkey
     model, X = fitted
     save(model, tmp_path / "m")
     before = {f.name: f.read_bytes() for f in (tmp_path / "m").iterdir()}
-    import dnnreg.estimators.persistence as persistence
+    import dnnreg.model_file as persistence
 
     def crash(*a, **k):
         raise RuntimeError("disk full")

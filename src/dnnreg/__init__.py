@@ -15,7 +15,7 @@ from dnnreg.metrics import classification_metrics, regression_metrics  # noqa: E
 
 _LAZY = {"DNNRegressor": "estimators.regressor", "DNNClassifier": "estimators.classifier",
          "save": "estimators.persistence", "load": "estimators.persistence",
-         "load_numpy": "estimators.persistence", "compare": "studies.comparison",
+         "load_numpy": "inference.runtime", "compare": "studies.comparison",
          "learning_curve": "studies.comparison"}
 
 __all__ = ["DNNRegressor", "DNNClassifier", "compare", "learning_curve", "save", "load", "load_numpy", "load_dataset", "list_datasets",

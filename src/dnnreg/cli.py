@@ -156,7 +156,7 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
     from dnnreg.tables.reading import split_xy
     from dnnreg._files import check_output_dir, output_dir, write_json
-    from dnnreg.estimators.persistence import json_params
+    from dnnreg.model_file import json_params
 
     check_output_dir(out, overwrite=overwrite, flag=OVERWRITE)
     task = resolve_task(task, frame, target, params.get("loss"))
@@ -327,7 +327,7 @@ def cmd_predict(args) -> int:
 
     check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
     if args.engine == "numpy":
-        from dnnreg.estimators.persistence import load_numpy as load
+        from dnnreg.inference.runtime import load_numpy as load
     else:
         from dnnreg import load
     model = load(_model_dir(args.model))

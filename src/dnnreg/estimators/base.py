@@ -18,18 +18,17 @@ from sklearn.utils.validation import (check_array, check_consistent_length,
                                       check_is_fitted, validate_data)
 
 from dnnreg._validation import check_choice, check_number, raise_all
-from dnnreg.training.devices import DEVICES, PRECISIONS, check_precision, data_device, resolve_device
+from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
-from dnnreg.training.pretrain import (DEFAULT_LR, NOISE_KINDS, PRETRAIN_MODES, PretrainConfig, per_layer,
-                       pretrain_stack)
-from dnnreg.network.embeddings import BINNINGS, NUMERIC_EMBEDDINGS, NumericEmbedding, resolve_embedding
-from dnnreg.network.mlp import ACTIVATIONS, ENSEMBLE_KINDS, INIT_ALIASES, INITS, MLP, NORMALIZATIONS
-from dnnreg.training.optim import SCHEDULES, SOLVERS
-from dnnreg.tables.preprocessing import (CATEGORICAL_ENCODINGS, SCALINGS, TablePreprocessor,
-                            as_frame)
-from dnnreg.options import PRESETS
-from dnnreg.training.loop import (TrainConfig, auto_batch_size, auto_epochs, fit_model, forward_in_chunks,
-                    notify)
+from dnnreg.network.mlp import MLP
+from dnnreg.options import (ACTIVATIONS, BINNINGS, CATEGORICAL_ENCODINGS, DEVICES,
+                            ENSEMBLE_KINDS, INIT_ALIASES, INITS, NOISE_KINDS, NORMALIZATIONS,
+                            NUMERIC_EMBEDDINGS, PRECISIONS, PRESETS, PRETRAIN_MODES, SCALINGS,
+                            SCHEDULES, SOLVERS, resolve_auto)
+from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
+from dnnreg.training.devices import check_precision, data_device, resolve_device
+from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
+from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
 
 logger = logging.getLogger("dnnreg")
 
@@ -261,10 +260,12 @@ class _DNNBase(BaseEstimator):
             categorical_encoding=self.categorical_encoding).fit(frame)
         self.device_ = resolve_device(self.device)
         check_precision(self.precision, self.device_)
-        self.batch_size_ = (auto_batch_size(len(y), self._auto_steps_per_epoch)
-                            if self.batch_size == "auto" else int(self.batch_size))
-        self.max_iter_ = (auto_epochs(len(y), self.batch_size_) if self.max_iter == "auto"
-                          else int(self.max_iter))
+        # Every "auto" is decided here, once, and recorded (saved with the model).
+        self.resolved_ = resolve_auto(
+            self.get_params(), n_train=len(y),
+            n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
+            steps_per_epoch=self._auto_steps_per_epoch)
+        self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
         train = self._tensors(frame, y, device="fit")
@@ -292,7 +293,7 @@ class _DNNBase(BaseEstimator):
             # Initialise on the CPU with the CPU generator, then move: the same seed gives
             # the same initial weights on every device.
             self.model_ = self._build_model()
-            self.model_.reset_parameters(generator, init=self.init)
+            self.model_.reset_parameters(generator, init=self.resolved_["init"])
             if self.model_.num_embedding is not None:
                 self.model_.num_embedding.set_bins(
                     train[0].cpu().numpy(), train[2].cpu().numpy(),
@@ -337,18 +338,10 @@ class _DNNBase(BaseEstimator):
             clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value,
             lr_schedule=self.lr_schedule, lr_warmup=float(self.lr_warmup),
             lr_step_size=int(self.lr_step_size), lr_gamma=float(self.lr_gamma),
-            lr_patience=int(self.lr_patience), n_iter_no_change=self._patience(),
+            lr_patience=int(self.lr_patience),
+            n_iter_no_change=self.resolved_["n_iter_no_change"],
             restore_best=bool(self.restore_best_weights), max_time=self.max_time,
             precision=self.precision, compile=bool(self.compile))
-
-    def _patience(self) -> int:
-        """``n_iter_no_change="auto"``: half the epochs. Under one-cycle the validation
-        loss often stalls while the rate is high and improves again as it anneals, so a
-        patience shorter than the annealing stops too soon (measured: yacht 0.49 with 20
-        epochs of patience against 0.42 without stopping, concrete 4.82 against 4.55)."""
-        if self.n_iter_no_change == "auto":
-            return max(1, self.max_iter_ // 2)
-        return int(self.n_iter_no_change)
 
     def _start_at_marginal(self, y_train: torch.Tensor) -> None:
         bias = output_bias(self.loss_, y_train)
@@ -409,10 +402,7 @@ class _DNNBase(BaseEstimator):
         d_numeric = len(pre.feature_names_out())
         embedding = None
         columns = pre.scaled_columns()
-        option = self.numeric_embedding
-        if option == "auto" and self.pretrain != "none":
-            option = "none"  # layer-wise pretraining learns from the scaled inputs themselves
-        kind = resolve_embedding(option, len(columns))
+        kind = self.resolved_["numeric_embedding"]  # as recorded, never re-derived
         if kind != "none":
             embedding = NumericEmbedding(
                 kind, columns=columns, d_numeric=d_numeric,
@@ -426,6 +416,68 @@ class _DNNBase(BaseEstimator):
                    normalization=self.normalization, residual=bool(self.residual),
                    n_ensemble=int(self.n_ensemble), d_out=self.loss_.n_outputs(),
                    ensemble_kind=self.ensemble_kind, numeric_embedding=embedding)
+
+    # ------------------------------------------------------------------ model file
+    def to_state(self) -> dict:
+        """What a model file holds about this fitted estimator, as plain data:
+        ``weights`` (name -> NumPy array, on the CPU), ``preprocessor`` (the fitted
+        preprocessing's state) and ``config`` (parameters, every resolved "auto", the
+        architecture and the feature schema). :meth:`from_state` inverts it."""
+        import torch
+
+        from dnnreg._version import __version__
+        from dnnreg.model_file import json_params
+
+        check_is_fitted(self, "model_")
+        scaler = getattr(self, "target_scaler_", None)
+        weights = {k: v.detach().to("cpu", copy=True).contiguous().numpy()
+                   for k, v in self.model_.state_dict().items()}
+        config = {
+            "dnnreg_version": __version__, "torch_version": torch.__version__,
+            "estimator": type(self).__name__, "params": json_params(self),
+            "resolved": {**self.resolved_, "n_epochs": self.n_iter_,
+                         "best_epoch": self.best_epoch_, "fit_seconds": self.fit_seconds_},
+            "architecture": {"d_numeric": len(self.preprocessor_.feature_names_out()),
+                             "cardinalities": self.preprocessor_.cardinalities(),
+                             "d_out": self.loss_.n_outputs()},
+            "classes": self.classes_.tolist() if hasattr(self, "classes_") else None,
+            "feature_schema": self.preprocessor_.schema(),
+            "fitted_with_names": hasattr(self, "feature_names_in_"),
+        }
+        preprocessor = {"features": self.preprocessor_.to_dict(),
+                        "target": None if scaler is None else scaler.to_dict()}
+        return {"weights": weights, "preprocessor": preprocessor, "config": config}
+
+    @classmethod
+    def from_state(cls, config: dict, preprocessor, target_scaler, weights: dict):
+        """A fitted estimator rebuilt from a model file's contents, on the CPU. The network
+        is built from the recorded resolved values, never from today's "auto" rules, so a
+        rule that changes later cannot change a saved model. Raises ``ValueError`` when the
+        weights do not fit the recorded architecture."""
+        import torch
+
+        from dnnreg.model_file import params_from_json
+
+        model = cls(**params_from_json(config["params"]))
+        model.preprocessor_ = preprocessor
+        if target_scaler is not None:
+            model.target_scaler_ = target_scaler
+        if config.get("classes") is not None:
+            model.classes_ = np.asarray(config["classes"])
+        model.loss_ = model._make_loss()
+        model.resolved_ = _recorded(config, weights)
+        model.batch_size_, model.max_iter_ = model.resolved_["batch_size"], model.resolved_["max_iter"]
+        model.n_iter_, model.best_epoch_ = model.resolved_["n_epochs"], model.resolved_["best_epoch"]
+        model.fit_seconds_, model.history_ = model.resolved_["fit_seconds"], []
+        model.n_features_in_ = len(preprocessor.columns)
+        if config["fitted_with_names"]:
+            model.feature_names_in_ = np.asarray(preprocessor.columns, dtype=object)
+        model.device_ = torch.device("cpu")
+        model.model_ = model._build_model()
+        model.model_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()},
+                                     strict=True)
+        model.model_.eval()
+        return model
 
     # ------------------------------------------------------------------ predicting
     def _frame_for_predict(self, X):
@@ -445,6 +497,21 @@ class _DNNBase(BaseEstimator):
         """Every member's raw outputs for ``X``. Shape: ``(k, n, d_out)``."""
         x_num, x_cat = self._tensors(self._frame_for_predict(X))
         return forward_in_chunks(self.model_, x_num, x_cat)
+
+
+def _recorded(config: dict, weights: dict) -> dict:
+    """The resolved values a model file recorded. Files written before a value was recorded
+    get it from what the file itself holds, never from today's rules: the embedding kind
+    from the weights' names; the training-only values (patience, init) as unknown."""
+    resolved = dict(config["resolved"])
+    resolved.setdefault("max_iter", config["params"]["max_iter"])
+    if "numeric_embedding" not in resolved:
+        resolved["numeric_embedding"] = (
+            "periodic" if "num_embedding.frequencies" in weights else
+            "piecewise_linear" if "num_embedding.left" in weights else "none")
+    resolved.setdefault("n_iter_no_change", None)
+    resolved.setdefault("init", None)
+    return resolved
 
 
 def _check_bool(name, value):

@@ -12,7 +12,7 @@ from dnnreg.estimators.base import _DNNBase, _store
 from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
 from dnnreg.metrics import REGRESSION_METRICS
-from dnnreg.inference.reference import point_prediction
+from dnnreg.predictions import point_prediction
 from dnnreg.tables.preprocessing import TargetScaler
 from dnnreg.training.loop import forward_in_chunks
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from dnnreg._optional import import_optional
-from dnnreg.inference.reference import member_weights
+from dnnreg.inference.runtime import member_weights
 
 OPSET = 18  # LayerNormalization (17), Mish (18), ReduceMean with axes as an input (18)
 _ML_OPSET = 2  # ai.onnx.ml LabelEncoder with string keys
@@ -295,7 +295,7 @@ def export_onnx(model_dir, path, *, overwrite: bool = False,
     from safetensors.numpy import load_file
 
     from dnnreg._files import check_output_file, write_file
-    from dnnreg.estimators.persistence import read_config, read_preprocessor
+    from dnnreg.model_file import read_config, read_preprocessor
 
     check_output_file(path, overwrite=overwrite, flag=flag)
     model_dir = Path(model_dir)
@@ -336,8 +336,8 @@ def onnx_feeds(frame, model) -> dict:
     categorical columns as strings (N, 1), a missing category as "" (the unknown bucket).
 
     ``model`` is the model directory, or its ``TablePreprocessor`` (read it once with
-    :func:`dnnreg.estimators.persistence.read_preprocessor` when calling this in a loop)."""
-    from dnnreg.estimators.persistence import read_preprocessor
+    :func:`dnnreg.model_file.read_preprocessor` when calling this in a loop)."""
+    from dnnreg.model_file import read_preprocessor
 
     pre = read_preprocessor(Path(model))[0] if isinstance(model, (str, Path)) else model
     frame = pre.select_columns(frame)

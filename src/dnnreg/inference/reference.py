@@ -1,6 +1,7 @@
 """Forward and backward propagation from scratch in NumPy (float64): the gradient oracle
 that checks the torch engine, and the reference that the lean torch-free runtime behind
-:func:`load_numpy` (:mod:`dnnreg.inference.runtime`) is checked against.
+:func:`load_numpy` (:mod:`dnnreg.inference.runtime`) is checked against. Only the tests
+import it: an oracle that shared code with what it checks would stop being one.
 
 Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone
 (rows are samples, W^l is d_{l-1} x d_l):
@@ -50,11 +51,12 @@ import math
 
 import numpy as np
 
+from dnnreg.options import LEAKY_SLOPE, NORM_EPS, SOFTPLUS_THRESHOLD, VARIANCE_FLOOR
+
 _erf = np.vectorize(math.erf, otypes=[np.float64])
-_NORM_EPS = 1e-5  # torch's BatchNorm1d and LayerNorm default
-_LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
-_SOFTPLUS_THRESHOLD = 20.0  # torch's softplus returns z itself beyond this
-_VARIANCE_FLOOR = 1e-6  # as dnnreg.network.losses
+# The oracle shares the engines' constants (numbers, not code).
+_NORM_EPS, _LEAKY_SLOPE = NORM_EPS, LEAKY_SLOPE
+_SOFTPLUS_THRESHOLD, _VARIANCE_FLOOR = SOFTPLUS_THRESHOLD, VARIANCE_FLOOR
 
 
 def _sigmoid(z):
@@ -202,7 +204,8 @@ def output_map(name, out, *, n_classes=None):
 def point_prediction(name, per_member, *, quantiles=(0.5,)):
     """The ensemble's point prediction from each member's (``output_map``): the mean over
     members of the value, of the level nearest 0.5 (quantile), of the mean (gaussian_nll),
-    or of the probabilities (classification, (n, C)). Shared by both engines."""
+    or of the probabilities (classification, (n, C)); the engines use
+    :func:`dnnreg.predictions.point_prediction`, which the tests hold equal to this."""
     mean = per_member.mean(axis=0)
     if name == "quantile":
         levels = sorted(float(q) for q in quantiles)

@@ -14,7 +14,8 @@ module runs the same network lean:
 - rows in chunks of :data:`CHUNK` so each layer's activations stay in cache;
 - one row (the latency case) skips the chunking and the member broadcast.
 
-A test holds it equal to :class:`dnnreg.inference.reference.NumpyMLP` and to the torch engine.
+A test holds it equal to :class:`dnnreg.inference.reference.NumpyMLP` and to the torch
+engine; it shares no code with the reference (which only the tests import).
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ import math
 
 import numpy as np
 
-from dnnreg.inference.reference import _LEAKY_SLOPE, _NORM_EPS, ACTIVATIONS, embed_numeric, member_weights
+from pathlib import Path
+
+from dnnreg.model_file import read_config, read_preprocessor, read_weights
+from dnnreg.options import LEAKY_SLOPE, NORM_EPS, SOFTPLUS_THRESHOLD
+from dnnreg.predictions import output_map, point_prediction
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
 
@@ -39,17 +44,78 @@ def _relu(z):
 
 
 def _leaky_relu(z):
-    return np.maximum(z, _LEAKY_SLOPE * z, out=z)  # slope < 1: max(z, az) is leaky ReLU
+    return np.maximum(z, LEAKY_SLOPE * z, out=z)  # slope < 1: max(z, az) is leaky ReLU
 
 
-# In-place or float32-preserving forms of the activations the reference defines.
-_FAST = {
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
+
+
+def _softplus(z):
+    return np.where(z > SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
+
+
+# Forward forms of every activation (the derivatives live in the reference, for training
+# checks); in place or float32-preserving where that is cheap.
+_ACTIVATIONS = {
     "identity": lambda z: z,
     "relu": _relu,
     "leaky_relu": _leaky_relu,
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
     "gelu": lambda z: 0.5 * z * (1.0 + _erf(z * np.float32(1.0 / math.sqrt(2.0)))),
+    "silu": lambda z: z * _sigmoid(z),
+    "mish": lambda z: z * np.tanh(_softplus(z)),
     "tanh": lambda z: np.tanh(z, out=z),
+    "sigmoid": _sigmoid,
+    "softplus": _softplus,
 }
+
+
+def member_weights(params: dict) -> dict:
+    """Each member's own weight matrix where members share one through rank-one adapters
+    (TabM's :class:`dnnreg.network.mlp.SharedLinear`): ``W_i[a, b] = r_i[a] W[a, b] s_i[b]``,
+    since ``((x ⊙ r_i) W) ⊙ s_i = x W_i``. Returns the parameters in the independent-member
+    layout ``(k, d_in, d_out)`` without ``r`` and ``s``; other entries are unchanged.
+
+    >>> p = {"blocks.0.linear.weight": np.ones((2, 3)), "blocks.0.linear.bias": np.zeros((2, 1, 3)),
+    ...      "blocks.0.linear.r": np.array([[[1.0, -1.0]], [[2.0, 1.0]]])}
+    >>> member_weights(p)["blocks.0.linear.weight"][:, :, 0].tolist()
+    [[1.0, -1.0], [2.0, 1.0]]
+    """
+    out = dict(params)
+    for name, w in params.items():
+        if not (name.endswith("linear.weight") and np.ndim(w) == 2):
+            continue
+        prefix = name[:-len("weight")]
+        k = params[prefix + "bias"].shape[0]
+        r = out.pop(prefix + "r", None)  # (k, 1, d_in)
+        s = out.pop(prefix + "s", None)  # (k, 1, d_out)
+        r = np.ones((k, w.shape[0]), w.dtype) if r is None else r.reshape(k, -1)
+        s = np.ones((k, w.shape[1]), w.dtype) if s is None else s.reshape(k, -1)
+        out[name] = np.einsum("ka,ab,kb->kab", r, w, s)
+    return out
+
+
+def embed_numeric(p: dict, x_num: np.ndarray) -> np.ndarray:
+    """The numerical embedding's forward pass (:mod:`dnnreg.network.embeddings`):
+    ``[ReLU(code_j(x_j) W_j + b_j) for each embedded column j, then the others]``, where the
+    code is periodic ``[cos 2πcx, sin 2πcx]`` or piecewise linear (each bin's share of x).
+    Shape: ``(n, d_numeric) -> (n, f * d_embedding + n_passthrough)``; without an
+    embedding in ``p``, ``x_num`` itself."""
+    if "num_embedding.weight" not in p:
+        return x_num
+    cols = p["num_embedding.columns"].astype(np.int64)
+    rest = p["num_embedding.passthrough"].astype(np.int64)
+    x = x_num[:, cols, None]  # (n, f, 1)
+    if "num_embedding.frequencies" in p:
+        angle = x * (p["num_embedding.frequencies"] * x.dtype.type(2.0 * math.pi))
+        code = np.concatenate([np.cos(angle), np.sin(angle)], axis=-1)
+    else:
+        code = np.clip((x - p["num_embedding.left"]) / p["num_embedding.width"],
+                       p["num_embedding.lower"], p["num_embedding.upper"])
+    e = np.matmul(code.transpose(1, 0, 2), p["num_embedding.weight"])  # (f, n, d)
+    e = np.maximum(e.transpose(1, 0, 2) + p["num_embedding.bias"], 0.0)
+    return np.concatenate([e.reshape(len(x_num), -1), x_num[:, rest]], axis=1)
 
 
 def _with_bias_row(w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -120,16 +186,13 @@ class InferenceNet:
     def _fold_batch_norm(p, l, w, b):
         k, _, d = w.shape
         get = lambda s: p[f"blocks.{l}.norm.{s}"].reshape(k, 1, d)  # noqa: E731
-        scale = get("weight") / np.sqrt(get("running_var") + _NORM_EPS)
+        scale = get("weight") / np.sqrt(get("running_var") + NORM_EPS)
         return w * scale, (b - get("running_mean")) * scale + get("bias")
 
     def _activate(self, u, prelu):
         if prelu is not None:
             return np.where(u > 0, u, prelu * u)
-        fast = _FAST.get(self.activation)
-        if fast is not None:
-            return fast(u)
-        return ACTIVATIONS[self.activation][0](u).astype(self.dtype, copy=False)
+        return _ACTIVATIONS[self.activation](u).astype(self.dtype, copy=False)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Raw outputs of every member. Shape: ``x: (n, d) -> (k, n, d_out)``."""
@@ -140,7 +203,7 @@ class InferenceNet:
             if layer_norm is not None:
                 mu = z.mean(axis=-1, keepdims=True)
                 var = z.var(axis=-1, keepdims=True)
-                z = (z - mu) / np.sqrt(var + _NORM_EPS) * layer_norm[0] + layer_norm[1]
+                z = (z - mu) / np.sqrt(var + NORM_EPS) * layer_norm[0] + layer_norm[1]
             nxt = _ones_column(z.shape, self.dtype)
             if prelu is None and layer_norm is None and alpha is None and self.activation == "relu":
                 np.maximum(z, 0.0, out=nxt[..., :-1])  # the common case: one pass
@@ -167,3 +230,59 @@ class InferenceNet:
             return self.forward(x)
         return np.concatenate([self.forward(x[i:i + batch_size])
                                for i in range(0, len(x), batch_size)], axis=1)
+
+
+# ---------------------------------------------------------------------- a saved model
+class NumpyModel:
+    """A saved model run by NumPy alone: preprocessing, the MLP and the output map.
+
+    Created by :func:`load_numpy`; importing it needs only numpy, pandas and safetensors.
+    ``predict`` returns what the estimator's ``predict`` returns: a value in the target's
+    units, or a class label; ``predict_proba`` exists for classifiers.
+    """
+
+    def __init__(self, config: dict, preprocessor, target_scaler, net):
+        # Attribute names match the estimators', so callers treat both engines alike.
+        self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
+            config, preprocessor, target_scaler, net)
+        self.metadata_ = config.get("metadata", {})
+        self.loss = config["params"]["loss"]
+        classes = config.get("classes")
+        if classes is not None:
+            self.classes_ = np.asarray(classes)
+
+    def _point(self, X):
+        enc = self.preprocessor_.transform(X)
+        per_member = output_map(self.loss, self.net_.outputs(enc.numeric, enc.categorical))
+        return point_prediction(self.loss, per_member,
+                                quantiles=self.config_["params"].get("quantiles", (0.5,)))
+
+    def predict_proba(self, X):
+        """Class probabilities (classifiers only). Shape: ``(n, C)``."""
+        if not hasattr(self, "classes_"):
+            raise ValueError("predict_proba needs a classifier; this model is a "
+                             f"{self.config_['estimator']}, use predict")
+        return self._point(X)
+
+    def predict(self, X):
+        """Predictions in the target's original units, or class labels. Shape: ``(n,)``."""
+        if hasattr(self, "classes_"):
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        return self.target_scaler_.inverse(self._point(X))
+
+
+def load_numpy(path) -> NumpyModel:
+    """Load a saved model for torch-free inference (float32 NumPy, as the torch engine).
+
+    Predictions equal the torch model's to about 1e-6 relative. An all-numeric model
+    predicts a NumPy array without building a DataFrame (the low-latency path).
+    """
+    path = Path(path)
+    config = read_config(path)
+    pre, target = read_preprocessor(path)
+    params = config["params"]
+    net = InferenceNet(read_weights(path),
+                       hidden_layer_sizes=params["hidden_layer_sizes"],
+                       activation=params["activation"], normalization=params["normalization"],
+                       residual=params["residual"])
+    return NumpyModel(config, pre, target, net)

@@ -29,27 +29,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
-
-NUMERIC_EMBEDDINGS = ("none", "periodic", "piecewise_linear")
-BINNINGS = ("quantile", "tree")
-AUTO_MAX_COLUMNS = 100  # "auto" embeds tables with at most this many numeric columns
-
-
-def resolve_embedding(option: str, n_columns: int) -> str:
-    """The embedding behind ``option`` for a table with ``n_columns`` scaled numeric
-    columns: "auto" is piecewise_linear up to :data:`AUTO_MAX_COLUMNS`, else none (the
-    first layer's input would grow to 16 x the columns). Depends only on the fitted
-    preprocessor, so a saved model resolves it the same way when loaded.
-
-    >>> resolve_embedding("auto", 8), resolve_embedding("auto", 784), resolve_embedding("periodic", 0)
-    ('piecewise_linear', 'none', 'none')
-    """
-    if n_columns == 0:
-        return "none"
-    if option == "auto":
-        return "piecewise_linear" if n_columns <= AUTO_MAX_COLUMNS else "none"
-    return option
-
+from dnnreg.options import BINNINGS, NUMERIC_EMBEDDINGS  # noqa: F401
 
 def quantile_bins(values: np.ndarray, n_bins: int) -> list[np.ndarray]:
     """Bin edges for each column of ``values`` (n, f): the distinct quantiles at

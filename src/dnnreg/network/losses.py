@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-REGRESSION_LOSSES = ("mse", "mae", "huber", "quantile", "gaussian_nll", "poisson")
-CLASSIFICATION_LOSSES = ("cross_entropy", "sigmoid_mse")
-VARIANCE_FLOOR = 1e-6  # keeps gaussian_nll finite when a member becomes over-confident
+from dnnreg.options import VARIANCE_FLOOR
+from dnnreg.options import CLASSIFICATION_LOSSES, REGRESSION_LOSSES  # noqa: F401
+
 
 
 class Loss:

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dnnreg.options import LEAKY_SLOPE, NORM_EPS
 from dnnreg.tables.preprocessing import embedding_dim
+from dnnreg.options import ENSEMBLE_KINDS, INIT_ALIASES, INITS, resolve_init  # noqa: F401
 
-LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default
 PRELU_INIT = 0.25  # He et al. (2015)'s initial slope for PReLU
 
 
@@ -51,28 +52,6 @@ ACTIVATIONS = {
 
 # Initialisation. Each scheme draws W with a variance set by the fan-in/fan-out and a gain
 # matched to the activation that follows the layer; biases start at zero.
-INITS = ("auto", "he_normal", "he_uniform", "xavier_normal", "xavier_uniform",
-         "lecun_normal", "lecun_uniform", "orthogonal", "torch_default")
-INIT_ALIASES = {"kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform",
-                "glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"}
-_RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "mish", "softplus")
-
-
-def resolve_init(init: str, activation: str) -> str:
-    """The concrete scheme behind an alias or ``"auto"``.
-
-    ``auto`` follows the papers that derived each scheme: He et al. (2015) for the ReLU
-    family (variance 2/fan_in keeps the forward signal's scale through rectifiers), Glorot &
-    Bengio (2010) for tanh, sigmoid and identity (variance 2/(fan_in + fan_out) keeps both
-    the forward signal and the backward gradient near unit scale for near-linear units).
-
-    >>> resolve_init("auto", "relu"), resolve_init("glorot_uniform", "tanh")
-    ('he_normal', 'xavier_uniform')
-    """
-    init = INIT_ALIASES.get(init, init)
-    if init != "auto":
-        return init
-    return "he_normal" if activation in _RELU_FAMILY else "xavier_uniform"
 
 
 def he_gain2(activation: str) -> float:
@@ -148,7 +127,7 @@ class SharedLinear(nn.Module):
     """One weight matrix shared by k members, each with its own rank-one adapters and bias:
     member i computes ``((x ⊙ r_i) W) ⊙ s_i + b_i`` (BatchEnsemble, Wen et al. 2020; used
     for tabular MLPs by TabM, Gorishniy et al. 2024). Equivalently member i's weight is
-    ``diag(r_i) W diag(s_i)`` (:func:`dnnreg.inference.reference.member_weights` expands it for the
+    ``diag(r_i) W diag(s_i)`` (:func:`dnnreg.inference.runtime.member_weights` expands it for the
     NumPy engines and ONNX): k members for the parameters of about one, and the k members'
     rows go through a single (k·n, d_in) @ (d_in, d_out) matrix multiply.
 
@@ -195,7 +174,6 @@ class SharedLinear(nn.Module):
 # How the k members of an ensemble relate. mlp_k: independent networks (TabM's MLP^k);
 # tabm: shared weights with r and s adapters in every hidden layer; tabm_mini: one adapter
 # r before the first layer, everything else shared but the heads (Gorishniy et al. 2024).
-ENSEMBLE_KINDS = ("mlp_k", "tabm", "tabm_mini")
 
 
 def _layer_linear(kind: str, layer: int, k: int, d_in: int, d_out: int) -> nn.Module:
@@ -212,7 +190,7 @@ class EnsembleBatchNorm(nn.BatchNorm1d):
     and unit. Shape: ``(k, n, d) -> (k, n, d)``; parameters and buffers have ``k*d`` entries."""
 
     def __init__(self, k: int, d: int):
-        super().__init__(k * d)
+        super().__init__(k * d, eps=NORM_EPS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, n, d = x.shape
@@ -225,7 +203,7 @@ class EnsembleLayerNorm(nn.Module):
     affine map. Independent of the batch, so it behaves the same in training and inference.
     Shape: ``(k, n, d) -> (k, n, d)``; ``weight, bias: (k, 1, d)``."""
 
-    eps = 1e-5
+    eps = NORM_EPS
 
     def __init__(self, k: int, d: int):
         super().__init__()

@@ -64,7 +64,7 @@ def default_trial(model, n_numeric: int) -> dict:
     """The point of :func:`search_space` that matches ``model``'s settings (its defaults,
     unless ``fixed`` changed them) on a table with ``n_numeric`` numeric columns, for
     Optuna's ``enqueue_trial``."""
-    from dnnreg.network.embeddings import resolve_embedding
+    from dnnreg.options import resolve_embedding
 
     p = model.get_params()
     p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)

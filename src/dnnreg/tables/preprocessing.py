@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 
 from dnnreg._validation import check_choice, raise_all
+from dnnreg.options import CATEGORICAL_ENCODINGS, SCALINGS  # noqa: F401
 
-SCALINGS = ("quantile", "robust", "smooth_clip", "standard")
 # smooth_clip: z / √(1 + (z/3)²) after robust scaling (RealMLP, Holzmüller et al. 2024).
 SMOOTH_CLIP = 3.0
-CATEGORICAL_ENCODINGS = ("onehot", "embedding")
 # Normal scores are clipped where sklearn's QuantileTransformer clips them (±5.2σ).
 _QUANTILE_BOUND = 1e-7
 

@@ -23,11 +23,10 @@ import contextlib
 import logging
 
 import torch
+from dnnreg.options import DEVICES, PRECISIONS  # noqa: F401
 
 logger = logging.getLogger("dnnreg")
 
-PRECISIONS = ("fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
 GPU_DATA_SHARE = 0.5  # keep the table on the GPU if it takes at most this share of free memory
 
 

@@ -30,36 +30,6 @@ from dnnreg.training.optim import Schedule, clip_gradients, decayed_parameters, 
 logger = logging.getLogger("dnnreg")
 
 
-# "auto" training length: enough optimiser steps for a small table, never fewer epochs
-# than a large one needs (measured on the ten regression tables of bench/accuracy.py).
-AUTO_STEPS = 4000
-AUTO_EPOCHS = (60, 300)
-
-
-def auto_batch_size(n_rows: int, steps_per_epoch: int) -> int:
-    """``batch_size="auto"``: ``n_rows // steps_per_epoch`` within [16, 256], so that a
-    mid-sized table still takes about ``steps_per_epoch`` steps per epoch.
-
-    >>> auto_batch_size(197, 64), auto_batch_size(6123, 64), auto_batch_size(34522, 64)
-    (16, 95, 256)
-    """
-    return min(256, max(16, n_rows // steps_per_epoch))
-
-
-def auto_epochs(n_rows: int, batch_size: int) -> int:
-    """``max_iter="auto"``: the epochs that make :data:`AUTO_STEPS` optimiser steps, within
-    :data:`AUTO_EPOCHS`. Small tables need many epochs to take enough steps (yacht, 197
-    rows, 13 steps per epoch: 300 epochs); large ones reach the floor (California, 65 steps
-    per epoch: 62).
-
-    >>> auto_epochs(197, 16), auto_epochs(13209, 206), auto_epochs(34522, 256)
-    (300, 62, 60)
-    """
-    steps_per_epoch = math.ceil(n_rows / batch_size)
-    low, high = AUTO_EPOCHS
-    return int(min(high, max(low, math.ceil(AUTO_STEPS / steps_per_epoch))))
-
-
 @dataclass
 class TrainConfig:
     """Everything the loop needs besides the model and the data; the estimator fills it

@@ -11,9 +11,8 @@ import math
 
 import torch
 from torch import nn
+from dnnreg.options import SCHEDULES, SOLVERS  # noqa: F401
 
-SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
-SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "reduce_on_plateau")
 
 
 def decayed_parameters(model: nn.Module) -> tuple[list, list]:

@@ -47,9 +47,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from dnnreg.options import NOISE_KINDS, PRETRAIN_MODES  # noqa: F401
 
-PRETRAIN_MODES = ("none", "autoencoder", "denoising", "sparse", "rbm")
-NOISE_KINDS = ("mask", "gaussian")
 # Adam's rate for autoencoders; CD's (with momentum) for RBMs: on California housing 0.01
 # needed ~10 epochs to leave the start, 0.05 reached a 4.5x lower reconstruction error in
 # 10 epochs, 0.2 diverged in the Gaussian first layer.
