@@ -20,7 +20,7 @@ LAYERS = {"_validation": 0, "_optional": 0, "_files": 0, "_version": 0, "options
 # Never torch, not even inside a function.
 TORCH_FREE = ["_validation", "_optional", "_files", "_version", "options", "tables", "metrics",
               "predictions", "model_file", "inference.runtime", "inference.onnx",
-              "inference.reference", "report"]
+              "inference.reference", "report", "training.verdicts"]
 
 
 def module_name(path: Path) -> str:

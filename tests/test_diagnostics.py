@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dnnreg import DNNRegressor
-from dnnreg.training.diagnostics import SATURATION, Diagnostics, verdicts
+from dnnreg.training.diagnostics import SATURATION, Diagnostics
+from dnnreg.training.verdicts import verdicts
 from dnnreg.network.mlp import MLP
 
 

@@ -52,3 +52,24 @@ def test_cli_numpy_engine_equals_torch_engine(saved):
     t, n = (pd.read_csv(tmp / f"{e}.csv")["prediction"] for e in ("torch", "numpy"))
     np.testing.assert_allclose(n, t, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(load_numpy(tmp / "m").predict(X), t, rtol=1e-5, atol=1e-6)
+
+
+def test_report_and_diagnose_run_where_torch_cannot_be_imported(tmp_path, mixed_frame, capsys):
+    """Both only read a run directory's JSON and CSV: a process without torch serves them."""
+    mixed_frame.to_csv(tmp_path / "t.csv", index=False)
+    run = tmp_path / "run"
+    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
+                 str(run), "--diagnose", "--set", "max_iter=3", "--set",
+                 "hidden_layer_sizes=8,8", "--set", "n_ensemble=1"]) == 0
+    code = BLOCK_TORCH + textwrap.dedent(f"""
+        from dnnreg.cli import main
+        assert main(["--quiet", "report", {str(run)!r}]) == 0
+        assert main(["diagnose", {str(run)!r}]) == 0
+        assert "torch" not in sys.modules, "torch was imported"
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert (run / "report.html").read_text().startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+    assert main(["diagnose", str(run)]) == 0  # the same verdicts as with torch at hand
+    assert proc.stdout.strip() and proc.stdout == capsys.readouterr().out

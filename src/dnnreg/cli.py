@@ -516,7 +516,7 @@ def _fractions(text: str) -> list[float]:
 
 
 def cmd_diagnose(args) -> int:
-    from dnnreg.training.diagnostics import format_verdict, verdicts
+    from dnnreg.training.verdicts import format_verdict, verdicts
 
     run = Path(args.run_dir)
     try:

@@ -312,7 +312,7 @@ class _DNNBase(BaseEstimator):
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         if self.diagnostics:
-            from dnnreg.training.diagnostics import format_verdict, verdicts
+            from dnnreg.training.verdicts import format_verdict, verdicts
 
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:

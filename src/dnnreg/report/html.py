@@ -70,7 +70,7 @@ def write_report(run_dir, out=None, *, overwrite: bool = False,
     refused. An explicit ``out`` file is replaced only with ``overwrite=True``.
     """
     from dnnreg._files import check_output_file, write_owned, write_text
-    from dnnreg.training.diagnostics import format_verdict, verdicts
+    from dnnreg.training.verdicts import format_verdict, verdicts
 
     run = Path(run_dir)
     if out is not None:
