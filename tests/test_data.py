@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
-from dnnreg.tables.reading import read_table, split_xy, train_val_test_indices
+from dnnreg.tables.reading import read_table, split_xy
+from dnnreg.tables.splits import train_val_test_indices
 
 
 def test_reads_csv_gz_and_parquet_identically(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 
 from dnnreg.cli import main
 from dnnreg.studies.comparison import compare, learning_curve
-from dnnreg.studies.evaluation import crossover, evaluate_models, make_splits, paired_interval
+from dnnreg.tables.splits import evaluation_splits
+from dnnreg.studies.evaluation import crossover, evaluate_models, paired_interval
 
 FAST_DNN = {"hidden_layer_sizes": (64, 64), "max_iter": 60}
 
@@ -35,7 +36,7 @@ def test_every_model_gets_identical_split_indices():
     X = pd.DataFrame({"a": np.arange(40.0)})
     y = np.arange(40.0)
     Recorder.seen = []
-    splits = make_splits(y, folds=4, seed=3)
+    splits = evaluation_splits(y, folds=4, seed=3)
     factories = {name: (lambda n: lambda seed: Recorder(n))(name) for name in ("a", "b", "c")}
     out = evaluate_models(X, y, factories, splits, task="regression")
     assert len(out) == 12

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from dnnreg import DNNClassifier, DNNRegressor, save
-from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.splits import train_val_test_indices
 from dnnreg.inference.onnx import export_onnx, onnx_feeds
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the 'onnx' extra")

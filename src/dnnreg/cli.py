@@ -17,6 +17,7 @@ import pandas as pd
 
 from dnnreg._version import __version__
 from dnnreg._validation import did_you_mean
+from dnnreg.run import features_for, model_dir, prediction_frame, resolve_task, train_run
 
 logger = logging.getLogger("dnnreg")
 
@@ -104,152 +105,6 @@ def _check_out_dir(args) -> None:
     check_output_dir(args.out, overwrite=args.overwrite, flag=OVERWRITE)
 
 
-def _split_rows(n: int, test_fraction: float, val_fraction: float, seed: int, stratify=None):
-    from dnnreg.tables.reading import train_val_test_indices
-
-    rows = np.arange(n)
-    if test_fraction == 0 and val_fraction == 0:
-        return rows, None, None
-    if n < 10:
-        raise ValueError(f"the table has {n} rows, too few for a train/validation/test split; "
-                         "add rows or pass --test-fraction 0 --val-fraction 0")
-    if test_fraction == 0 or val_fraction == 0:  # a single split: train + the other one
-        from sklearn.model_selection import train_test_split
-
-        tr, held = train_test_split(rows, test_size=test_fraction or val_fraction,
-                                    random_state=seed, stratify=_stratifiable(stratify))
-        return (tr, held, None) if test_fraction == 0 else (tr, None, held)
-    return train_val_test_indices(n, test_fraction=test_fraction, val_fraction=val_fraction,
-                                  seed=seed, stratify=_stratifiable(stratify))
-
-
-def _stratifiable(y):
-    """``y`` when every class has enough rows to appear in each part (3), else ``None``."""
-    if y is None or y.value_counts().min() < 3:
-        return None
-    return y.to_numpy()
-
-
-def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None = None) -> str:
-    """``task``, or for ``auto`` what the target column and ``loss`` imply (regression when
-    the column is missing: ``split_xy`` then names it)."""
-    from dnnreg.tables.reading import infer_task
-
-    if task != "auto":
-        return task
-    if target not in frame.columns:
-        return "regression"
-    return infer_task(frame[target], loss=loss)
-
-
-def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
-              test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
-              source: str = "", unlabeled: pd.DataFrame | None = None,
-              overwrite: bool = False) -> dict:
-    """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
-    write a complete RUN_DIR atomically (an earlier run there is replaced only with
-    ``overwrite``; the path is checked before training, see :mod:`dnnreg._files`).
-
-    Returns the metrics dict that is also written to ``metrics.json``.
-    """
-    from dnnreg import DNNClassifier, DNNRegressor, save
-    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
-    from dnnreg.tables.reading import split_xy
-    from dnnreg._files import check_output_dir, output_dir, write_json
-    from dnnreg.model_file import json_params
-
-    check_output_dir(out, overwrite=overwrite, flag=OVERWRITE)
-    task = resolve_task(task, frame, target, params.get("loss"))
-    X, y = split_xy(frame, target, task=task)
-    train, val, test = _split_rows(len(X), test_fraction, val_fraction, seed,
-                                   stratify=y if task == "classification" else None)
-    params = {"random_state": seed, **params}
-    if task == "classification":
-        model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
-    else:
-        model, baseline, baseline_name = DNNRegressor(**params), LinearBaseline(), "linear"
-    eval_set = (X.iloc[val], y.iloc[val]) if val is not None else None
-    model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set, X_unlabeled=unlabeled)
-    baseline.fit(X.iloc[train], y.iloc[train])
-
-    splits = {"train": train, "validation": val, "test": test}
-    metrics: dict = {"target": target, "task": task, "fit_seconds": model.fit_seconds_,
-                     "best_epoch": model.best_epoch_, "n_epochs": model.n_iter_}
-    pred_frames = []
-    for name, rows in splits.items():
-        if rows is None:
-            continue
-        metrics[name] = split_metrics(model, X.iloc[rows], y.iloc[rows])
-        metrics.setdefault(f"baseline_{baseline_name}", {})[name] = split_metrics(
-            baseline, X.iloc[rows], y.iloc[rows])
-        pred_frames.append(pd.concat([
-            pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
-            prediction_frame(model, X.iloc[rows])], axis=1))
-
-    held_out = test if test is not None else (val if val is not None else train)
-    importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
-
-    with output_dir(out, kind="run", overwrite=overwrite, flag=OVERWRITE) as tmp:
-        save(model, tmp / "model", metadata={"target": target})
-        write_json(tmp / "importance.json", importance)
-        write_json(tmp / "config.json", {
-            "data": source, "target": target, "task": task, "seed": seed,
-            "test_fraction": test_fraction, "val_fraction": val_fraction,
-            "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
-            "params": json_params(model), "resolved": {"batch_size": model.batch_size_},
-            "dnnreg_version": __version__})
-        write_json(tmp / "history.json", model.history_)
-        write_json(tmp / "metrics.json", metrics)
-        pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
-    return metrics
-
-
-def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
-    """How much the held-out score (R² or accuracy) drops when one column is shuffled,
-    mean and std over 5 shuffles (Breiman 2001), most important first."""
-    from sklearn.inspection import permutation_importance
-
-    rows = min(len(X), 5000)  # the ranking is stable long before every row is used
-    result = permutation_importance(model, X.iloc[:rows], y.iloc[:rows], n_repeats=5,
-                                    random_state=seed)
-    records = [{"feature": str(c), "mean": float(m), "std": float(s)} for c, m, s in
-               zip(X.columns, result.importances_mean, result.importances_std)]
-    return sorted(records, key=lambda r: -r["mean"])
-
-
-def split_metrics(model, X, y) -> dict:
-    """Regression metrics, or classification metrics for a model with ``classes_``."""
-    from dnnreg.metrics import class_index, classification_metrics, regression_metrics
-
-    if not hasattr(model, "classes_"):
-        return regression_metrics(y, model.predict(X))
-    return classification_metrics(class_index(model.classes_, y), model.predict_proba(X))
-
-
-def prediction_frame(model, X) -> pd.DataFrame:
-    """``prediction`` (a value or a label), plus ``proba_<class>`` columns for a classifier."""
-    if not hasattr(model, "classes_"):
-        return pd.DataFrame({"prediction": model.predict(X)})
-    proba = model.predict_proba(X)
-    frame = pd.DataFrame({"prediction": model.classes_[proba.argmax(axis=1)]})
-    for j, c in enumerate(model.classes_):
-        frame[f"proba_{c}"] = proba[:, j]
-    return frame
-
-
-def _model_dir(path: str) -> Path:
-    """Accept a model directory or a RUN_DIR that holds one under ``model/``."""
-    p = Path(path)
-    return p / "model" if (p / "model" / "config.json").exists() else p
-
-
-def _features_for(model, frame: pd.DataFrame) -> pd.DataFrame:
-    target = getattr(model, "metadata_", {}).get("target")
-    if target in frame.columns and target not in model.preprocessor_.columns:
-        frame = frame.drop(columns=[target])
-    return frame
-
-
 def _print_metrics(metrics: dict) -> None:
     classify = metrics.get("task") == "classification"
     columns = ("accuracy", "log_loss") if classify else ("rmse", "mae", "r2")
@@ -298,7 +153,7 @@ def cmd_train(args) -> int:
     metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
                         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
                         seed=args.seed, source=str(args.data), unlabeled=unlabeled,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, flag=OVERWRITE)
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
     return 0
@@ -313,7 +168,8 @@ def cmd_demo(args) -> int:
     print("dnnreg demo: the default network on California housing "
           f"({info.rows} rows; target {info.target} in $100k), split 64/16/20 with seed 0")
     metrics = train_run(load_dataset(info.name), info.target, Path(args.out), params=params,
-                        seed=0, source=f"bundled:{info.name}", overwrite=args.overwrite)
+                        seed=0, source=f"bundled:{info.name}", overwrite=args.overwrite,
+                       flag=OVERWRITE)
     _print_metrics(metrics)
     out = Path(args.out)
     print(f"saved model to {out / 'model'}/, predictions to {out / 'predictions.csv'}, "
@@ -330,8 +186,8 @@ def cmd_predict(args) -> int:
         from dnnreg.inference.runtime import load_numpy as load
     else:
         from dnnreg import load
-    model = load(_model_dir(args.model))
-    frame = _features_for(model, read_table(args.data))
+    model = load(model_dir(args.model))
+    frame = features_for(model, read_table(args.data))
     pred = prediction_frame(model, frame)
     write_text(Path(args.out), pred.to_csv(index=False, float_format="%.17g"),
                overwrite=args.overwrite, flag=OVERWRITE)
@@ -343,10 +199,12 @@ def cmd_evaluate(args) -> int:
     from dnnreg import load
     from dnnreg.tables.reading import read_table, split_xy
 
-    model = load(_model_dir(args.model))
+    model = load(model_dir(args.model))
     task = "classification" if hasattr(model, "classes_") else "regression"
     X, y = split_xy(read_table(args.data), args.target, min_rows=1, task=task)
-    print(json.dumps(split_metrics(model, _features_for(model, X), y), indent=1))
+    from dnnreg.metrics import score_model
+
+    print(json.dumps(score_model(model, features_for(model, X), y), indent=1))
     return 0
 
 
@@ -518,13 +376,10 @@ def _fractions(text: str) -> list[float]:
 def cmd_diagnose(args) -> int:
     from dnnreg.training.verdicts import format_verdict, verdicts
 
-    run = Path(args.run_dir)
-    try:
-        history = json.loads((run / "history.json").read_text())
-        params = json.loads((run / "config.json").read_text())["params"]
-    except FileNotFoundError as err:
-        raise ValueError(f"{str(run)!r} is not a run directory (no {Path(err.filename).name}); "
-                         "pass the --out directory of 'dnnreg train'") from err
+    from dnnreg.run import read_run
+
+    run = read_run(args.run_dir)
+    history, params = run["history"], run["config"]["params"]
     if not any("diagnostics" in r for r in history):
         print("this run recorded no diagnostics; train it again with --diagnose")
     found = verdicts(history, activation=params["activation"], loss=params["loss"])
@@ -548,7 +403,7 @@ def cmd_export(args) -> int:
     from dnnreg.inference.onnx import export_onnx
 
     check_output_file(args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
-    path = export_onnx(_model_dir(args.model), args.onnx, overwrite=args.overwrite,
+    path = export_onnx(model_dir(args.model), args.onnx, overwrite=args.overwrite,
                        flag=OVERWRITE)
     print(f"wrote {path}: one input per feature column (numeric: double, categorical: "
           "string; shape (N, 1)), preprocessing included")

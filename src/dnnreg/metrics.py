@@ -102,6 +102,21 @@ def classification_metrics(y_index, proba) -> dict[str, float]:
     return out
 
 
+def score_model(model, X, y) -> dict[str, float]:
+    """The metrics of a fitted model on labelled rows, the one place they are computed:
+    :func:`regression_metrics` of ``predict``, or for a model with ``classes_``
+    :func:`classification_metrics` of ``predict_proba`` (``log_loss`` is NaN when ``y``
+    holds a class the model never saw). Any estimator with that interface works."""
+    if not hasattr(model, "classes_"):
+        return regression_metrics(y, model.predict(X))
+    classes, y = np.asarray(model.classes_), np.asarray(y)
+    proba = np.asarray(model.predict_proba(X))
+    if np.isin(y, classes).all():
+        return classification_metrics(class_index(classes, y), proba)
+    pred = classes[proba.argmax(axis=1)]
+    return {"accuracy": accuracy(y, pred), "log_loss": float("nan"), "n": int(len(y))}
+
+
 # name -> (function(y_true, prediction), larger is better). Early stopping can watch any.
 REGRESSION_METRICS = {"rmse": (rmse, False), "mae": (mae, False), "r2": (r2, True)}
 CLASSIFICATION_METRICS = {"accuracy": (lambda y, p: accuracy(y, np.argmax(p, axis=1)), True),

@@ -26,6 +26,7 @@ from dnnreg.options import (ACTIVATIONS, BINNINGS, CATEGORICAL_ENCODINGS, DEVICE
                             NUMERIC_EMBEDDINGS, PRECISIONS, PRESETS, PRETRAIN_MODES, SCALINGS,
                             SCHEDULES, SOLVERS, resolve_auto)
 from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
+from dnnreg.tables.splits import validation_rows
 from dnnreg.training.devices import check_precision, data_device, resolve_device
 from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
@@ -378,13 +379,9 @@ class _DNNBase(BaseEstimator):
         return frame
 
     def _validation_split(self, y, rng, has_eval_set):
-        rows = np.arange(len(y))
-        # Fewer than 10 rows cannot spare a validation split; train on all of them.
-        if has_eval_set or not self.early_stopping or len(y) < 10:
-            return rows, None
-        n_val = max(1, int(round(self.validation_fraction * len(y))))
-        perm = rng.permutation(len(y))
-        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+        if has_eval_set or not self.early_stopping:
+            return np.arange(len(y)), None
+        return validation_rows(y, rng, self.validation_fraction, stratify=is_classifier(self))
 
     def _tensors(self, frame, y=None, device="cpu"):
         """``(x_num, x_cat[, target])`` on ``device``; ``"fit"`` places the training table

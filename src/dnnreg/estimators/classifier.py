@@ -89,20 +89,6 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
             raise ValueError("early_stopping_metric='roc_auc' needs two classes, got "
                              f"{len(self.classes_)}; use 'log_loss' or 'accuracy'")
 
-    def _validation_split(self, y, rng, has_eval_set):
-        rows, val = super()._validation_split(y, rng, has_eval_set)
-        if val is None:
-            return rows, val
-        # Stratify when every class can spare a row, so rare classes appear in both parts.
-        from sklearn.model_selection import train_test_split
-
-        _, counts = np.unique(y, return_counts=True)
-        if counts.min() < 2 or len(val) < len(counts):
-            return rows, val
-        train, val = train_test_split(np.arange(len(y)), test_size=len(val), stratify=y,
-                                      random_state=rng.randint(np.iinfo(np.int32).max))
-        return np.sort(train), np.sort(val)
-
     def _make_loss(self):
         return make_loss(self.loss, n_classes=len(self.classes_))
 

@@ -21,11 +21,6 @@ from dnnreg.report import plots
 from dnnreg.tables.preprocessing import embedding_dim
 
 
-def _read(run: Path, name: str):
-    path = run / name
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _figure(make, *args, **kwargs) -> str:
     """Draw with ``make(..., path)`` into a temp file and return an <img> data URI."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,15 +67,14 @@ def write_report(run_dir, out=None, *, overwrite: bool = False,
     from dnnreg._files import check_output_file, write_owned, write_text
     from dnnreg.training.verdicts import format_verdict, verdicts
 
+    from dnnreg.run import read_run
+
     run = Path(run_dir)
     if out is not None:
         check_output_file(out, overwrite=overwrite, flag=flag)
-    config, metrics = _read(run, "config.json"), _read(run, "metrics.json")
-    history, model_config = _read(run, "history.json"), _read(run / "model", "config.json")
-    if config is None or metrics is None or history is None or model_config is None:
-        raise ValueError(f"{str(run)!r} is not a complete run directory (config.json, "
-                         "metrics.json, history.json, model/); pass the --out directory of "
-                         "'dnnreg train'")
+    parts = read_run(run)
+    config, metrics, history = parts["config"], parts["metrics"], parts["history"]
+    model_config = parts["model_config"]
     params, task = config["params"], metrics.get("task", "regression")
     metric = "val_accuracy" if task == "classification" else "val_rmse"
     sections = [("Metrics", _metrics_table(metrics) + f"<p>fit {metrics['fit_seconds']:.1f} s, "
@@ -92,7 +86,7 @@ def write_report(run_dir, out=None, *, overwrite: bool = False,
     if task != "classification" and len(test):
         sections.append(("Predicted against actual",
                          _figure(plots.prediction_plot, test[config["target"]], test["prediction"])))
-    importance = _read(run, "importance.json")
+    importance = parts["importance"]
     if importance:
         sections.append(("Permutation feature importance", _figure(plots.importance_plot, importance)))
     if any("diagnostics" in r for r in history):

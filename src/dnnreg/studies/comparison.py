@@ -14,7 +14,7 @@ import pandas as pd
 
 from dnnreg.studies.baselines import SVM_MAX_ROWS, baseline_factories
 from dnnreg.tables.reading import infer_task
-from dnnreg.studies.evaluation import (DNN, crossover, evaluate_models, learning_curve_results, make_splits,
+from dnnreg.studies.evaluation import (DNN, crossover, evaluate_models, learning_curve_results, evaluation_splits,
                          summarize, verdict)
 
 logger = logging.getLogger("dnnreg")
@@ -78,7 +78,7 @@ def compare(X, y, *, task: str = "auto", models=None, folds: int | None = 5,
     """
     task = _task(y, task)
     factories, notes = model_factories(task, models, n_rows=len(y), dnn_params=dnn_params)
-    splits = make_splits(y, folds=folds, repeats=repeats, seed=seed, task=task)
+    splits = evaluation_splits(y, folds=folds, repeats=repeats, seed=seed, task=task)
     results = evaluate_models(X, y, factories, splits, task=task, seed=seed,
                               time_budget=time_budget)
     results.attrs = {"task": task, "notes": notes,

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from dnnreg.tables.splits import evaluation_splits
+
 logger = logging.getLogger("dnnreg")
 
 # task -> (primary metric, larger is better)
@@ -25,42 +27,15 @@ DNN = "dnnreg"
 
 
 # ---------------------------------------------------------------------- splits
-def make_splits(y, *, folds: int | None = 5, repeats: int | None = None, seed: int = 0,
-                task: str = "regression", test_fraction: float = 0.2) -> list[tuple]:
-    """``[(train_rows, test_rows), ...]``: K-fold (shuffled) or R random train/test splits,
-    stratified for classification. The same list is handed to every model."""
-    from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
-
-    y = np.asarray(y)
-    stratify = task == "classification"
-    if repeats:
-        cls = StratifiedShuffleSplit if stratify else ShuffleSplit
-        splitter = cls(n_splits=repeats, test_size=test_fraction, random_state=seed)
-    else:
-        cls = StratifiedKFold if stratify else KFold
-        splitter = cls(n_splits=folds, shuffle=True, random_state=seed)
-    return [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.zeros(len(y)), y)]
-
-
 # ---------------------------------------------------------------------- scoring
 def score(model, X, y, task: str) -> dict:
-    """Test metrics of a fitted model: rmse, mae, r2 or accuracy, log_loss."""
-    from sklearn.metrics import log_loss
+    """Test metrics of a fitted model (:func:`dnnreg.metrics.score_model`) that studies
+    compare: rmse, mae, r2 or accuracy, log_loss."""
+    from dnnreg.metrics import score_model
 
-    from dnnreg.metrics import accuracy, regression_metrics
-
-    if task == "regression":
-        out = regression_metrics(y, model.predict(X))
-        out.pop("n")
-        return out
-    proba = model.predict_proba(X)
-    labels = np.asarray(model.classes_)
-    pred = labels[np.argmax(proba, axis=1)]
-    try:
-        ll = float(log_loss(np.asarray(y), proba, labels=labels))
-    except ValueError:  # a test label the model never saw in training
-        ll = math.nan
-    return {"accuracy": accuracy(y, pred), "log_loss": ll}
+    out = score_model(model, X, y)
+    keys = ("rmse", "mae", "r2") if task == "regression" else ("accuracy", "log_loss")
+    return {k: out[k] for k in keys}
 
 
 def _fit(model, X, y):
@@ -222,7 +197,7 @@ def learning_curve_results(X, y, factories: dict, *, task: str, repeats: int = 3
     (the first s rows of one shuffle), so a curve changes only by the added rows."""
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
-    splits = make_splits(y, repeats=repeats, seed=seed, task=task, test_fraction=test_fraction)
+    splits = evaluation_splits(y, repeats=repeats, seed=seed, task=task, test_fraction=test_fraction)
     rows, start = [], time.perf_counter()
     for r, (train, test) in enumerate(splits):
         order = np.random.default_rng(seed + r).permutation(train)

@@ -19,7 +19,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from dnnreg.studies.evaluation import PRIMARY, make_splits, paired_interval, score
+from dnnreg.tables.splits import evaluation_splits
+from dnnreg.studies.evaluation import PRIMARY, paired_interval, score
 
 STUDY_MODES = ("none", "autoencoder", "denoising", "sparse", "rbm")
 MIN_LABELLED = 10
@@ -48,7 +49,7 @@ def pretrain_study(X, y, *, task: str = "regression", label_fractions=(0.01, 0.0
     cls = DNNRegressor if task == "regression" else DNNClassifier
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
-    splits = make_splits(y, repeats=seeds, seed=0, task=task, test_fraction=test_fraction)
+    splits = evaluation_splits(y, repeats=seeds, seed=0, task=task, test_fraction=test_fraction)
     rows = []
     for s, (train, test) in enumerate(splits):
         for fraction in label_fractions:

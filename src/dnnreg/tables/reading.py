@@ -110,31 +110,6 @@ def _check_labels(frame: pd.DataFrame, target: str, min_rows: int):
     return frame.drop(columns=[target]), y
 
 
-def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
-                           val_fraction: float = 0.2, seed: int = 0, stratify=None):
-    """Row indices of the standard tabular protocol's split (64/16/20 with the defaults).
-
-    The test rows are ``test_fraction`` of all rows; the validation rows are
-    ``val_fraction`` of the rest. This is ``sklearn.model_selection.train_test_split``
-    applied twice with ``random_state=seed``, the split used by Gorishniy et al. (2021).
-    ``stratify`` (the labels) keeps each class's share the same in all three parts.
-
-    Examples
-    --------
-    >>> tr, va, te = train_val_test_indices(100)
-    >>> len(tr), len(va), len(te)
-    (64, 16, 20)
-    """
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(n_rows)
-    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                  stratify=stratify)
-    train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
-                                  stratify=None if stratify is None else stratify[rest])
-    return train, val, test
-
-
 def infer_task(y, *, loss: str | None = None) -> str:
     """``classification`` for a text, categorical or boolean target or a classification
     loss; ``regression`` for numbers (integer labels are numbers until told otherwise,
