@@ -10,14 +10,19 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,baselines,onnx,tensorboard,tune]'
+	$(PY) -m pip install --quiet -e '.[test,lint,baselines,onnx,tensorboard,tune]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/dnnreg demo --overwrite  # a second `make demo` replaces its own run
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest src tests
+
+# ruff, configured in pyproject.toml: lint rules, then the formatter's check.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 
 bench: $(STAMP)
 	-$(PY) -m pip install --quiet -e '.[bench]'  # Keras is a peer in one benchmark; optional

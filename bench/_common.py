@@ -28,17 +28,25 @@ def environment() -> dict:
                 break
     except OSError:
         pass
-    versions = {"python": platform.python_version(), "dnnreg": dnnreg.__version__,
-                "torch": torch.__version__, "numpy": numpy.__version__,
-                "scikit-learn": sklearn.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "dnnreg": dnnreg.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
     try:
         import lightgbm
 
         versions["lightgbm"] = lightgbm.__version__
     except ImportError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "versions": versions,
+    }
 
 
 def write(name: str, payload: dict, table: str) -> None:

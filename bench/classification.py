@@ -11,20 +11,24 @@ import time
 
 import numpy as np
 import pandas as pd
-from _common import tables, write
 from sklearn.model_selection import train_test_split
 
+from _common import tables, write
 from dnnreg import DNNClassifier
-from dnnreg.studies.baselines import LogisticBaseline
 from dnnreg.metrics import classification_metrics
+from dnnreg.studies.baselines import LogisticBaseline
 
-DATASETS = {"digits": "digit", "mnist_5k": "label", "adult": "income",
-            "magic_telescope": "is_gamma", "letter_recognition": "letter"}
+DATASETS = {
+    "digits": "digit",
+    "mnist_5k": "label",
+    "adult": "income",
+    "magic_telescope": "is_gamma",
+    "letter_recognition": "letter",
+}
 
 
 def models():
-    out = {"dnnreg": lambda: DNNClassifier(random_state=0),
-           "logistic regression": LogisticBaseline}
+    out = {"dnnreg": lambda: DNNClassifier(random_state=0), "logistic regression": LogisticBaseline}
     try:
         from lightgbm import LGBMClassifier
 
@@ -37,8 +41,10 @@ def models():
 def run_one(make, Xtr, Xte, ytr, yte) -> dict:
     model = make()
     if type(model).__name__ == "LGBMClassifier":  # LightGBM wants pandas categories
-        Xtr, Xte = (X.apply(lambda c: c if pd.api.types.is_numeric_dtype(c)
-                            else c.astype("category")) for X in (Xtr, Xte))
+        Xtr, Xte = (
+            X.apply(lambda c: c if pd.api.types.is_numeric_dtype(c) else c.astype("category"))
+            for X in (Xtr, Xte)
+        )
     start = time.perf_counter()
     model.fit(Xtr, ytr)
     seconds = time.perf_counter() - start
@@ -53,15 +59,30 @@ def main():
         Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
         for model_name, make in models().items():
             r = run_one(make, Xtr, Xte, ytr, yte)
-            rows.append({"dataset": name, "model": model_name, "rows": len(X),
-                         "classes": int(y.nunique()), **r})
+            rows.append(
+                {
+                    "dataset": name,
+                    "model": model_name,
+                    "rows": len(X),
+                    "classes": int(y.nunique()),
+                    **r,
+                }
+            )
             print(rows[-1], flush=True)
-    table = ["| dataset | rows | classes | model | accuracy | log-loss | fit s |",
-             "|---|---|---|---|---|---|---|"]
-    table += [f"| {r['dataset']} | {r['rows']} | {r['classes']} | {r['model']} | "
-              f"{r['accuracy']:.4f} | {r['log_loss']:.4f} | {r['fit_seconds']:.1f} |" for r in rows]
-    write("classification", {"protocol": "stratified 80/20 split, seed 0; defaults",
-                             "results": rows}, "\n".join(table))
+    table = [
+        "| dataset | rows | classes | model | accuracy | log-loss | fit s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['dataset']} | {r['rows']} | {r['classes']} | {r['model']} | "
+        f"{r['accuracy']:.4f} | {r['log_loss']:.4f} | {r['fit_seconds']:.1f} |"
+        for r in rows
+    ]
+    write(
+        "classification",
+        {"protocol": "stratified 80/20 split, seed 0; defaults", "results": rows},
+        "\n".join(table),
+    )
 
 
 if __name__ == "__main__":

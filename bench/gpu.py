@@ -14,26 +14,53 @@ import numpy as np
 import torch
 
 from dnnreg import DNNRegressor
-from dnnreg.tables.reading import train_val_test_indices
-from dnnreg.tables.datasets import load_california_housing
 from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
+from dnnreg.tables.datasets import load_california_housing
+from dnnreg.tables.reading import train_val_test_indices
 from dnnreg.training.loop import TrainConfig, fit_model
 
 
 def rate(X, y, width, batch, k=1, precision="fp32", epochs=3) -> float:
     """Samples/s of dnnreg's loop over ``epochs`` timed epochs after a warm-up epoch."""
     dev = torch.device("cuda")
-    net = MLP(d_numeric=X.shape[1], cardinalities=[], hidden_layer_sizes=(width,) * 3,
-              activation="relu", n_ensemble=k).to(dev)
-    config = TrainConfig(batch_size=batch, max_iter=epochs + 1, solver="adamw", lr=1e-3,
-                         momentum=0.9, weight_decay=0.0, alpha=0.0, l1=0.0, clip_grad_norm=None,
-                         clip_grad_value=None, lr_schedule="constant", lr_warmup=0.1,
-                         lr_step_size=10, lr_gamma=0.1, lr_patience=5, n_iter_no_change=100,
-                         restore_best=False, max_time=None, precision=precision)
+    net = MLP(
+        d_numeric=X.shape[1],
+        cardinalities=[],
+        hidden_layer_sizes=(width,) * 3,
+        activation="relu",
+        n_ensemble=k,
+    ).to(dev)
+    config = TrainConfig(
+        batch_size=batch,
+        max_iter=epochs + 1,
+        solver="adamw",
+        lr=1e-3,
+        momentum=0.9,
+        weight_decay=0.0,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="constant",
+        lr_warmup=0.1,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        lr_patience=5,
+        n_iter_no_change=100,
+        restore_best=False,
+        max_time=None,
+        precision=precision,
+    )
     data = (X.to(dev), torch.zeros(len(X), 0, dtype=torch.long, device=dev), y.to(dev))
-    result = fit_model(net, make_loss("mse"), data, config=config,
-                       generator=torch.Generator().manual_seed(0), log_every=0)
+    result = fit_model(
+        net,
+        make_loss("mse"),
+        data,
+        config=config,
+        generator=torch.Generator().manual_seed(0),
+        log_every=0,
+    )
     torch.cuda.synchronize()
     seconds = result.history[-1]["seconds"] - result.history[0]["seconds"]
     return epochs * len(X) / seconds
@@ -47,8 +74,12 @@ def california(**params) -> dict:
     model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
     seconds = time.perf_counter() - start
     rmse = float(np.sqrt(np.mean((model.predict(X.iloc[te]) - y.iloc[te].to_numpy()) ** 2)))
-    return {"params": params, "fit_seconds": seconds, "test_rmse": rmse,
-            "device": str(model.device_)}
+    return {
+        "params": params,
+        "fit_seconds": seconds,
+        "test_rmse": rmse,
+        "device": str(model.device_),
+    }
 
 
 def main():
@@ -66,9 +97,14 @@ def main():
     for width in (256, 1024):
         for batch in (256, 4096):
             for precision in ("fp32", "bf16"):
-                rows.append({"width": width, "batch": batch, "precision": precision,
-                             "samples_per_second": rate(X, y, width, batch,
-                                                        precision=precision)})
+                rows.append(
+                    {
+                        "width": width,
+                        "batch": batch,
+                        "precision": precision,
+                        "samples_per_second": rate(X, y, width, batch, precision=precision),
+                    }
+                )
                 print(rows[-1], flush=True)
     fits = [california(), california(precision="bf16"), california(batch_size=1024)]
     import dnnreg.training.devices
@@ -77,15 +113,27 @@ def main():
     fits.append({**california(), "note": "table in host memory, batches copied"})
     for f in fits:
         print(f, flush=True)
-    table = [f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}", "",
-             "| width | batch | precision | samples/s |", "|---|---|---|---|"]
-    table += [f"| {r['width']} | {r['batch']} | {r['precision']} | {r['samples_per_second']:,.0f} |"
-              for r in rows]
+    table = [
+        f"GPU: {torch.cuda.get_device_name()}, torch {torch.__version__}",
+        "",
+        "| width | batch | precision | samples/s |",
+        "|---|---|---|---|",
+    ]
+    table += [
+        f"| {r['width']} | {r['batch']} | {r['precision']} | {r['samples_per_second']:,.0f} |"
+        for r in rows
+    ]
     table += ["", "| California fit | seconds | test RMSE |", "|---|---|---|"]
-    table += [f"| {f['params'] or 'defaults'} {f.get('note', '')} | {f['fit_seconds']:.1f} | "
-              f"{f['test_rmse']:.4f} |" for f in fits]
-    write("gpu", {"gpu": torch.cuda.get_device_name(), "throughput": rows, "california": fits},
-          "\n".join(table))
+    table += [
+        f"| {f['params'] or 'defaults'} {f.get('note', '')} | {f['fit_seconds']:.1f} | "
+        f"{f['test_rmse']:.4f} |"
+        for f in fits
+    ]
+    write(
+        "gpu",
+        {"gpu": torch.cuda.get_device_name(), "throughput": rows, "california": fits},
+        "\n".join(table),
+    )
 
 
 if __name__ == "__main__":

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from _common import write
 
+from _common import write
 from dnnreg import DNNRegressor, load, load_numpy, save
-from dnnreg.tables.reading import train_val_test_indices
 from dnnreg.tables.datasets import load_california_housing
+from dnnreg.tables.reading import train_val_test_indices
 
 
 def latency_ms(predict, row, repeats=200) -> float:
@@ -43,33 +43,41 @@ def rows_per_second(predict, frame) -> float:
 def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
     model = DNNRegressor(random_state=0, **params).fit(X_train, y_train)
     save(model, path)
-    out = {f"dnnreg torch ({label})": load(path).predict,
-           f"dnnreg numpy ({label})": load_numpy(path).predict}
+    out = {
+        f"dnnreg torch ({label})": load(path).predict,
+        f"dnnreg numpy ({label})": load_numpy(path).predict,
+    }
     try:
         import onnxruntime as ort
 
         from dnnreg.inference.onnx import export_onnx, onnx_feeds
         from dnnreg.model_file import read_preprocessor
 
-        session = ort.InferenceSession(str(export_onnx(path, path.with_suffix(".onnx"))),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(export_onnx(path, path.with_suffix(".onnx"))), providers=["CPUExecutionProvider"]
+        )
         pre = read_preprocessor(path)[0]
-        out[f"dnnreg onnxruntime ({label})"] = (
-            lambda f: session.run(["prediction"], onnx_feeds(f, pre))[0])
+        out[f"dnnreg onnxruntime ({label})"] = lambda f: session.run(
+            ["prediction"], onnx_feeds(f, pre)
+        )[0]
     except ImportError:
         pass
     return out
 
 
 def engines(X_train, y_train, workdir: Path) -> dict:
-    out = {**dnnreg_engines(X_train, y_train, workdir / "m4", "4 members"),
-           **dnnreg_engines(X_train, y_train, workdir / "m1", "1 member", n_ensemble=1)}
+    out = {
+        **dnnreg_engines(X_train, y_train, workdir / "m4", "4 members"),
+        **dnnreg_engines(X_train, y_train, workdir / "m1", "1 member", n_ensemble=1),
+    }
     from sklearn.neural_network import MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    mlp = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(256, 256, 256), max_iter=20,
-                                                       random_state=0)).fit(X_train, y_train)
+    mlp = make_pipeline(
+        StandardScaler(),
+        MLPRegressor(hidden_layer_sizes=(256, 256, 256), max_iter=20, random_state=0),
+    ).fit(X_train, y_train)
     out["sklearn MLPRegressor"] = mlp.predict
     try:
         from lightgbm import LGBMRegressor
@@ -87,23 +95,38 @@ def main():
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, predict in engines(X.iloc[tr], y.iloc[tr], Path(tmp)).items():
-            results.append({"engine": name,
-                            "single_row_us": 1000 * latency_ms(predict, X.iloc[te].head(1)),
-                            "single_array_row_us": _array_latency_us(predict, X.iloc[te]),
-                            "rows_per_second_100k": rows_per_second(predict, big)})
+            results.append(
+                {
+                    "engine": name,
+                    "single_row_us": 1000 * latency_ms(predict, X.iloc[te].head(1)),
+                    "single_array_row_us": _array_latency_us(predict, X.iloc[te]),
+                    "rows_per_second_100k": rows_per_second(predict, big),
+                }
+            )
             print(results[-1], flush=True)
     base = next(r for r in results if r["engine"] == "sklearn MLPRegressor")
-    table = ["| engine | single row, DataFrame (µs) | single row, NumPy array (µs) | 100k rows/s "
-             "| throughput vs sklearn MLP |", "|---|---|---|---|---|"]
+    table = [
+        "| engine | single row, DataFrame (µs) | single row, NumPy array (µs) | 100k rows/s "
+        "| throughput vs sklearn MLP |",
+        "|---|---|---|---|---|",
+    ]
     for r in results:
         arr = r["single_array_row_us"]
-        table.append(f"| {r['engine']} | {r['single_row_us']:.0f} | "
-                     f"{'n/a' if arr is None else f'{arr:.0f}'} | "
-                     f"{r['rows_per_second_100k']:,.0f} | "
-                     f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f}× |")
-    write("inference", {"dataset": "california_housing (test rows, repeated to 100k)",
-                        "model": "DNNRegressor defaults (3x256, 4 members) and n_ensemble=1",
-                        "results": results}, "\n".join(table))
+        table.append(
+            f"| {r['engine']} | {r['single_row_us']:.0f} | "
+            f"{'n/a' if arr is None else f'{arr:.0f}'} | "
+            f"{r['rows_per_second_100k']:,.0f} | "
+            f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f}× |"
+        )
+    write(
+        "inference",
+        {
+            "dataset": "california_housing (test rows, repeated to 100k)",
+            "model": "DNNRegressor defaults (3x256, 4 members) and n_ensemble=1",
+            "results": results,
+        },
+        "\n".join(table),
+    )
 
 
 def _array_latency_us(predict, frame):

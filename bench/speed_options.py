@@ -31,9 +31,13 @@ import numpy as np
 
 TARGET = 0.52
 PEER_EPOCHS = 40
-DNNREG = {"dnnreg (defaults)": {}, "dnnreg n_ensemble=1": {"n_ensemble": 1},
-          "dnnreg bf16": {"precision": "bf16"}, "dnnreg compile": {"compile": True},
-          "dnnreg bf16 + compile": {"precision": "bf16", "compile": True}}
+DNNREG = {
+    "dnnreg (defaults)": {},
+    "dnnreg n_ensemble=1": {"n_ensemble": 1},
+    "dnnreg bf16": {"precision": "bf16"},
+    "dnnreg compile": {"compile": True},
+    "dnnreg bf16 + compile": {"precision": "bf16", "compile": True},
+}
 PEERS = ("sklearn MLPRegressor", "tutorial torch loop", "keras (torch backend)")
 
 
@@ -67,8 +71,8 @@ class Trace:
 
 
 def split():
-    from dnnreg.tables.reading import train_val_test_indices
     from dnnreg.tables.datasets import load_california_housing
+    from dnnreg.tables.reading import train_val_test_indices
 
     X, y = load_california_housing(return_X_y=True)
     tr, va, te = train_val_test_indices(len(X))
@@ -92,8 +96,13 @@ def run_dnnreg(options: dict) -> dict:
     model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]), callbacks=[OnEpochEnd()])
     seconds = trace.seconds()
     final = float(np.sqrt(np.mean((model.predict(X.iloc[te]) - y.iloc[te].to_numpy()) ** 2)))
-    return {"trace": trace.points, "seconds": seconds, "final_rmse": final,
-            "rss_before_mb": before, "epochs": model.n_iter_}
+    return {
+        "trace": trace.points,
+        "seconds": seconds,
+        "final_rmse": final,
+        "rss_before_mb": before,
+        "epochs": model.n_iter_,
+    }
 
 
 def _standardized(X, y, train, te):
@@ -115,8 +124,13 @@ def run_sklearn() -> dict:
     for _ in range(PEER_EPOCHS):
         model.partial_fit(X_tr, y_tr)
         trace.epoch_end()
-    return {"trace": trace.points, "seconds": trace.seconds(), "final_rmse": trace.points[-1][1],
-            "rss_before_mb": before, "epochs": PEER_EPOCHS}
+    return {
+        "trace": trace.points,
+        "seconds": trace.seconds(),
+        "final_rmse": trace.points[-1][1],
+        "rss_before_mb": before,
+        "epochs": PEER_EPOCHS,
+    }
 
 
 def run_tutorial() -> dict:
@@ -127,11 +141,22 @@ def run_tutorial() -> dict:
     X, y, train, _, _, te = split()
     X_tr, y_tr, X_te, y_te = _standardized(X, y, train, te)
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
-                          nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 1))
-    loader = DataLoader(TensorDataset(torch.tensor(X_tr, dtype=torch.float32),
-                                      torch.tensor(y_tr, dtype=torch.float32)),
-                        batch_size=256, shuffle=True)
+    model = nn.Sequential(
+        nn.Linear(8, 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, 256),
+        nn.ReLU(),
+        nn.Linear(256, 1),
+    )
+    loader = DataLoader(
+        TensorDataset(
+            torch.tensor(X_tr, dtype=torch.float32), torch.tensor(y_tr, dtype=torch.float32)
+        ),
+        batch_size=256,
+        shuffle=True,
+    )
     x_te = torch.tensor(X_te, dtype=torch.float32)
 
     def predict(_):
@@ -149,8 +174,13 @@ def run_tutorial() -> dict:
             loss.backward()
             opt.step()
         trace.epoch_end()
-    return {"trace": trace.points, "seconds": trace.seconds(), "final_rmse": trace.points[-1][1],
-            "rss_before_mb": before, "epochs": PEER_EPOCHS}
+    return {
+        "trace": trace.points,
+        "seconds": trace.seconds(),
+        "final_rmse": trace.points[-1][1],
+        "rss_before_mb": before,
+        "epochs": PEER_EPOCHS,
+    }
 
 
 def run_keras() -> dict | None:
@@ -162,8 +192,11 @@ def run_keras() -> dict | None:
     X, y, train, _, _, te = split()
     X_tr, y_tr, X_te, y_te = _standardized(X, y, train, te)
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8,))] + [keras.layers.Dense(256, activation="relu")
-                                                    for _ in range(3)] + [keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((8,))]
+        + [keras.layers.Dense(256, activation="relu") for _ in range(3)]
+        + [keras.layers.Dense(1)]
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     trace = Trace(lambda x: model.predict(x, verbose=0, batch_size=4096)[:, 0], X_te, y_te)
 
@@ -173,10 +206,21 @@ def run_keras() -> dict | None:
 
     before = rss_mb()
     trace.start = time.perf_counter()
-    model.fit(X_tr.astype(np.float32), y_tr.astype(np.float32), batch_size=256,
-              epochs=PEER_EPOCHS, verbose=0, callbacks=[OnEpochEnd()])
-    return {"trace": trace.points, "seconds": trace.seconds(), "final_rmse": trace.points[-1][1],
-            "rss_before_mb": before, "epochs": PEER_EPOCHS}
+    model.fit(
+        X_tr.astype(np.float32),
+        y_tr.astype(np.float32),
+        batch_size=256,
+        epochs=PEER_EPOCHS,
+        verbose=0,
+        callbacks=[OnEpochEnd()],
+    )
+    return {
+        "trace": trace.points,
+        "seconds": trace.seconds(),
+        "final_rmse": trace.points[-1][1],
+        "rss_before_mb": before,
+        "epochs": PEER_EPOCHS,
+    }
 
 
 def run_diabetes(tool: str) -> dict:
@@ -187,9 +231,11 @@ def run_diabetes(tool: str) -> dict:
         import torch  # noqa: F401  (the goal times fit after both imports)
 
         from dnnreg import DNNRegressor
+
         model = DNNRegressor(random_state=0)
     else:
         from sklearn.neural_network import MLPRegressor
+
         model = MLPRegressor(random_state=0, max_iter=200)
     X, y = load_diabetes(return_X_y=True)
     import warnings
@@ -207,16 +253,23 @@ def child(tool: str) -> dict:
     if tool in DNNREG:
         out = run_dnnreg(DNNREG[tool])
     else:
-        out = {"sklearn MLPRegressor": run_sklearn, "tutorial torch loop": run_tutorial,
-               "keras (torch backend)": run_keras}[tool]()
+        out = {
+            "sklearn MLPRegressor": run_sklearn,
+            "tutorial torch loop": run_tutorial,
+            "keras (torch backend)": run_keras,
+        }[tool]()
     if out is not None:
         out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
 def in_fresh_process(tool: str) -> dict | None:
-    result = subprocess.run([sys.executable, __file__, "--child", tool], capture_output=True,
-                            text=True, cwd=os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", tool],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
     if result.returncode != 0:
         print(result.stderr[-2000:], file=sys.stderr)
         return None
@@ -234,13 +287,17 @@ def main():
     for tool in (*DNNREG, *PEERS):
         results[tool] = in_fresh_process(tool)
         print(tool, {k: v for k, v in (results[tool] or {}).items() if k != "trace"}, flush=True)
-    diabetes = {t: min(in_fresh_process(f"diabetes {t}")["fit_seconds"] for _ in range(3))
-                for t in ("dnnreg", "sklearn")}
+    diabetes = {
+        t: min(in_fresh_process(f"diabetes {t}")["fit_seconds"] for _ in range(3))
+        for t in ("dnnreg", "sklearn")
+    }
     sk = time_to(results["sklearn MLPRegressor"]["trace"])
     default_rmse = results["dnnreg (defaults)"]["final_rmse"]
-    table = [f"| tool | seconds to test RMSE ≤ {TARGET} | vs sklearn | final test RMSE | "
-             "vs dnnreg defaults | training seconds | epochs | peak RSS MB | RSS before fit MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    table = [
+        f"| tool | seconds to test RMSE ≤ {TARGET} | vs sklearn | final test RMSE | "
+        "vs dnnreg defaults | training seconds | epochs | peak RSS MB | RSS before fit MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for tool, r in results.items():
         if r is None:
             continue
@@ -249,12 +306,18 @@ def main():
             f"| {tool} | {'never' if t is None else f'{t:.1f}'} | "
             f"{'' if t is None or sk is None else f'{t / sk:.2f}×'} | {r['final_rmse']:.4f} | "
             f"{100 * (r['final_rmse'] / default_rmse - 1):+.1f} % | {r['seconds']:.1f} | "
-            f"{r['epochs']} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} |")
-    table.append(f"\nFixed overhead, `fit` on diabetes (442 rows) in a fresh process, best of 3: "
-                 f"dnnreg {diabetes['dnnreg']:.2f} s (after `import torch, dnnreg`), sklearn "
-                 f"MLPRegressor {diabetes['sklearn']:.2f} s.")
-    write("speed_options", {"target_rmse": TARGET, "results": results,
-                            "diabetes_fit_seconds": diabetes}, "\n".join(table))
+            f"{r['epochs']} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} |"
+        )
+    table.append(
+        f"\nFixed overhead, `fit` on diabetes (442 rows) in a fresh process, best of 3: "
+        f"dnnreg {diabetes['dnnreg']:.2f} s (after `import torch, dnnreg`), sklearn "
+        f"MLPRegressor {diabetes['sklearn']:.2f} s."
+    )
+    write(
+        "speed_options",
+        {"target_rmse": TARGET, "results": results, "diabetes_fit_seconds": diabetes},
+        "\n".join(table),
+    )
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ import time
 
 import numpy as np
 import torch
-from _common import write
 from torch import nn
 
-from dnnreg.tables.reading import train_val_test_indices
-from dnnreg.tables.datasets import load_california_housing
+from _common import write
 from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
+from dnnreg.tables.datasets import load_california_housing
+from dnnreg.tables.reading import train_val_test_indices
 from dnnreg.training.loop import TrainConfig, fit_model
 
 EPOCHS, REPEATS = 2, 2
@@ -59,17 +59,44 @@ def data():
 
 def dnnreg_rate(X, y, width, batch, k=1, precision="fp32", compile=False) -> float:
     torch.manual_seed(0)
-    net = MLP(d_numeric=X.shape[1], cardinalities=[], hidden_layer_sizes=(width,) * 3,
-              activation="relu", n_ensemble=k)
-    config = TrainConfig(batch_size=batch, max_iter=EPOCHS + 1, solver="adam", lr=1e-3,
-                         momentum=0.9, weight_decay=0.0, alpha=0.0, l1=0.0, clip_grad_norm=None,
-                         clip_grad_value=None, lr_schedule="constant", lr_warmup=0.1,
-                         lr_step_size=10, lr_gamma=0.1, lr_patience=5, n_iter_no_change=100,
-                         restore_best=False, max_time=None, precision=precision,
-                         compile=compile)
+    net = MLP(
+        d_numeric=X.shape[1],
+        cardinalities=[],
+        hidden_layer_sizes=(width,) * 3,
+        activation="relu",
+        n_ensemble=k,
+    )
+    config = TrainConfig(
+        batch_size=batch,
+        max_iter=EPOCHS + 1,
+        solver="adam",
+        lr=1e-3,
+        momentum=0.9,
+        weight_decay=0.0,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="constant",
+        lr_warmup=0.1,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        lr_patience=5,
+        n_iter_no_change=100,
+        restore_best=False,
+        max_time=None,
+        precision=precision,
+        compile=compile,
+    )
     data = (torch.from_numpy(X), torch.zeros(len(X), 0, dtype=torch.long), torch.from_numpy(y))
-    result = fit_model(net, make_loss("mse"), data, config=config,
-                       generator=torch.Generator().manual_seed(0), log_every=0)
+    result = fit_model(
+        net,
+        make_loss("mse"),
+        data,
+        config=config,
+        generator=torch.Generator().manual_seed(0),
+        log_every=0,
+    )
     seconds = result.history[-1]["seconds"] - result.history[0]["seconds"]
     return EPOCHS * len(X) / seconds
 
@@ -78,11 +105,19 @@ def tutorial_rate(X, y, width, batch) -> float:
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(X.shape[1], width), nn.ReLU(), nn.Linear(width, width),
-                          nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1))
+    model = nn.Sequential(
+        nn.Linear(X.shape[1], width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, 1),
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loader = DataLoader(TensorDataset(torch.from_numpy(X), torch.from_numpy(y)),
-                        batch_size=batch, shuffle=True)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(X), torch.from_numpy(y)), batch_size=batch, shuffle=True
+    )
     times = []
     for _ in range(EPOCHS + 1):
         start = time.perf_counter()
@@ -104,8 +139,15 @@ def sklearn_rate(X, y, width, batch, dtype=np.float64) -> float:
     from sklearn.neural_network import MLPRegressor
 
     def fit(epochs):
-        model = MLPRegressor(hidden_layer_sizes=(width,) * 3, batch_size=batch, max_iter=epochs,
-                             tol=0.0, n_iter_no_change=10**6, shuffle=True, random_state=0)
+        model = MLPRegressor(
+            hidden_layer_sizes=(width,) * 3,
+            batch_size=batch,
+            max_iter=epochs,
+            tol=0.0,
+            n_iter_no_change=10**6,
+            shuffle=True,
+            random_state=0,
+        )
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -124,9 +166,11 @@ def keras_rate(X, y, width, batch):
         import keras
     except ImportError:
         return None
-    model = keras.Sequential([keras.Input((X.shape[1],))] +
-                             [keras.layers.Dense(width, activation="relu") for _ in range(3)] +
-                             [keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((X.shape[1],))]
+        + [keras.layers.Dense(width, activation="relu") for _ in range(3)]
+        + [keras.layers.Dense(1)]
+    )
     model.compile(optimizer="adam", loss="mse")
     model.fit(X, y, batch_size=batch, epochs=1, verbose=0)
     start = time.perf_counter()
@@ -134,11 +178,15 @@ def keras_rate(X, y, width, batch):
     return EPOCHS * len(X) / (time.perf_counter() - start)
 
 
-TOOLS = {"dnnreg": dnnreg_rate, "sklearn MLPRegressor": sklearn_rate,
-         "sklearn MLPRegressor (float32)": lambda *a: sklearn_rate(*a, dtype=np.float32),
-         "tutorial torch loop": tutorial_rate, "keras (torch backend)": keras_rate,
-         "dnnreg bf16": lambda *a: dnnreg_rate(*a, precision="bf16"),
-         "dnnreg compile": lambda *a: dnnreg_rate(*a, compile=True)}
+TOOLS = {
+    "dnnreg": dnnreg_rate,
+    "sklearn MLPRegressor": sklearn_rate,
+    "sklearn MLPRegressor (float32)": lambda *a: sklearn_rate(*a, dtype=np.float32),
+    "tutorial torch loop": tutorial_rate,
+    "keras (torch backend)": keras_rate,
+    "dnnreg bf16": lambda *a: dnnreg_rate(*a, precision="bf16"),
+    "dnnreg compile": lambda *a: dnnreg_rate(*a, compile=True),
+}
 ONLY_AT_256 = ("dnnreg bf16", "dnnreg compile")
 
 
@@ -161,28 +209,48 @@ def main():
                 if rate is None:
                     continue
                 gflops = rate * flops_per_sample(X.shape[1], width) / 1e9
-                rows.append({"tool": tool, "width": width, "batch": batch,
-                             "samples_per_second": rate, "gflops": gflops,
-                             "fraction_of_peak": gflops / peak})
+                rows.append(
+                    {
+                        "tool": tool,
+                        "width": width,
+                        "batch": batch,
+                        "samples_per_second": rate,
+                        "gflops": gflops,
+                        "fraction_of_peak": gflops / peak,
+                    }
+                )
                 print(rows[-1], flush=True)
-    ensemble = {w: {k: best_rate(dnnreg_rate, X, y, w, 256, k) for k in (1, 8)}
-                for w in (64, 256)}
-    table = ["| width | batch | tool | samples/s | GFLOP/s | % of fp32 peak | vs sklearn |",
-             "|---|---|---|---|---|---|---|"]
+    ensemble = {w: {k: best_rate(dnnreg_rate, X, y, w, 256, k) for k in (1, 8)} for w in (64, 256)}
+    table = [
+        "| width | batch | tool | samples/s | GFLOP/s | % of fp32 peak | vs sklearn |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        base = next(b for b in rows if b["tool"] == "sklearn MLPRegressor"
-                    and b["width"] == r["width"] and b["batch"] == r["batch"])
-        table.append(f"| {r['width']} | {r['batch']} | {r['tool']} | {r['samples_per_second']:,.0f} | "
-                     f"{r['gflops']:.0f} | {100 * r['fraction_of_peak']:.0f} % | "
-                     f"{r['samples_per_second'] / base['samples_per_second']:.2f}× |")
+        base = next(
+            b
+            for b in rows
+            if b["tool"] == "sklearn MLPRegressor"
+            and b["width"] == r["width"]
+            and b["batch"] == r["batch"]
+        )
+        table.append(
+            f"| {r['width']} | {r['batch']} | {r['tool']} | {r['samples_per_second']:,.0f} | "
+            f"{r['gflops']:.0f} | {100 * r['fraction_of_peak']:.0f} % | "
+            f"{r['samples_per_second'] / base['samples_per_second']:.2f}× |"
+        )
     # An epoch of k members passes every row once per member: time ratio = rate₁ / rate₈.
     table.append(f"\nfp32 matmul peak: {peak:.0f} GFLOP/s.")
     for w, e in ensemble.items():
-        table.append(f"Ensemble (width {w}, batch 256): an epoch of 8 members takes "
-                     f"{e[1] / e[8]:.2f}× the time of one member ({e[1]:,.0f} vs {e[8]:,.0f} "
-                     "rows/s).")
-    write("training_throughput", {"peak_gflops": peak, "results": rows,
-                                  "ensemble_samples_per_second": ensemble}, "\n".join(table))
+        table.append(
+            f"Ensemble (width {w}, batch 256): an epoch of 8 members takes "
+            f"{e[1] / e[8]:.2f}× the time of one member ({e[1]:,.0f} vs {e[8]:,.0f} "
+            "rows/s)."
+        )
+    write(
+        "training_throughput",
+        {"peak_gflops": peak, "results": rows, "ensemble_samples_per_second": ensemble},
+        "\n".join(table),
+    )
 
 
 if __name__ == "__main__":

@@ -12,15 +12,44 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dnnreg"
 
 # Each wing (a subpackage) or top-level module and its layer: a module may import dnnreg
 # modules of its own layer or below, never above.
-LAYERS = {"_validation": 0, "_optional": 0, "_files": 0, "_version": 0, "options": 0,
-          "tables": 1, "metrics": 1, "predictions": 1, "model_file": 1,
-          "network": 2, "training": 3, "estimators": 4, "inference": 5,
-          "studies": 6, "report": 6, "run": 6,
-          "cli": 7, "__main__": 7, "__init__": 7}
+LAYERS = {
+    "_validation": 0,
+    "_optional": 0,
+    "_files": 0,
+    "_version": 0,
+    "options": 0,
+    "tables": 1,
+    "metrics": 1,
+    "predictions": 1,
+    "model_file": 1,
+    "network": 2,
+    "training": 3,
+    "estimators": 4,
+    "inference": 5,
+    "studies": 6,
+    "report": 6,
+    "run": 6,
+    "cli": 7,
+    "__main__": 7,
+    "__init__": 7,
+}
 # Never torch, not even inside a function.
-TORCH_FREE = ["_validation", "_optional", "_files", "_version", "options", "tables", "metrics",
-              "predictions", "model_file", "inference.runtime", "inference.onnx",
-              "inference.reference", "report", "training.verdicts"]
+TORCH_FREE = [
+    "_validation",
+    "_optional",
+    "_files",
+    "_version",
+    "options",
+    "tables",
+    "metrics",
+    "predictions",
+    "model_file",
+    "inference.runtime",
+    "inference.onnx",
+    "inference.reference",
+    "report",
+    "training.verdicts",
+]
 
 
 def module_name(path: Path) -> str:
@@ -36,8 +65,9 @@ def wing(module: str) -> str:
     return module.split(".")[0]
 
 
-def imports(module: str, top_level_only: bool = False, source: str | None = None,
-            is_package: bool = False) -> set[str]:
+def imports(
+    module: str, top_level_only: bool = False, source: str | None = None, is_package: bool = False
+) -> set[str]:
     """Every module ``module`` imports: absolute names as written, dnnreg's own resolved
     to their path below ``dnnreg`` (``from . import plots`` in report.html is report.plots)."""
     if source is None:
@@ -48,12 +78,12 @@ def imports(module: str, top_level_only: bool = False, source: str | None = None
         package = []
     tree = ast.parse(source)
     found = set()
-    for node in (tree.body if top_level_only else ast.walk(tree)):
+    for node in tree.body if top_level_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against this module's package
-                base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
                 parts = ["dnnreg", *base, *([node.module] if node.module else [])]
             else:
                 parts = [node.module]
@@ -72,24 +102,33 @@ def dnnreg_imports(module: str, **kw) -> set[str]:
         if name == "dnnreg":
             out.add("__init__")
         elif name.startswith("dnnreg."):
-            out.add(name[len("dnnreg."):])
+            out.add(name[len("dnnreg.") :])
     return out
 
 
 def test_the_import_reader_sees_relative_and_from_dot_imports():
     """The reader itself, on source written for it: relative imports at any depth and
     ``from . import X`` resolve to dnnreg's modules, inside functions too."""
-    source = ("from . import plots\n"
-              "def f():\n    from ..training.loop import fit_model\n"
-              "    from .. import cli\n"
-              "import dnnreg.tables.reading\n")
+    source = (
+        "from . import plots\n"
+        "def f():\n    from ..training.loop import fit_model\n"
+        "    from .. import cli\n"
+        "import dnnreg.tables.reading\n"
+    )
     assert dnnreg_imports("report.html", source=source) >= {
-        "report", "report.plots", "training.loop", "cli", "tables.reading"}
+        "report",
+        "report.plots",
+        "training.loop",
+        "cli",
+        "tables.reading",
+    }
     assert "cli" not in dnnreg_imports("report.html", source=source, top_level_only=True)
 
 
 def test_every_module_belongs_to_a_layer():
-    assert {wing(m) for m in MODULES} <= set(LAYERS), sorted({wing(m) for m in MODULES} - set(LAYERS))
+    assert {wing(m) for m in MODULES} <= set(LAYERS), sorted(
+        {wing(m) for m in MODULES} - set(LAYERS)
+    )
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -98,8 +137,9 @@ def test_modules_import_only_their_layer_or_below(module):
         assert LAYERS[wing(target)] <= LAYERS[wing(module)], f"{module} imports {target}"
 
 
-@pytest.mark.parametrize("module", sorted(m for m in MODULES
-                                          if any(m == t or m.startswith(t + ".") for t in TORCH_FREE)))
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if any(m == t or m.startswith(t + ".") for t in TORCH_FREE))
+)
 def test_torch_free_modules_never_import_torch(module):
     assert not {n for n in imports(module) if n.split(".")[0] == "torch"}, module
 
@@ -123,12 +163,15 @@ def test_the_training_loop_never_imports_its_callbacks():
 
 
 def test_persistence_imports_torch_only_inside_functions():
-    assert "torch" not in {n.split(".")[0] for n in imports("estimators.persistence",
-                                                             top_level_only=True)}
+    assert "torch" not in {
+        n.split(".")[0] for n in imports("estimators.persistence", top_level_only=True)
+    }
 
 
 def test_import_dnnreg_does_not_import_torch():
-    code = ("import sys, dnnreg, dnnreg.tables.preprocessing, dnnreg.tables.reading, "
-            "dnnreg.options; print('torch' in sys.modules)")
+    code = (
+        "import sys, dnnreg, dnnreg.tables.preprocessing, dnnreg.tables.reading, "
+        "dnnreg.options; print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

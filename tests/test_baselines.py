@@ -22,17 +22,18 @@ def test_closed_form_equals_lstsq_on_concrete(concrete):
 
 def test_gradient_descent_converges_to_lstsq_on_concrete(concrete):
     X, y = concrete
-    np.testing.assert_allclose(linear_gradient_descent(X, y), _lstsq(X, y), rtol=1e-8,
-                               atol=1e-8)
+    np.testing.assert_allclose(linear_gradient_descent(X, y), _lstsq(X, y), rtol=1e-8, atol=1e-8)
 
 
 def test_linear_baseline_predicts_like_the_closed_form(concrete):
     X, y = concrete
     import pandas as pd
+
     frame = pd.DataFrame(X, columns=[f"c{i}" for i in range(X.shape[1])])
     w = linear_closed_form(X, y)
-    np.testing.assert_allclose(LinearBaseline().fit(frame, y).predict(frame), w[0] + X @ w[1:],
-                               rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        LinearBaseline().fit(frame, y).predict(frame), w[0] + X @ w[1:], rtol=1e-4, atol=1e-3
+    )
 
 
 def test_a_deep_network_without_non_linearity_collapses_to_the_closed_form():
@@ -42,11 +43,19 @@ def test_a_deep_network_without_non_linearity_collapses_to_the_closed_form():
     from dnnreg import DNNRegressor
 
     X, y = load_concrete(return_X_y=True)
-    model = DNNRegressor(activation="identity", hidden_layer_sizes=(16, 16), n_ensemble=1,
-                         numeric_embedding="none", dropout=0.0,
-                         numeric_scaling="standard", early_stopping=False, max_iter=300,
-                         weight_decay=0.0, batch_size=64,
-                         random_state=0).fit(X, y)
+    model = DNNRegressor(
+        activation="identity",
+        hidden_layer_sizes=(16, 16),
+        n_ensemble=1,
+        numeric_embedding="none",
+        dropout=0.0,
+        numeric_scaling="standard",
+        early_stopping=False,
+        max_iter=300,
+        weight_decay=0.0,
+        batch_size=64,
+        random_state=0,
+    ).fit(X, y)
     linears = [b.linear for b in model.model_.blocks] + [model.model_.head]
     weights = [m.weight[0].detach().double().cpu().numpy() for m in linears]
     biases = [m.bias[0, 0].detach().double().cpu().numpy() for m in linears]

@@ -16,12 +16,16 @@ import pytest
 
 from dnnreg import DNNClassifier, DNNRegressor, list_datasets, load_dataset
 
-FAST = {"yacht_hydrodynamics": "a7fde0666266e82165d8f2808c45fee4e3fe53841bea0b929a87b37a5705415b",
-        "diabetes": "c74b6aa73083be41062e67b69227d89f33721a5c2167f3ca5712e2ea8e7414b1",
-        "digits": "ce5b79dace28c3fe736ab551aef05b8c081286536e93cfc1405fba3df9a0032c"}
-FULL = {"yacht_hydrodynamics": "9f123cdf3bd80df6b041de6225d483e3bd72992508f4c38e02069011ba466c58",
-        "diabetes": "1d5dc3a07ec57208455844d28dc6dd2deae2acbd4d917dfe9714cf0aa2a62c91",
-        "digits": "f1f89497bdc4c4f6bb53e8c1236cb72373ea02f51826d7f165a2df2ad81658a1"}
+FAST = {
+    "yacht_hydrodynamics": "a7fde0666266e82165d8f2808c45fee4e3fe53841bea0b929a87b37a5705415b",
+    "diabetes": "c74b6aa73083be41062e67b69227d89f33721a5c2167f3ca5712e2ea8e7414b1",
+    "digits": "ce5b79dace28c3fe736ab551aef05b8c081286536e93cfc1405fba3df9a0032c",
+}
+FULL = {
+    "yacht_hydrodynamics": "9f123cdf3bd80df6b041de6225d483e3bd72992508f4c38e02069011ba466c58",
+    "diabetes": "1d5dc3a07ec57208455844d28dc6dd2deae2acbd4d917dfe9714cf0aa2a62c91",
+    "digits": "f1f89497bdc4c4f6bb53e8c1236cb72373ea02f51826d7f165a2df2ad81658a1",
+}
 
 
 def prediction_sha256(name: str, **params) -> str:
@@ -38,8 +42,10 @@ def _same_machine():
     import torch
 
     if torch.__version__.split("+")[0] != "2.13.0" or torch.get_num_threads() != 2:
-        pytest.skip("the reference hashes were taken with torch 2.13.0 on 2 threads; "
-                    f"here torch {torch.__version__} on {torch.get_num_threads()}")
+        pytest.skip(
+            "the reference hashes were taken with torch 2.13.0 on 2 threads; "
+            f"here torch {torch.__version__} on {torch.get_num_threads()}"
+        )
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
@@ -48,8 +54,10 @@ def test_the_defaults_predict_bit_identically_to_before_the_move(name):
     assert prediction_sha256(name, max_iter=6) == FAST[name]
 
 
-@pytest.mark.skipif(not os.environ.get("DNNREG_SLOW"), reason="minutes of training; "
-                    "set DNNREG_SLOW=1 to run the full defaults")
+@pytest.mark.skipif(
+    not os.environ.get("DNNREG_SLOW"),
+    reason="minutes of training; set DNNREG_SLOW=1 to run the full defaults",
+)
 @pytest.mark.parametrize("name", sorted(FULL))
 def test_the_full_defaults_predict_bit_identically_to_before_the_move(name):
     _same_machine()

@@ -8,9 +8,9 @@ from sklearn.metrics import log_loss as sk_log_loss
 from sklearn.model_selection import train_test_split
 
 from dnnreg import DNNClassifier, load, load_numpy, save
+from dnnreg.metrics import classification_metrics
 from dnnreg.studies.baselines import LogisticBaseline
 from dnnreg.tables.datasets import load_digits
-from dnnreg.metrics import classification_metrics
 
 
 def _held_out(X, y):
@@ -52,13 +52,22 @@ def test_string_labels_probabilities_and_sklearn_log_loss(mixed_frame):
 def test_save_load_and_the_numpy_engine_agree_on_a_classifier(tmp_path, mixed_frame):
     X = mixed_frame.drop(columns="y")
     y = pd.cut(mixed_frame["y"], 3, labels=["a", "b", "c"]).astype(str)
-    clf = DNNClassifier(hidden_layer_sizes=(16, 16), normalization="layer_norm",
-                        residual=True, activation="prelu", max_iter=5, random_state=0).fit(X, y)
+    clf = DNNClassifier(
+        hidden_layer_sizes=(16, 16),
+        normalization="layer_norm",
+        residual=True,
+        activation="prelu",
+        max_iter=5,
+        random_state=0,
+    ).fit(X, y)
     save(clf, tmp_path / "m")
     again = load(tmp_path / "m")  # always onto the CPU; a GPU's float32 rounds differently
-    np.testing.assert_allclose(again.predict_proba(X), clf.predict_proba(X),
-                               rtol=0 if clf.device_.type == "cpu" else 1e-5,
-                               atol=0 if clf.device_.type == "cpu" else 1e-6)
+    np.testing.assert_allclose(
+        again.predict_proba(X),
+        clf.predict_proba(X),
+        rtol=0 if clf.device_.type == "cpu" else 1e-5,
+        atol=0 if clf.device_.type == "cpu" else 1e-6,
+    )
     assert np.array_equal(again.classes_, clf.classes_)
     engine = load_numpy(tmp_path / "m")
     np.testing.assert_allclose(engine.predict_proba(X), clf.predict_proba(X), atol=1e-6)
@@ -80,10 +89,20 @@ def test_cross_entropy_learns_faster_than_squared_error_on_a_sigmoid_output():
     y = (y >= 5).astype(int)
     curves = {}
     for loss in ("cross_entropy", "sigmoid_mse"):
-        clf = DNNClassifier(loss=loss, hidden_layer_sizes=(64,), activation="sigmoid",
-                            solver="sgd", learning_rate_init=0.5, lr_schedule="constant",
-                            n_ensemble=1, max_iter=40, n_iter_no_change=1000, batch_size=64,
-                            weight_decay=0.0, random_state=0).fit(X, y, eval_set=(X, y))
+        clf = DNNClassifier(
+            loss=loss,
+            hidden_layer_sizes=(64,),
+            activation="sigmoid",
+            solver="sgd",
+            learning_rate_init=0.5,
+            lr_schedule="constant",
+            n_ensemble=1,
+            max_iter=40,
+            n_iter_no_change=1000,
+            batch_size=64,
+            weight_decay=0.0,
+            random_state=0,
+        ).fit(X, y, eval_set=(X, y))
         curves[loss] = [h["val_log_loss"] for h in clf.history_]
     ce, mse = (_epochs_to(curves[k], 0.3) for k in ("cross_entropy", "sigmoid_mse"))
     print(f"epochs to training log-loss 0.3: cross-entropy {ce}, sigmoid + MSE {mse}")

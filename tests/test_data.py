@@ -18,12 +18,15 @@ def test_reads_csv_gz_and_parquet_identically(tmp_path):
         pd.testing.assert_frame_equal(read_table(tmp_path / name), frame, check_dtype=False)
 
 
-@pytest.mark.parametrize("content,match", [
-    (None, "does not exist"),
-    (b"", "is empty"),
-    (b"a,b,y\n", "has no rows"),
-    (b"PAR1 this is not parquet", "could not be read"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        (None, "does not exist"),
+        (b"", "is empty"),
+        (b"a,b,y\n", "has no rows"),
+        (b"PAR1 this is not parquet", "could not be read"),
+    ],
+)
 def test_bad_files_raise_one_line_errors(tmp_path, content, match):
     path = tmp_path / ("bad.parquet" if content and content.startswith(b"PAR1") else "bad.csv")
     if content is not None:

@@ -31,8 +31,14 @@ def test_license_file_lists_every_dataset_and_loaders_document_source():
     text = (Path(ds.__file__).parent / "data" / "LICENSE-DATA.md").read_text()
     for info in ds.DATASETS.values():
         assert info.file in text
-    for fn in (ds.load_california_housing, ds.load_concrete, ds.load_diabetes,
-               ds.load_airfoil_self_noise, ds.load_yacht_hydrodynamics, ds.load_digits):
+    for fn in (
+        ds.load_california_housing,
+        ds.load_concrete,
+        ds.load_diabetes,
+        ds.load_airfoil_self_noise,
+        ds.load_yacht_hydrodynamics,
+        ds.load_digits,
+    ):
         assert "Source" in fn.__doc__
 
 

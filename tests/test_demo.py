@@ -8,8 +8,8 @@ import torch
 
 from dnnreg import load
 from dnnreg.cli import main
-from dnnreg.tables.datasets import load_california_housing
 from dnnreg.metrics import rmse
+from dnnreg.tables.datasets import load_california_housing
 
 
 def test_demo_beats_the_bar_and_saves_everything(tmp_path, capsys):
@@ -28,6 +28,7 @@ def test_demo_beats_the_bar_and_saves_everything(tmp_path, capsys):
     again = load(out / "model").predict(X.iloc[test["row"].to_numpy()])
     # Bit-equal on the CPU; a GPU-fitted model's float32 kernels round differently.
     exact = not torch.cuda.is_available()
-    np.testing.assert_allclose(again, test["prediction"].to_numpy(), rtol=0 if exact else 1e-5,
-                               atol=0 if exact else 1e-6)
+    np.testing.assert_allclose(
+        again, test["prediction"].to_numpy(), rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6
+    )
     assert np.isclose(rmse(y.iloc[test["row"]], again), metrics["test"]["rmse"])

@@ -4,10 +4,10 @@ same model to the same quality, and does what it says (bf16 matmuls, fp32 weight
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import r2_score
 
 from dnnreg import DNNRegressor
 from dnnreg.training.devices import bf16_is_native, data_device, resolve_device
-from sklearn.metrics import r2_score
 
 
 def _wave(n=600, seed=0):
@@ -46,7 +46,8 @@ def test_bf16_multiplies_in_bf16_and_keeps_fp32_weights_and_quality():
     def build_with_probe(self):
         net = original(self)
         net.blocks[0].linear.register_forward_hook(
-            lambda mod, inp, out: seen.add((mod.training, out.dtype)))
+            lambda mod, inp, out: seen.add((mod.training, out.dtype))
+        )
         return net
 
     DNNRegressor._build_model = build_with_probe
@@ -69,8 +70,9 @@ def test_bf16_on_emulating_hardware_warns(caplog, monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert not bf16_is_native(torch.device("cpu"))
     with caplog.at_level("WARNING", logger="dnnreg"):
-        DNNRegressor(hidden_layer_sizes=(8,), max_iter=1, precision="bf16",
-                     device="cpu").fit(*_wave(50))
+        DNNRegressor(hidden_layer_sizes=(8,), max_iter=1, precision="bf16", device="cpu").fit(
+            *_wave(50)
+        )
     assert "emulated and slower than fp32" in caplog.text
 
 
@@ -87,7 +89,9 @@ def test_compiled_training_reaches_the_eager_quality():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_training_from_host_memory_equals_gpu_resident(monkeypatch):
     _, resident = _fit(device="cuda")
-    monkeypatch.setattr("dnnreg.training.devices.GPU_DATA_SHARE", 0.0)  # force batch-by-batch copies
+    monkeypatch.setattr(
+        "dnnreg.training.devices.GPU_DATA_SHARE", 0.0
+    )  # force batch-by-batch copies
     _, streamed = _fit(device="cuda")
     assert resident == pytest.approx(streamed, abs=1e-6)
     _, cpu = _fit(device="cpu")

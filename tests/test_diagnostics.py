@@ -8,14 +8,19 @@ import pytest
 import torch
 
 from dnnreg import DNNRegressor
+from dnnreg.network.mlp import MLP
 from dnnreg.training.diagnostics import SATURATION, Diagnostics
 from dnnreg.training.verdicts import verdicts
-from dnnreg.network.mlp import MLP
 
 
 def _net(activation, widths=(6, 6)):
-    net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=widths, activation=activation,
-              n_ensemble=2)
+    net = MLP(
+        d_numeric=3,
+        cardinalities=[],
+        hidden_layer_sizes=widths,
+        activation=activation,
+        n_ensemble=2,
+    )
     net.reset_parameters(torch.Generator().manual_seed(0))
     return net
 
@@ -63,8 +68,10 @@ def test_gradient_norms_equal_a_manual_torch_computation():
     record = {}
     diag.on_epoch_end(record, net)
     layers = record["diagnostics"]["layers"]
-    manual = [math.sqrt(sum(float(v) ** 2 for v in m.weight.grad.reshape(-1)))
-              for m in [b.linear for b in net.blocks] + [net.head]]
+    manual = [
+        math.sqrt(sum(float(v) ** 2 for v in m.weight.grad.reshape(-1)))
+        for m in [b.linear for b in net.blocks] + [net.head]
+    ]
     assert [la["grad_norm"] for la in layers] == pytest.approx(manual, rel=1e-6)
     assert layers[0]["update_ratio"] == 0.0  # no optimiser step happened
     assert record["diagnostics"]["non_finite"] is False
@@ -90,16 +97,30 @@ def test_deep_sigmoid_net_vanishes_residual_relu_he_does_not():
 
 
 def test_verdicts_from_plain_history():
-    layer = {"grad_norm": 1.0, "weight_norm": 1.0, "update_ratio": 0.01, "act_mean": 0.1,
-             "act_std": 0.2, "dead": 0.0, "saturated": 0.0}
-    history = [{"diagnostics": {"layers": [dict(layer, dead=0.75), layer, layer],
-                                "non_finite": False}}]
+    layer = {
+        "grad_norm": 1.0,
+        "weight_norm": 1.0,
+        "update_ratio": 0.01,
+        "act_mean": 0.1,
+        "act_std": 0.2,
+        "dead": 0.0,
+        "saturated": 0.0,
+    }
+    history = [
+        {"diagnostics": {"layers": [dict(layer, dead=0.75), layer, layer], "non_finite": False}}
+    ]
     found = verdicts(history, activation="relu", loss="mse")
     assert [v["kind"] for v in found] == ["dead_units"]
     assert found[0]["message"] == "75 % dead units in layer 1"
     assert "leaky_relu" in found[0]["suggestion"]
-    exploding = [{"diagnostics": {"layers": [dict(layer, grad_norm=500.0), layer, layer],
-                                  "non_finite": False}}]
+    exploding = [
+        {
+            "diagnostics": {
+                "layers": [dict(layer, grad_norm=500.0), layer, layer],
+                "non_finite": False,
+            }
+        }
+    ]
     assert verdicts(exploding, activation="relu", loss="mse")[0]["kind"] == "exploding_gradients"
     assert verdicts([], activation="sigmoid", loss="sigmoid_mse")[0]["kind"] == "sigmoid_mse"
 
@@ -109,9 +130,22 @@ def test_cli_train_diagnose_and_the_diagnose_command(tmp_path, capsys):
 
     X, y = _california(600)
     X.assign(MedHouseVal=y).to_csv(tmp_path / "t.csv", index=False)
-    argv = ["--quiet", "train", str(tmp_path / "t.csv"), "--target", "MedHouseVal", "--out",
-            str(tmp_path / "run"), "--diagnose", "--set", "activation=sigmoid",
-            "--set", "hidden_layer_sizes=" + ",".join(["16"] * 20), "--set", "max_iter=2"]
+    argv = [
+        "--quiet",
+        "train",
+        str(tmp_path / "t.csv"),
+        "--target",
+        "MedHouseVal",
+        "--out",
+        str(tmp_path / "run"),
+        "--diagnose",
+        "--set",
+        "activation=sigmoid",
+        "--set",
+        "hidden_layer_sizes=" + ",".join(["16"] * 20),
+        "--set",
+        "max_iter=2",
+    ]
     assert main(argv) == 0
     capsys.readouterr()
     assert main(["diagnose", str(tmp_path / "run")]) == 0

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from dnnreg import DNNClassifier, DNNRegressor, load, load_numpy, save
-from dnnreg.network.embeddings import NumericEmbedding, ple_tables, quantile_bins, tree_bins
-from dnnreg.network.mlp import MLP
 from dnnreg.inference.reference import NumpyMLP, embed_numeric, member_weights
 from dnnreg.inference.runtime import InferenceNet
+from dnnreg.network.embeddings import NumericEmbedding, ple_tables, quantile_bins, tree_bins
+from dnnreg.network.mlp import MLP
 
 
 def test_piecewise_linear_codes_by_hand():
@@ -30,8 +30,9 @@ def test_quantile_bins_pad_columns_with_few_values():
     assert edges[0].tolist() == [0.0, 24.75, 49.5, 74.25, 99.0]  # np.quantile's interpolation
     assert edges[1].tolist() == [0.0, 1.0] and edges[2].tolist() == [7.0, 8.0]
     t = ple_tables(edges, 4)
-    emb = NumericEmbedding("piecewise_linear", columns=[0, 1, 2], d_numeric=3, d_embedding=2,
-                           n_bins=4)
+    emb = NumericEmbedding(
+        "piecewise_linear", columns=[0, 1, 2], d_numeric=3, d_embedding=2, n_bins=4
+    )
     emb.set_bins(x)
     assert torch.equal(emb.left, torch.from_numpy(t["left"]).float())
     codes = emb.codes(torch.tensor([[50.0, 1.0, 7.0]]))[0]
@@ -44,15 +45,25 @@ def test_periodic_codes_are_cos_and_sin_of_the_frequencies():
     with torch.no_grad():
         emb.frequencies.copy_(torch.tensor([[0.25, 1.0]]))
     codes = emb.codes(torch.tensor([[1.0]]))[0, 0]
-    expected = [math.cos(math.pi / 2), math.cos(2 * math.pi), math.sin(math.pi / 2),
-                math.sin(2 * math.pi)]
+    expected = [
+        math.cos(math.pi / 2),
+        math.cos(2 * math.pi),
+        math.sin(math.pi / 2),
+        math.sin(2 * math.pi),
+    ]
     np.testing.assert_allclose(codes.detach().numpy(), expected, atol=1e-6)
 
 
 def test_only_scaled_columns_are_embedded(mixed_frame):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0,
-                         numeric_embedding="periodic", numeric_embedding_dim=3).fit(X, y)
+    model = DNNRegressor(
+        hidden_layer_sizes=(8,),
+        n_ensemble=1,
+        max_iter=1,
+        random_state=0,
+        numeric_embedding="periodic",
+        numeric_embedding_dim=3,
+    ).fit(X, y)
     names = model.preprocessor_.feature_names_out()  # a, a__missing, b, color=...
     emb = model.model_.num_embedding
     assert [names[j] for j in emb.columns] == ["a", "b"]
@@ -64,11 +75,19 @@ def _embedded_pair(kind, ensemble_kind="mlp_k", seed=0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(9, 4))
-    emb = NumericEmbedding(kind, columns=[0, 2, 3], d_numeric=4, d_embedding=3,
-                           n_frequencies=4, sigma=0.5, n_bins=5)
+    emb = NumericEmbedding(
+        kind, columns=[0, 2, 3], d_numeric=4, d_embedding=3, n_frequencies=4, sigma=0.5, n_bins=5
+    )
     emb.set_bins(x)
-    net = MLP(d_numeric=4, cardinalities=[], hidden_layer_sizes=(6, 6), activation="tanh",
-              n_ensemble=3, ensemble_kind=ensemble_kind, numeric_embedding=emb).double()
+    net = MLP(
+        d_numeric=4,
+        cardinalities=[],
+        hidden_layer_sizes=(6, 6),
+        activation="tanh",
+        n_ensemble=3,
+        ensemble_kind=ensemble_kind,
+        numeric_embedding=emb,
+    ).double()
     net.reset_parameters(torch.Generator().manual_seed(seed), init="xavier_normal")
     with torch.no_grad():
         for name, p in net.named_parameters():
@@ -92,7 +111,8 @@ def test_embedding_gradients_equal_torch_autograd(kind):
         if name.startswith("num_embedding."):
             np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-9, atol=1e-12)
     assert set(n for n, _ in net.named_parameters() if n.startswith("num_embedding.")) == {
-        n for n in grads if n.startswith("num_embedding.")}
+        n for n in grads if n.startswith("num_embedding.")
+    }
 
 
 def test_frequency_gradient_matches_finite_differences():
@@ -108,8 +128,9 @@ def test_frequency_gradient_matches_finite_differences():
         c[idx] = old - h
         down = ref.encoded_loss_and_gradients(x, y)[0]
         c[idx] = old
-        assert grads["num_embedding.frequencies"][idx] == pytest.approx((up - down) / (2 * h),
-                                                                        rel=1e-6, abs=1e-10)
+        assert grads["num_embedding.frequencies"][idx] == pytest.approx(
+            (up - down) / (2 * h), rel=1e-6, abs=1e-10
+        )
 
 
 @pytest.mark.parametrize("ensemble_kind", ["tabm", "tabm_mini"])
@@ -137,15 +158,22 @@ def test_shared_weights_equal_their_member_weights_and_chain_rule(ensemble_kind)
 
 
 def test_tabm_starts_with_random_sign_adapters_and_shares_its_weights():
-    net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(64, 64), activation="relu",
-              n_ensemble=8, ensemble_kind="tabm")
+    net = MLP(
+        d_numeric=3,
+        cardinalities=[],
+        hidden_layer_sizes=(64, 64),
+        activation="relu",
+        n_ensemble=8,
+        ensemble_kind="tabm",
+    )
     net.reset_parameters(torch.Generator().manual_seed(0))
     r0 = net.blocks[0].linear.r
     assert set(r0.unique().tolist()) == {-1.0, 1.0}
     assert torch.equal(net.blocks[1].linear.r, torch.ones_like(net.blocks[1].linear.r))
     assert net.blocks[0].linear.weight.shape == (3, 64)
-    mlp_k = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(64, 64), activation="relu",
-                n_ensemble=8)
+    mlp_k = MLP(
+        d_numeric=3, cardinalities=[], hidden_layer_sizes=(64, 64), activation="relu", n_ensemble=8
+    )
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(net) < count(mlp_k) / 4  # members share the hidden layers' weights
 
@@ -155,28 +183,46 @@ def test_member_weights_leave_independent_members_alone():
     assert member_weights(p)["blocks.0.linear.weight"] is p["blocks.0.linear.weight"]
 
 
-ENGINE_CASES = [("periodic", "mlp_k", "quantile"), ("piecewise_linear", "mlp_k", "quantile"),
-                ("periodic", "tabm", "quantile"), ("piecewise_linear", "tabm_mini", "quantile"),
-                ("none", "tabm", "quantile"), ("piecewise_linear", "mlp_k", "tree")]
+ENGINE_CASES = [
+    ("periodic", "mlp_k", "quantile"),
+    ("piecewise_linear", "mlp_k", "quantile"),
+    ("periodic", "tabm", "quantile"),
+    ("piecewise_linear", "tabm_mini", "quantile"),
+    ("none", "tabm", "quantile"),
+    ("piecewise_linear", "mlp_k", "tree"),
+]
 
 
 @pytest.mark.parametrize("embedding,ensemble_kind,binning", ENGINE_CASES)
-def test_saved_model_predicts_alike_in_every_engine(embedding, ensemble_kind, binning,
-                                                    mixed_frame, tmp_path):
+def test_saved_model_predicts_alike_in_every_engine(
+    embedding, ensemble_kind, binning, mixed_frame, tmp_path
+):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = DNNRegressor(hidden_layer_sizes=(16, 16), n_ensemble=3, max_iter=3, random_state=0,
-                         numeric_embedding=embedding, ensemble_kind=ensemble_kind,
-                         embedding_bins=8, embedding_binning=binning).fit(X, y)
+    model = DNNRegressor(
+        hidden_layer_sizes=(16, 16),
+        n_ensemble=3,
+        max_iter=3,
+        random_state=0,
+        numeric_embedding=embedding,
+        ensemble_kind=ensemble_kind,
+        embedding_bins=8,
+        embedding_binning=binning,
+    ).fit(X, y)
     save(model, tmp_path / "m")
     expected = model.predict(X)
     np.testing.assert_array_equal(load(tmp_path / "m").predict(X), expected)
-    np.testing.assert_allclose(load_numpy(tmp_path / "m").predict(X), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        load_numpy(tmp_path / "m").predict(X), expected, rtol=1e-5, atol=1e-5
+    )
     enc = model.preprocessor_.transform(X)
-    ref = NumpyMLP({k: v.numpy() for k, v in model.model_.state_dict().items()},
-                   hidden_layer_sizes=(16, 16), activation="relu")
-    np.testing.assert_allclose(ref.outputs(enc.numeric), model._outputs(X).numpy(), rtol=1e-4,
-                               atol=1e-5)
+    ref = NumpyMLP(
+        {k: v.numpy() for k, v in model.model_.state_dict().items()},
+        hidden_layer_sizes=(16, 16),
+        activation="relu",
+    )
+    np.testing.assert_allclose(
+        ref.outputs(enc.numeric), model._outputs(X).numpy(), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_inference_net_embeds_in_float32():
@@ -193,20 +239,34 @@ def test_periodic_embedding_learns_a_wiggly_function_a_plain_mlp_does_not():
     x = rng.uniform(-2, 2, size=(1500, 1))
     y = np.sin(6 * x[:, 0])
     x_test = np.linspace(-1.9, 1.9, 400)[:, None]
-    common = dict(hidden_layer_sizes=(64, 64), n_ensemble=1, max_iter=40, random_state=0,
-                  numeric_scaling="standard", early_stopping=False)
+    common = dict(
+        hidden_layer_sizes=(64, 64),
+        n_ensemble=1,
+        max_iter=40,
+        random_state=0,
+        numeric_scaling="standard",
+        early_stopping=False,
+    )
     rmse = {}
     for kind in ("none", "periodic"):
         model = DNNRegressor(numeric_embedding=kind, embedding_sigma=1.0, **common).fit(x, y)
-        rmse[kind] = float(np.sqrt(np.mean((model.predict(x_test) - np.sin(6 * x_test[:, 0])) ** 2)))
+        rmse[kind] = float(
+            np.sqrt(np.mean((model.predict(x_test) - np.sin(6 * x_test[:, 0])) ** 2))
+        )
     assert rmse["periodic"] < 0.5 * rmse["none"], rmse
 
 
 def test_classifier_with_embeddings_and_tabm(mixed_frame):
     X = mixed_frame.drop(columns="y")
     y = (mixed_frame["y"] > mixed_frame["y"].median()).astype(int)
-    clf = DNNClassifier(hidden_layer_sizes=(16,), n_ensemble=4, max_iter=30, random_state=0,
-                        numeric_embedding="piecewise_linear", ensemble_kind="tabm").fit(X, y)
+    clf = DNNClassifier(
+        hidden_layer_sizes=(16,),
+        n_ensemble=4,
+        max_iter=30,
+        random_state=0,
+        numeric_embedding="piecewise_linear",
+        ensemble_kind="tabm",
+    ).fit(X, y)
     assert (clf.predict(X) == y).mean() > 0.8
 
 
@@ -216,8 +276,9 @@ def test_bad_embedding_settings_are_named():
     with pytest.raises(ValueError, match="ensemble_kind must be one of"):
         DNNRegressor(ensemble_kind="batch").fit(np.zeros((20, 2)), np.zeros(20))
     with pytest.raises(ValueError, match="pretrain .*ensemble_kind='mlp_k'"):
-        DNNRegressor(ensemble_kind="tabm", pretrain="autoencoder").fit(np.zeros((20, 2)),
-                                                                       np.zeros(20))
+        DNNRegressor(ensemble_kind="tabm", pretrain="autoencoder").fit(
+            np.zeros((20, 2)), np.zeros(20)
+        )
 
 
 def test_tree_bins_put_the_edges_where_the_target_steps():
@@ -247,20 +308,28 @@ def test_tree_bins_follow_classes_and_cap_the_bin_count():
 
 
 def test_tree_binning_needs_targets_and_a_known_name():
-    emb = NumericEmbedding("piecewise_linear", columns=[0], d_numeric=1, d_embedding=2,
-                           n_bins=4, binning="tree")
+    emb = NumericEmbedding(
+        "piecewise_linear", columns=[0], d_numeric=1, d_embedding=2, n_bins=4, binning="tree"
+    )
     with pytest.raises(ValueError, match="needs the training targets"):
         emb.set_bins(np.zeros((5, 1)))
     with pytest.raises(ValueError, match="binning must be one of"):
-        NumericEmbedding("piecewise_linear", columns=[0], d_numeric=1, d_embedding=2,
-                         binning="kmeans")
+        NumericEmbedding(
+            "piecewise_linear", columns=[0], d_numeric=1, d_embedding=2, binning="kmeans"
+        )
 
 
 def test_classifier_fits_with_tree_bins(mixed_frame):
     X = mixed_frame.drop(columns="y")
     y = (mixed_frame["y"] > mixed_frame["y"].median()).map({True: "hi", False: "lo"})
-    clf = DNNClassifier(hidden_layer_sizes=(8,), max_iter=2, numeric_embedding="piecewise_linear",
-                        embedding_binning="tree", embedding_bins=4, random_state=0).fit(X, y)
+    clf = DNNClassifier(
+        hidden_layer_sizes=(8,),
+        max_iter=2,
+        numeric_embedding="piecewise_linear",
+        embedding_binning="tree",
+        embedding_bins=4,
+        random_state=0,
+    ).fit(X, y)
     assert set(clf.predict(X)) <= {"hi", "lo"}
     emb = clf.model_.num_embedding
     assert torch.isfinite(emb.left).all() and (emb.width > 0).all()

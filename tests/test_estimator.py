@@ -30,10 +30,14 @@ def test_early_stopping_restores_the_best_epoch(mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     Xv, yv = X.iloc[:60], y.iloc[:60]
     # A large learning rate with no schedule makes the validation loss bounce.
-    model = small_model(max_iter=25, n_iter_no_change=5, learning_rate_init=0.03,
-                        lr_schedule="constant", early_stopping_metric="rmse",
-                        clip_predictions=False).fit(
-        X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
+    model = small_model(
+        max_iter=25,
+        n_iter_no_change=5,
+        learning_rate_init=0.03,
+        lr_schedule="constant",
+        early_stopping_metric="rmse",
+        clip_predictions=False,
+    ).fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
     losses = [h["val_rmse"] for h in model.history_]
     assert model.best_epoch_ == 1 + int(np.argmin(losses))
     assert np.isclose(rmse(yv, model.predict(Xv)), min(losses), rtol=1e-4)
@@ -67,12 +71,18 @@ def test_columns_may_come_in_any_order_but_must_all_be_there(mixed_frame, small_
         m.predict(X.drop(columns="b"))
 
 
-@pytest.mark.parametrize("params,match", [
-    (dict(activation="rellu"), "did you mean 'relu'"),
-    (dict(dropout=1.5), "dropout must be a number in"),
-    (dict(hidden_layer_sizes=(32, 0)), "hidden_layer_sizes must be a tuple of positive"),
-    (dict(max_iter=0, learning_rate_init=-1.0), "max_iter.*; learning_rate_init|learning_rate_init.*; .*max_iter"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(activation="rellu"), "did you mean 'relu'"),
+        (dict(dropout=1.5), "dropout must be a number in"),
+        (dict(hidden_layer_sizes=(32, 0)), "hidden_layer_sizes must be a tuple of positive"),
+        (
+            dict(max_iter=0, learning_rate_init=-1.0),
+            "max_iter.*; learning_rate_init|learning_rate_init.*; .*max_iter",
+        ),
+    ],
+)
 def test_bad_parameters_are_all_reported_with_fixes(params, match, mixed_frame):
     with pytest.raises(ValueError, match=match):
         DNNRegressor(**params).fit(mixed_frame[["a"]], mixed_frame["y"])
@@ -92,7 +102,9 @@ def test_verbose_logs_one_line_per_epoch(mixed_frame, caplog, small_model):
     assert len(lines) == 4 and "val_rmse" in lines[0]
 
 
-def test_default_batches_are_sliced_from_tensors_not_a_dataloader(monkeypatch, mixed_frame, small_model):
+def test_default_batches_are_sliced_from_tensors_not_a_dataloader(
+    monkeypatch, mixed_frame, small_model
+):
     import torch.utils.data
 
     def forbidden(*a, **k):
@@ -124,8 +136,9 @@ def test_clip_predictions_auto_clips_a_capped_target_and_travels_with_the_model(
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 3, size=(600, 1))
     y = np.minimum(x[:, 0], 1.0)
-    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=15,
-                         random_state=0).fit(x, y)
+    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=15, random_state=0).fit(
+        x, y
+    )
     assert model.target_scaler_.clip
     grid = np.linspace(-3, 6, 50)[:, None]
     pred = model.predict(grid)
@@ -133,8 +146,7 @@ def test_clip_predictions_auto_clips_a_capped_target_and_travels_with_the_model(
     from dnnreg import load_numpy, save
 
     save(model, tmp_path / "m")
-    np.testing.assert_allclose(load_numpy(tmp_path / "m").predict(grid), pred, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(load_numpy(tmp_path / "m").predict(grid), pred, rtol=1e-5, atol=1e-6)
 
 
 def test_clip_predictions_auto_declines_when_validation_targets_exceed_the_range():
@@ -142,13 +154,20 @@ def test_clip_predictions_auto_declines_when_validation_targets_exceed_the_range
     x = rng.uniform(0, 1, size=(400, 1))
     x_val = rng.uniform(1, 2, size=(100, 1))  # beyond the training range, y keeps rising
     # A plain MLP (no embedding, no dropout) extrapolates the line beyond its data.
-    plain = dict(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=30, random_state=0,
-                 numeric_embedding="none", dropout=0.0)
+    plain = dict(
+        hidden_layer_sizes=(16,),
+        n_ensemble=2,
+        max_iter=30,
+        random_state=0,
+        numeric_embedding="none",
+        dropout=0.0,
+    )
     model = DNNRegressor(**plain).fit(x, 2 * x[:, 0], eval_set=(x_val, 2 * x_val[:, 0]))
     assert not model.target_scaler_.clip
     assert model.predict(np.array([[2.0]]))[0] > 2.0  # above the training maximum
-    forced = DNNRegressor(clip_predictions=True, **plain).fit(x, 2 * x[:, 0],
-                                                             eval_set=(x_val, 2 * x_val[:, 0]))
+    forced = DNNRegressor(clip_predictions=True, **plain).fit(
+        x, 2 * x[:, 0], eval_set=(x_val, 2 * x_val[:, 0])
+    )
     assert forced.predict(np.array([[2.0]]))[0] <= 2 * x.max()
     with pytest.raises(ValueError, match="clip_predictions must be True, False or 'auto'"):
         DNNRegressor(clip_predictions="yes").fit(x, x[:, 0])
@@ -171,11 +190,13 @@ def test_standardize_target_false_trains_on_raw_units():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 2))
     y = 1000.0 + 50.0 * x[:, 0]
-    raw = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0,
-                       standardize_target=False).fit(x, y)
+    raw = DNNRegressor(
+        hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0, standardize_target=False
+    ).fit(x, y)
     assert (raw.target_scaler_.mean, raw.target_scaler_.std) == (0.0, 1.0)
-    scaled = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1,
-                          random_state=0).fit(x, y)
+    scaled = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0).fit(
+        x, y
+    )
     assert scaled.target_scaler_.std == pytest.approx(y.std())
     # The loss is in the units trained on: Var(y) = 2500 raw, 1 standardized.
     assert raw.history_[0]["train_loss"] > 100 > 5 > scaled.history_[0]["train_loss"]
@@ -188,10 +209,19 @@ def test_auto_training_length_gives_a_small_table_enough_steps():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2))
     y = X[:, 0] + 0.1 * rng.normal(size=200)
-    model = DNNRegressor(hidden_layer_sizes=(4,), n_ensemble=1, numeric_embedding="none",
-                         n_iter_no_change=1000, random_state=0).fit(X, y)
+    model = DNNRegressor(
+        hidden_layer_sizes=(4,),
+        n_ensemble=1,
+        numeric_embedding="none",
+        n_iter_no_change=1000,
+        random_state=0,
+    ).fit(X, y)
     assert (model.batch_size_, model.max_iter_, model.n_iter_) == (16, 300, 300)
     assert model.history_[-1]["lr"] < 1e-6
     # A fixed max_iter is used as given.
-    assert DNNRegressor(max_iter=7, hidden_layer_sizes=(4,), n_ensemble=1,
-                        random_state=0).fit(X, y).n_iter_ <= 7
+    assert (
+        DNNRegressor(max_iter=7, hidden_layer_sizes=(4,), n_ensemble=1, random_state=0)
+        .fit(X, y)
+        .n_iter_
+        <= 7
+    )

@@ -9,8 +9,8 @@ import pytest
 
 from dnnreg.cli import main
 from dnnreg.studies.comparison import compare, learning_curve
-from dnnreg.tables.splits import evaluation_splits
 from dnnreg.studies.evaluation import crossover, evaluate_models, paired_interval
+from dnnreg.tables.splits import evaluation_splits
 
 FAST_DNN = {"hidden_layer_sizes": (64, 64), "max_iter": 60}
 
@@ -40,7 +40,7 @@ def test_every_model_gets_identical_split_indices():
     factories = {name: (lambda n: lambda seed: Recorder(n))(name) for name in ("a", "b", "c")}
     out = evaluate_models(X, y, factories, splits, task="regression")
     assert len(out) == 12
-    by_split = [Recorder.seen[i:i + 3] for i in range(0, 12, 3)]
+    by_split = [Recorder.seen[i : i + 3] for i in range(0, 12, 3)]
     for (train, _), seen in zip(splits, by_split):
         assert {rows for _, rows in seen} == {tuple(train)}
     # the split itself is a partition of the rows
@@ -59,10 +59,17 @@ def test_paired_interval_matches_a_hand_computation():
 
 def test_crossover_is_the_size_from_which_the_dnn_wins_for_good():
     rows = []
-    for size, dnn, tree in [(50, 2.0, 1.0), (100, 0.9, 1.0), (200, 1.1, 1.0),
-                            (400, 0.8, 1.0), (800, 0.7, 0.9)]:
-        rows += [{"model": "dnnreg", "size": size, "repeat": 0, "rmse": dnn},
-                 {"model": "tree", "size": size, "repeat": 0, "rmse": tree}]
+    for size, dnn, tree in [
+        (50, 2.0, 1.0),
+        (100, 0.9, 1.0),
+        (200, 1.1, 1.0),
+        (400, 0.8, 1.0),
+        (800, 0.7, 0.9),
+    ]:
+        rows += [
+            {"model": "dnnreg", "size": size, "repeat": 0, "rmse": dnn},
+            {"model": "tree", "size": size, "repeat": 0, "rmse": tree},
+        ]
     curve = pd.DataFrame(rows)
     assert crossover(curve, task="regression") == 400  # 100 wins but 200 loses again
     assert crossover(curve[curve["size"] <= 200], task="regression") is None
@@ -81,9 +88,18 @@ def test_linear_target_linear_and_dnn_are_close():
     default piecewise-linear embedding and dropout add about +10 % more (0.325 vs 0.295
     with standard scaling): the price of the defaults on a purely linear target."""
     X, y = _synthetic(lambda X, r: 3 * X["x1"] - 2 * X["x2"] + 0.3 * r.normal(size=len(X)))
-    res = compare(X, y, models=["linear"], folds=3,
-                  dnn_params={**FAST_DNN, "numeric_scaling": "standard",
-                              "numeric_embedding": "none", "dropout": 0.0})
+    res = compare(
+        X,
+        y,
+        models=["linear"],
+        folds=3,
+        dnn_params={
+            **FAST_DNN,
+            "numeric_scaling": "standard",
+            "numeric_embedding": "none",
+            "dropout": 0.0,
+        },
+    )
     means = res.groupby("model")["rmse"].mean()
     assert means["dnnreg"] == pytest.approx(means["linear"], rel=0.1)
     assert res.attrs["verdict"]["outcome"] != "better"
@@ -105,8 +121,14 @@ def test_classification_path():
     from dnnreg.tables.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    res = compare(X[:600], y[:600], task="classification", models=["logistic", "gbdt"], folds=2,
-                  dnn_params={"hidden_layer_sizes": (64,), "max_iter": 20})
+    res = compare(
+        X[:600],
+        y[:600],
+        task="classification",
+        models=["logistic", "gbdt"],
+        folds=2,
+        dnn_params={"hidden_layer_sizes": (64,), "max_iter": 20},
+    )
     assert res.attrs["task"] == "classification"
     assert {"accuracy", "log_loss"} <= set(res.columns)
     assert res.attrs["verdict"]["metric"] == "accuracy"
@@ -115,8 +137,14 @@ def test_classification_path():
 
 def test_learning_curve_sizes_and_crossover_attr():
     X, y = _synthetic(lambda X, r: np.sin(3 * X["x1"]) + X["x2"] ** 2)
-    curve = learning_curve(X, y, models=["linear", "knn"], repeats=2, sizes=[50, 200],
-                           dnn_params={"hidden_layer_sizes": (32,), "max_iter": 20})
+    curve = learning_curve(
+        X,
+        y,
+        models=["linear", "knn"],
+        repeats=2,
+        sizes=[50, 200],
+        dnn_params={"hidden_layer_sizes": (32,), "max_iter": 20},
+    )
     assert sorted(curve["size"].unique()) == [50, 200]
     assert len(curve) == 2 * 2 * 3
     assert "crossover" in curve.attrs
@@ -133,22 +161,71 @@ def test_cli_compare_and_learning_curve_end_to_end(tmp_path, capsys):
 
     load_dataset("yacht_hydrodynamics").to_csv(tmp_path / "yacht.csv", index=False)
     fast = ["--set", "n_ensemble=2", "--set", "max_iter=40"]  # plumbing, not accuracy
-    assert main(["--quiet", "compare", str(tmp_path / "yacht.csv"), "--target",
-                 "residuary_resistance", "--models", "linear,gbdt", "--folds", "2",
-                 *fast, "--out", str(tmp_path / "cmp")]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "compare",
+                str(tmp_path / "yacht.csv"),
+                "--target",
+                "residuary_resistance",
+                "--models",
+                "linear,gbdt",
+                "--folds",
+                "2",
+                *fast,
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "rmse" in out and "On this data the DNN" in out
     saved = json.loads((tmp_path / "cmp" / "results.json").read_text())
     assert {r["model"] for r in saved["summary"]} == {"dnnreg", "linear", "gbdt"}
     # --set reaches the DNN: a bad value fails with the estimator's one-line message.
-    assert main(["--quiet", "compare", str(tmp_path / "yacht.csv"), "--target",
-                 "residuary_resistance", "--models", "linear", "--folds", "2",
-                 "--set", "dropout=2", "--out", str(tmp_path / "bad")]) != 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "compare",
+                str(tmp_path / "yacht.csv"),
+                "--target",
+                "residuary_resistance",
+                "--models",
+                "linear",
+                "--folds",
+                "2",
+                "--set",
+                "dropout=2",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        != 0
+    )
     assert "dropout" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert (tmp_path / "cmp" / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["--quiet", "learning-curve", str(tmp_path / "yacht.csv"), "--target",
-                 "residuary_resistance", "--models", "linear", "--repeats", "1", *fast,
-                 "--out", str(tmp_path / "lc")]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "learning-curve",
+                str(tmp_path / "yacht.csv"),
+                "--target",
+                "residuary_resistance",
+                "--models",
+                "linear",
+                "--repeats",
+                "1",
+                *fast,
+                "--out",
+                str(tmp_path / "lc"),
+            ]
+        )
+        == 0
+    )
     assert "crossover" in capsys.readouterr().out
     saved = json.loads((tmp_path / "lc" / "learning_curve.json").read_text())
     assert {r["size"] for r in saved["rows"]} == {50, 100, 200, 246}

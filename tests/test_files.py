@@ -12,14 +12,21 @@ from pathlib import Path
 import pytest
 
 from dnnreg import _files
-from dnnreg._files import (MARKER, OutputExistsError, check_output_dir, output_dir,
-                           write_file, write_json)
+from dnnreg._files import (
+    MARKER,
+    OutputExistsError,
+    output_dir,
+    write_file,
+    write_json,
+)
 
 
 def snapshot(root: Path) -> dict:
     """Every entry under ``root`` with its bytes (files) or None (directories)."""
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def user_dir(path: Path) -> Path:
@@ -40,9 +47,12 @@ def test_a_users_directory_is_refused_and_left_byte_identical(tmp_path):
     project = user_dir(tmp_path / "project")
     before = snapshot(tmp_path)
     for overwrite in (False, True):
-        with pytest.raises(OutputExistsError, match=r"'.*project' is an existing directory "
-                           r"that dnnreg did not write \(it holds houses.csv, notes.md\); "
-                           r"choose a new path"):
+        with pytest.raises(
+            OutputExistsError,
+            match=r"'.*project' is an existing directory "
+            r"that dnnreg did not write \(it holds houses.csv, notes.md\); "
+            r"choose a new path",
+        ):
             write_output(project, "x", overwrite=overwrite)
     assert snapshot(tmp_path) == before
 
@@ -61,8 +71,9 @@ def test_a_regular_file_and_a_symlink_are_refused(tmp_path):
 def test_an_earlier_output_is_replaced_only_with_overwrite(tmp_path):
     out = tmp_path / "run"
     write_output(out, "old")
-    with pytest.raises(OutputExistsError, match="holds an earlier dnnreg run; pass "
-                                                "overwrite=True to replace it"):
+    with pytest.raises(
+        OutputExistsError, match="holds an earlier dnnreg run; pass overwrite=True to replace it"
+    ):
         write_output(out, "new")
     assert (out / "metrics.json").read_text() == "old"
     write_output(out, "new", overwrite=True)
@@ -83,8 +94,11 @@ def test_an_output_holding_a_users_file_is_refused_even_with_overwrite(tmp_path)
     (out / "notes.md").write_text("mine")
     (out / "metrics.json").write_text("edited by hand, longer than before")
     before = snapshot(tmp_path)
-    with pytest.raises(OutputExistsError, match=r"is a dnnreg run but also holds "
-                                                r"metrics.json, notes.md, which dnnreg did not write"):
+    with pytest.raises(
+        OutputExistsError,
+        match=r"is a dnnreg run but also holds "
+        r"metrics.json, notes.md, which dnnreg did not write",
+    ):
         write_output(out, "new", overwrite=True)
     assert snapshot(tmp_path) == before
 
@@ -92,8 +106,11 @@ def test_an_output_holding_a_users_file_is_refused_even_with_overwrite(tmp_path)
 def test_a_file_added_while_running_stops_the_replace_and_keeps_both(tmp_path):
     out = tmp_path / "run"
     write_output(out, "old")
-    with pytest.raises(OutputExistsError, match=r"also holds notes.md.*changed while dnnreg "
-                                                r"ran; the new output was kept at"):
+    with pytest.raises(
+        OutputExistsError,
+        match=r"also holds notes.md.*changed while dnnreg "
+        r"ran; the new output was kept at",
+    ):
         with output_dir(out, kind="run", overwrite=True) as tmp:
             (tmp / "metrics.json").write_text("new")
             (out / "notes.md").write_text("written during the fit")  # after the first check
@@ -110,8 +127,10 @@ def test_removing_an_old_output_keeps_what_dnnreg_did_not_write(tmp_path):
     with pytest.warns(UserWarning, match="kept files dnnreg did not write"):
         _files.remove_output(old, visible_name=tmp_path / "run.replaced")
     assert snapshot(tmp_path / "run.replaced") == {
-        MARKER: (tmp_path / "run.replaced" / MARKER).read_bytes(), "model": None,
-        "model/notes.md": b"mine"}
+        MARKER: (tmp_path / "run.replaced" / MARKER).read_bytes(),
+        "model": None,
+        "model/notes.md": b"mine",
+    }
 
 
 def test_a_failure_inside_leaves_the_old_output_and_no_debris(tmp_path):
@@ -204,12 +223,14 @@ def test_leftovers_of_dead_writers_are_removed_and_nothing_else(tmp_path):
     write_output(out, "new")
     write_file(tmp_path / "preds.csv", b"p")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["run", "preds.csv", busy.name, unmarked.name, other.name])
+        ["run", "preds.csv", busy.name, unmarked.name, other.name]
+    )
     assert snapshot(unmarked) == {"houses.csv": b"a,price\n1,2\n", "notes.md": b"my notes\n"}
 
 
-@pytest.mark.parametrize("mask, dir_mode, file_mode", [(0o022, 0o755, 0o644),
-                                                       (0o077, 0o700, 0o600)])
+@pytest.mark.parametrize(
+    "mask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)]
+)
 def test_modes_follow_the_umask(tmp_path, mask, dir_mode, file_mode):
     old = os.umask(mask)
     try:
@@ -270,8 +291,9 @@ def two_models(tmp_path_factory, mixed_frame_module):
     X, y = mixed_frame_module.drop(columns="y"), mixed_frame_module["y"]
     paths = []
     for seed in (0, 1):
-        model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=2,
-                             random_state=seed).fit(X, y)
+        model = DNNRegressor(
+            hidden_layer_sizes=(8,), n_ensemble=1, max_iter=2, random_state=seed
+        ).fit(X, y)
         paths.append(save(model, root / f"m{seed}"))
     return paths, X
 
@@ -286,8 +308,17 @@ def mixed_frame_module():
     return pd.DataFrame({"a": a, "b": b, "y": a - b})
 
 
-@pytest.mark.parametrize("step", ["writing", "before_exchange", "after_exchange",
-                                  "removing_old", "fallback_between", "fallback_after"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "writing",
+        "before_exchange",
+        "after_exchange",
+        "removing_old",
+        "fallback_between",
+        "fallback_after",
+    ],
+)
 def test_a_kill_at_any_step_leaves_the_old_or_the_new_model(tmp_path, two_models, step):
     import shutil
 
@@ -298,8 +329,11 @@ def test_a_kill_at_any_step_leaves_the_old_or_the_new_model(tmp_path, two_models
     (old_src, new_src), X = two_models
     path = tmp_path / "model"
     shutil.copytree(old_src, path)
-    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, step, str(path), str(new_src)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, step, str(path), str(new_src)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 9, proc.stderr  # killed, not finished
     if step == "fallback_between":
         # Without an exchange rename (not Linux) there is one moment with no model at the

@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from dnnreg.network.mlp import (ACTIVATIONS, INITS, MLP, EnsembleLayerNorm, EnsembleLinear,
-                           init_variance, resolve_init)
 from dnnreg.inference.reference import ACTIVATIONS as NP_ACTIVATIONS
+from dnnreg.network.mlp import (
+    ACTIVATIONS,
+    INITS,
+    MLP,
+    EnsembleLayerNorm,
+    EnsembleLinear,
+    init_variance,
+    resolve_init,
+)
 
 # Hand-picked points, including the kink at 0 and both saturated tails.
 POINTS = [-25.0, -3.0, -0.5, 0.0, 0.5, 3.0, 25.0]
@@ -40,9 +47,13 @@ EXPECTED = {
     "elu": (lambda z: z if z > 0 else math.exp(z) - 1, lambda z: 1.0 if z > 0 else math.exp(z)),
     "gelu": (lambda z: z * _Phi(z), lambda z: _Phi(z) + z * _phi(z)),
     "silu": (lambda z: z * _sig(z), lambda z: _sig(z) * (1 + z * (1 - _sig(z)))),
-    "mish": (lambda z: z * math.tanh(math.log1p(math.exp(z))),
-             lambda z: math.tanh(math.log1p(math.exp(z)))
-             + z * _sig(z) / math.cosh(math.log1p(math.exp(z))) ** 2),
+    "mish": (
+        lambda z: z * math.tanh(math.log1p(math.exp(z))),
+        lambda z: (
+            math.tanh(math.log1p(math.exp(z)))
+            + z * _sig(z) / math.cosh(math.log1p(math.exp(z))) ** 2
+        ),
+    ),
     "tanh": (math.tanh, lambda z: 1 / math.cosh(z) ** 2),
     "sigmoid": (_sig, lambda z: _sig(z) * (1 - _sig(z))),
     "softplus": (_sp, lambda z: 1.0 if z > 20 else _sig(z)),
@@ -91,8 +102,13 @@ def test_init_variance_of_a_512x512_layer_matches_the_formula(scheme):
     w = layer.weight.detach().double().numpy()
     # Independent formulas: He 2/fan_in, Xavier 2/(fan_in + fan_out), LeCun 1/fan_in,
     # torch's nn.Linear U(±1/√fan_in) → 1/(3 fan_in), orthogonal 1/n.
-    expected = {"he": 2 / 512, "xavier": 2 / 1024, "lecun": 1 / 512, "orthogonal": 1 / 512,
-                "torch": 1 / (3 * 512)}[scheme.split("_")[0]]
+    expected = {
+        "he": 2 / 512,
+        "xavier": 2 / 1024,
+        "lecun": 1 / 512,
+        "orthogonal": 1 / 512,
+        "torch": 1 / (3 * 512),
+    }[scheme.split("_")[0]]
     assert init_variance(scheme, 512, 512, "relu") == pytest.approx(expected)
     mean_square = float(np.mean(w**2))
     if scheme == "orthogonal":
@@ -140,8 +156,13 @@ def test_layer_norm_equals_torch_layer_norm_per_member():
 
 
 def test_residual_blocks_add_their_input_where_widths_agree():
-    net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(4, 4, 2), activation="relu",
-              residual=True)
+    net = MLP(
+        d_numeric=3,
+        cardinalities=[],
+        hidden_layer_sizes=(4, 4, 2),
+        activation="relu",
+        residual=True,
+    )
     assert [b.residual for b in net.blocks] == [False, True, False]
     x = torch.randn(1, 6, 4, generator=torch.Generator().manual_seed(0))
     block = net.blocks[1]
@@ -152,8 +173,14 @@ def test_residual_blocks_add_their_input_where_widths_agree():
 
 
 def test_members_are_independent_networks():
-    net = MLP(d_numeric=3, cardinalities=[4], hidden_layer_sizes=(8, 8), activation="tanh",
-              normalization="batch_norm", n_ensemble=3)
+    net = MLP(
+        d_numeric=3,
+        cardinalities=[4],
+        hidden_layer_sizes=(8, 8),
+        activation="tanh",
+        normalization="batch_norm",
+        n_ensemble=3,
+    )
     net.reset_parameters(torch.Generator().manual_seed(0))
     net.eval()
     x_num, x_cat = torch.randn(6, 3), torch.randint(0, 4, (6, 1))

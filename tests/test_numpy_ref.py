@@ -4,29 +4,44 @@ import numpy as np
 import pytest
 import torch
 
-from dnnreg.network.losses import make_loss
-from dnnreg.network.mlp import MLP
 from dnnreg.inference.reference import ACTIVATIONS, NumpyMLP, loss_and_output_error
 from dnnreg.inference.runtime import InferenceNet
+from dnnreg.network.losses import make_loss
+from dnnreg.network.mlp import MLP
 
-LAYOUTS = {"plain": {}, "residual": {"residual": True},
-           "batchnorm-eval": {"normalization": "batch_norm"},
-           "layernorm-residual": {"normalization": "layer_norm", "residual": True}}
+LAYOUTS = {
+    "plain": {},
+    "residual": {"residual": True},
+    "batchnorm-eval": {"normalization": "batch_norm"},
+    "layernorm-residual": {"normalization": "layer_norm", "residual": True},
+}
 # name -> (loss, options, number of classes or None)
 LOSS_CASES = {
-    "mse": ("mse", {}, None), "mae": ("mae", {}, None), "huber": ("huber", {"huber_delta": 0.5}, None),
+    "mse": ("mse", {}, None),
+    "mae": ("mae", {}, None),
+    "huber": ("huber", {"huber_delta": 0.5}, None),
     "quantile": ("quantile", {"quantiles": (0.1, 0.5, 0.9)}, None),
-    "gaussian_nll": ("gaussian_nll", {}, None), "poisson": ("poisson", {}, None),
-    "bce": ("cross_entropy", {}, 2), "softmax-ce": ("cross_entropy", {}, 3),
-    "sigmoid-mse-2": ("sigmoid_mse", {}, 2), "sigmoid-mse-3": ("sigmoid_mse", {}, 3),
+    "gaussian_nll": ("gaussian_nll", {}, None),
+    "poisson": ("poisson", {}, None),
+    "bce": ("cross_entropy", {}, 2),
+    "softmax-ce": ("cross_entropy", {}, 3),
+    "sigmoid-mse-2": ("sigmoid_mse", {}, 2),
+    "sigmoid-mse-3": ("sigmoid_mse", {}, 3),
 }
 HIDDEN = (5, 5)
 
 
 def _torch_and_numpy(activation, layout, *, d_out=1, k=2, seed=0):
     torch.manual_seed(seed)
-    net = MLP(d_numeric=4, cardinalities=[], hidden_layer_sizes=HIDDEN, activation=activation,
-              n_ensemble=k, d_out=d_out, **LAYOUTS[layout]).double()
+    net = MLP(
+        d_numeric=4,
+        cardinalities=[],
+        hidden_layer_sizes=HIDDEN,
+        activation=activation,
+        n_ensemble=k,
+        d_out=d_out,
+        **LAYOUTS[layout],
+    ).double()
     net.reset_parameters(torch.Generator().manual_seed(seed), init="xavier_normal")
     with torch.no_grad():  # non-trivial running statistics, norms, slopes and biases
         for name, p in net.named_buffers():
@@ -39,8 +54,7 @@ def _torch_and_numpy(activation, layout, *, d_out=1, k=2, seed=0):
                 p.normal_(0.0, 0.5)
     net.eval()
     params = {k_: v.detach().numpy().copy() for k_, v in net.state_dict().items()}
-    ref = NumpyMLP(params, hidden_layer_sizes=HIDDEN, activation=activation,
-                   **LAYOUTS[layout])
+    ref = NumpyMLP(params, hidden_layer_sizes=HIDDEN, activation=activation, **LAYOUTS[layout])
     return net, ref
 
 
@@ -72,8 +86,9 @@ def test_gradients_equal_torch_autograd_in_float64(activation, layout, case):
     assert abs(loss_np - loss.item()) <= 1e-12 * max(1.0, abs(loss.item()))
     assert set(grads) == {name for name, _ in net.named_parameters()}
     for name, p in net.named_parameters():
-        np.testing.assert_allclose(grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-13,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            grads[name], p.grad.numpy(), rtol=1e-10, atol=1e-13, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("case", sorted(LOSS_CASES))
@@ -89,8 +104,10 @@ def test_output_errors_match_central_finite_differences(case):
         up, down = out.copy().reshape(-1), out.copy().reshape(-1)
         up[j] += h
         down[j] -= h
-        numeric = (loss_and_output_error(loss_name, up.reshape(out.shape), y, **options)[0]
-                   - loss_and_output_error(loss_name, down.reshape(out.shape), y, **options)[0]) / (2 * h)
+        numeric = (
+            loss_and_output_error(loss_name, up.reshape(out.shape), y, **options)[0]
+            - loss_and_output_error(loss_name, down.reshape(out.shape), y, **options)[0]
+        ) / (2 * h)
         assert abs(grad.reshape(-1)[j] - numeric) < 1e-7, (case, j)
 
 
@@ -124,10 +141,12 @@ def test_hand_worked_3_2_1_network():
     # δ2 = 2(ŷ - y) = 4;  ∂L/∂W2 = a1ᵀ δ2 = [[16], [0]];  ∂L/∂b2 = [4]
     # δ1 = (δ2 W2ᵀ) ⊙ relu′(z1) = [2, 8] ⊙ [1, 0] = [2, 0]
     # ∂L/∂W1 = xᵀ δ1 = [[2, 0], [4, 0], [6, 0]];  ∂L/∂b1 = [2, 0]
-    params = {"blocks.0.linear.weight": np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]]]),
-              "blocks.0.linear.bias": np.array([[[0.0, 0.5]]]),
-              "head.weight": np.array([[[0.5], [2.0]]]),
-              "head.bias": np.array([[[1.0]]])}
+    params = {
+        "blocks.0.linear.weight": np.array([[[1.0, 0.0], [0.0, 1.0], [1.0, -1.0]]]),
+        "blocks.0.linear.bias": np.array([[[0.0, 0.5]]]),
+        "head.weight": np.array([[[0.5], [2.0]]]),
+        "head.bias": np.array([[[1.0]]]),
+    }
     net = NumpyMLP(params, hidden_layer_sizes=(2,), activation="relu")
     loss, g = net.mse_and_gradients(np.array([[1.0, 2.0, 3.0]]), np.array([1.0]))
     assert loss == 4.0
@@ -148,9 +167,11 @@ def test_numpy_training_matches_torch_after_20_steps(optimizer):
     losses = train_numpy(ref, x, y, batches, optimizer=optimizer, lr=0.05)
 
     params = [p for _, p in net.named_parameters()]
-    opt = {"sgd": lambda: torch.optim.SGD(params, lr=0.05),
-           "momentum": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9),
-           "adam": lambda: torch.optim.Adam(params, lr=0.05)}[optimizer]()
+    opt = {
+        "sgd": lambda: torch.optim.SGD(params, lr=0.05),
+        "momentum": lambda: torch.optim.SGD(params, lr=0.05, momentum=0.9),
+        "adam": lambda: torch.optim.Adam(params, lr=0.05),
+    }[optimizer]()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     no_cat = torch.zeros(16, 0, dtype=torch.long)
     mse = make_loss("mse")
@@ -160,8 +181,9 @@ def test_numpy_training_matches_torch_after_20_steps(optimizer):
         loss.backward()
         opt.step()
     for name, p in net.named_parameters():
-        np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9, err_msg=name
+        )
     assert losses[-1] < losses[0]
 
 
@@ -176,20 +198,45 @@ def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
     x, y = rng.normal(size=(64, 4)), rng.normal(size=64)
     # fit_model draws one permutation per epoch from its generator; replay them.
     replay = torch.Generator().manual_seed(11)
-    batches = [perm[i:i + 16].numpy() for perm in
-               (torch.randperm(64, generator=replay) for _ in range(5)) for i in range(0, 64, 16)]
+    batches = [
+        perm[i : i + 16].numpy()
+        for perm in (torch.randperm(64, generator=replay) for _ in range(5))
+        for i in range(0, 64, 16)
+    ]
     train_numpy(ref, x, y, batches, optimizer="sgd", lr=0.05, loss="huber")
-    config = TrainConfig(batch_size=16, max_iter=5, solver="sgd", lr=0.05, momentum=0.0,
-                         weight_decay=0.0, alpha=0.0, l1=0.0, clip_grad_norm=None,
-                         clip_grad_value=None, lr_schedule="constant", lr_warmup=0.1,
-                         lr_step_size=1, lr_gamma=0.1, lr_patience=1, n_iter_no_change=5,
-                         restore_best=False, max_time=None)
+    config = TrainConfig(
+        batch_size=16,
+        max_iter=5,
+        solver="sgd",
+        lr=0.05,
+        momentum=0.0,
+        weight_decay=0.0,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="constant",
+        lr_warmup=0.1,
+        lr_step_size=1,
+        lr_gamma=0.1,
+        lr_patience=1,
+        n_iter_no_change=5,
+        restore_best=False,
+        max_time=None,
+    )
     data = (torch.from_numpy(x), torch.zeros(64, 0, dtype=torch.long), torch.from_numpy(y))
-    fit_model(net, make_loss("huber"), data, config=config,
-              generator=torch.Generator().manual_seed(11), log_every=0)
+    fit_model(
+        net,
+        make_loss("huber"),
+        data,
+        config=config,
+        generator=torch.Generator().manual_seed(11),
+        log_every=0,
+    )
     for name, p in net.named_parameters():
-        np.testing.assert_allclose(ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            ref.params[name], p.detach().numpy(), rtol=0, atol=1e-9, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -200,17 +247,23 @@ def test_inference_net_equals_the_reference_and_torch(activation, layout, k):
     x = np.random.default_rng(2).normal(size=(1100, 4))  # more than one chunk
     expected = ref.forward(x)
     params = {k: v for k, v in ref.params.items()}
-    exact = InferenceNet(params, hidden_layer_sizes=HIDDEN, activation=activation,
-                         dtype=np.float64, **LAYOUTS[layout])
+    exact = InferenceNet(
+        params,
+        hidden_layer_sizes=HIDDEN,
+        activation=activation,
+        dtype=np.float64,
+        **LAYOUTS[layout],
+    )
     # gelu: scipy's erf against math.erf, equal to ~1e-8
-    np.testing.assert_allclose(exact.outputs(x), expected, rtol=1e-12,
-                               atol=1e-7 if activation == "gelu" else 1e-12)
-    fast = InferenceNet(params, hidden_layer_sizes=HIDDEN, activation=activation,
-                        **LAYOUTS[layout])
+    np.testing.assert_allclose(
+        exact.outputs(x), expected, rtol=1e-12, atol=1e-7 if activation == "gelu" else 1e-12
+    )
+    fast = InferenceNet(params, hidden_layer_sizes=HIDDEN, activation=activation, **LAYOUTS[layout])
     got = fast.outputs(x)
     assert got.dtype == np.float32
     with torch.no_grad():
-        torch_out = net.float()(torch.from_numpy(x).float(), torch.zeros(len(x), 0,
-                                                                          dtype=torch.long))
+        torch_out = net.float()(
+            torch.from_numpy(x).float(), torch.zeros(len(x), 0, dtype=torch.long)
+        )
     np.testing.assert_allclose(got, torch_out.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fast.outputs(x[:1]), expected[:, :1], rtol=1e-4, atol=1e-5)

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from dnnreg import DNNClassifier, DNNRegressor, save
-from dnnreg.tables.splits import train_val_test_indices
 from dnnreg.inference.onnx import export_onnx, onnx_feeds
+from dnnreg.tables.splits import train_val_test_indices
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in the 'onnx' extra")
 
@@ -28,8 +28,12 @@ CONFIGS = [
     dict(activation="tanh", loss="poisson"),
     dict(activation="leaky_relu", loss="huber", normalization="batch_norm"),
     dict(activation="sigmoid", loss="mae"),
-    dict(numeric_embedding="periodic", ensemble_kind="tabm", clip_predictions=True,
-         numeric_scaling="smooth_clip"),
+    dict(
+        numeric_embedding="periodic",
+        ensemble_kind="tabm",
+        clip_predictions=True,
+        numeric_scaling="smooth_clip",
+    ),
     dict(numeric_embedding="piecewise_linear", ensemble_kind="tabm_mini", embedding_bins=8),
 ]
 
@@ -39,13 +43,16 @@ def test_regression_graph_equals_dnnreg(params, mixed_frame, tmp_path):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     if params.get("loss") == "poisson":
         y = y - y.min()
-    model = DNNRegressor(hidden_layer_sizes=(16, 16), n_ensemble=3, max_iter=3,
-                         random_state=0, **params).fit(X, y)
+    model = DNNRegressor(
+        hidden_layer_sizes=(16, 16), n_ensemble=3, max_iter=3, random_state=0, **params
+    ).fit(X, y)
     save(model, tmp_path / "m")
     out = _run(export_onnx(tmp_path / "m", tmp_path / "m.onnx"), X, tmp_path / "m")
     np.testing.assert_allclose(out["prediction"], model.predict(X), rtol=1e-5, atol=1e-5)
     if params.get("loss") == "quantile":
-        np.testing.assert_allclose(out["quantiles"], model.predict_quantiles(X), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            out["quantiles"], model.predict_quantiles(X), rtol=1e-5, atol=1e-5
+        )
     if params.get("loss") == "gaussian_nll":
         np.testing.assert_allclose(out["variance"], model.predict_mean_variance(X)[1], rtol=1e-4)
 
@@ -55,8 +62,13 @@ def test_regression_graph_equals_dnnreg(params, mixed_frame, tmp_path):
 def test_classification_graph_equals_dnnreg(loss, n_classes, mixed_frame, tmp_path):
     X = mixed_frame.drop(columns="y")
     y = pd.qcut(mixed_frame["y"], n_classes, labels=["lo", "mid", "hi"][:n_classes]).astype(str)
-    clf = DNNClassifier(hidden_layer_sizes=(16,), max_iter=3, loss=loss, random_state=0,
-                        categorical_encoding="embedding").fit(X, y)
+    clf = DNNClassifier(
+        hidden_layer_sizes=(16,),
+        max_iter=3,
+        loss=loss,
+        random_state=0,
+        categorical_encoding="embedding",
+    ).fit(X, y)
     save(clf, tmp_path / "m")
     out = _run(export_onnx(tmp_path / "m", tmp_path / "m.onnx"), X, tmp_path / "m")
     np.testing.assert_allclose(out["probabilities"], clf.predict_proba(X), atol=1e-6)
@@ -79,7 +91,9 @@ def _split_check(frame, target, tmp_path, **params):
     save(model, tmp_path / "m")
     out = _run(export_onnx(tmp_path / "m", tmp_path / "m.onnx"), X.iloc[te], tmp_path / "m")
     expected = model.predict(X.iloc[te])
-    np.testing.assert_allclose(out["prediction"], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        out["prediction"], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max()
+    )
 
 
 def test_california_housing_test_split(tmp_path):
@@ -97,11 +111,37 @@ def test_cli_export_writes_a_graph_that_predicts_like_the_cli(mixed_frame, tmp_p
     from dnnreg.cli import main
 
     mixed_frame.to_csv(tmp_path / "t.csv", index=False)
-    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
-                 str(tmp_path / "run"), "--set", "max_iter=2", "--set", "hidden_layer_sizes=8"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--out",
+                str(tmp_path / "run"),
+                "--set",
+                "max_iter=2",
+                "--set",
+                "hidden_layer_sizes=8",
+            ]
+        )
+        == 0
+    )
     assert main(["export", str(tmp_path / "run"), "--onnx", str(tmp_path / "m.onnx")]) == 0
-    assert main(["predict", str(tmp_path / "run"), str(tmp_path / "t.csv"),
-                 "--out", str(tmp_path / "p.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "run"),
+                str(tmp_path / "t.csv"),
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
     X = mixed_frame.drop(columns="y")
     out = _run(tmp_path / "m.onnx", X, tmp_path / "run" / "model")
     cli = pd.read_csv(tmp_path / "p.csv")["prediction"]
@@ -128,9 +168,13 @@ def test_blockwise_count_equals_searchsorted(m):
     g = _Graph()
     out = _count_at_or_below(g, values, "x")
     g.nodes.append(helper.make_node("Identity", [out], ["count"]))
-    graph = helper.make_graph(g.nodes, "t", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 1])],
-                              [helper.make_tensor_value_info("count", TensorProto.INT64, ["N", 1])],
-                              g.initializers)
+    graph = helper.make_graph(
+        g.nodes,
+        "t",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 1])],
+        [helper.make_tensor_value_info("count", TensorProto.INT64, ["N", 1])],
+        g.initializers,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 9
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

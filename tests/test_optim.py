@@ -12,8 +12,14 @@ import torch
 from torch import nn
 
 from dnnreg.network.mlp import MLP
-from dnnreg.training.optim import (FusedAdam, Schedule, clip_gradients, lr_factor, make_optimizer,
-                          penalty)
+from dnnreg.training.optim import (
+    FusedAdam,
+    Schedule,
+    clip_gradients,
+    lr_factor,
+    make_optimizer,
+    penalty,
+)
 
 A = np.array([[3.0, 0.5], [0.5, 1.0]])
 B = np.array([1.0, -2.0])
@@ -67,8 +73,9 @@ def _by_hand(solver, steps, lr, wd=0.0, mu=0.9):
 
 
 @pytest.mark.parametrize("wd", [0.0, 0.1])
-@pytest.mark.parametrize("solver", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop",
-                                    "adam", "adamw"])
+@pytest.mark.parametrize(
+    "solver", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
+)
 def test_optimiser_steps_follow_the_update_rule(solver, wd):
     model = Quadratic()
     opt = make_optimizer(model, solver=solver, lr=0.05, weight_decay=wd, momentum=0.9)
@@ -76,8 +83,12 @@ def test_optimiser_steps_follow_the_update_rule(solver, wd):
         opt.zero_grad()
         model().backward()
         opt.step()
-    np.testing.assert_allclose(model.head.weight.detach().reshape(2).numpy(),
-                               _by_hand(solver, 5, 0.05, wd), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        model.head.weight.detach().reshape(2).numpy(),
+        _by_hand(solver, 5, 0.05, wd),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 def test_lbfgs_solves_the_quadratic():
@@ -93,8 +104,9 @@ def test_lbfgs_solves_the_quadratic():
     opt.step(closure)
     # L-BFGS stops once every gradient entry is below 1e-7 (torch's tolerance_grad), so
     # θ is within ‖A⁻¹‖·1e-7·√2 ≈ 1e-6 of the minimiser A⁻¹b.
-    np.testing.assert_allclose(model.head.weight.detach().reshape(2).numpy(),
-                               np.linalg.solve(A, B), atol=1e-5)
+    np.testing.assert_allclose(
+        model.head.weight.detach().reshape(2).numpy(), np.linalg.solve(A, B), atol=1e-5
+    )
 
 
 def test_weight_decay_spares_biases():
@@ -114,17 +126,31 @@ def test_fused_adam_equals_torch_optim_on_a_network(solver):
     """Our shell around torch's fused kernel against torch.optim with the same kernel, on
     an ensemble MLP, with the rate changing every step as a schedule changes it."""
     torch.manual_seed(0)
-    nets = [MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(8, 8), activation="relu",
-                n_ensemble=2) for _ in range(2)]
+    nets = [
+        MLP(
+            d_numeric=3,
+            cardinalities=[],
+            hidden_layer_sizes=(8, 8),
+            activation="relu",
+            n_ensemble=2,
+        )
+        for _ in range(2)
+    ]
     nets[1].load_state_dict(nets[0].state_dict())
     ours = make_optimizer(nets[0], solver=solver, lr=0.01, weight_decay=0.1)
     assert isinstance(ours, FusedAdam)
     cls = torch.optim.AdamW if solver == "adamw" else torch.optim.Adam
-    weights = [p for n, p in nets[1].named_parameters() if n.endswith("weight") and "linear"
-               in n or n == "head.weight"]
+    weights = [
+        p
+        for n, p in nets[1].named_parameters()
+        if n.endswith("weight") and "linear" in n or n == "head.weight"
+    ]
     others = [p for p in nets[1].parameters() if all(p is not w for w in weights)]
-    theirs = cls([{"params": weights, "weight_decay": 0.1}, {"params": others,
-                 "weight_decay": 0.0}], lr=0.01, foreach=False)
+    theirs = cls(
+        [{"params": weights, "weight_decay": 0.1}, {"params": others, "weight_decay": 0.0}],
+        lr=0.01,
+        foreach=False,
+    )
     x, y = torch.randn(2, 16, 3), torch.randn(2, 16, 1)
     for step in range(20):
         for net, opt in zip(nets, (ours, theirs)):
@@ -162,11 +188,13 @@ def test_cosine_with_warmup():
 def test_onecycle_equals_torchs_onecycle_scheduler():
     p = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.1)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=TOTAL,
-                                              pct_start=0.1, cycle_momentum=False)
+    ref = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.1, total_steps=TOTAL, pct_start=0.1, cycle_momentum=False
+    )
     for step in range(TOTAL):
-        ours = 0.1 * lr_factor("onecycle", step, total_steps=TOTAL, steps_per_epoch=PER_EPOCH,
-                               warmup=0.1)
+        ours = 0.1 * lr_factor(
+            "onecycle", step, total_steps=TOTAL, steps_per_epoch=PER_EPOCH, warmup=0.1
+        )
         assert ours == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9, abs=1e-15), step
         opt.step()
         ref.step()
@@ -176,8 +204,16 @@ def test_reduce_on_plateau_equals_torchs():
     metrics = [1.0, 0.9, 0.95, 0.95, 0.95, 0.89, 0.99, 0.99, 0.99, 0.99]
     p = nn.Parameter(torch.zeros(1))
     ours_opt, ref_opt = torch.optim.SGD([p], lr=1.0), torch.optim.SGD([p], lr=1.0)
-    ours = Schedule(ours_opt, "reduce_on_plateau", total_steps=10, steps_per_epoch=1,
-                    warmup=0.1, step_size=1, gamma=0.5, patience=2)
+    ours = Schedule(
+        ours_opt,
+        "reduce_on_plateau",
+        total_steps=10,
+        steps_per_epoch=1,
+        warmup=0.1,
+        step_size=1,
+        gamma=0.5,
+        patience=2,
+    )
     ref = torch.optim.lr_scheduler.ReduceLROnPlateau(ref_opt, factor=0.5, patience=2)
     for m in metrics:
         ours.step_epoch(m)
@@ -189,8 +225,16 @@ def test_reduce_on_plateau_equals_torchs():
 def test_schedule_sets_the_rate_before_each_step():
     p = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=2.0)
-    sched = Schedule(opt, "step", total_steps=6, steps_per_epoch=2, warmup=0.1, step_size=1,
-                     gamma=0.1, patience=1)
+    sched = Schedule(
+        opt,
+        "step",
+        total_steps=6,
+        steps_per_epoch=2,
+        warmup=0.1,
+        step_size=1,
+        gamma=0.1,
+        patience=1,
+    )
     seen = []
     for _ in range(6):
         seen.append(opt.param_groups[0]["lr"])

@@ -7,19 +7,28 @@ import torch
 
 from dnnreg import DNNClassifier, DNNRegressor
 from dnnreg.cli import parse_settings
-from dnnreg.network.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from dnnreg.metrics import rmse
+from dnnreg.network.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from dnnreg.network.mlp import ACTIVATIONS, INIT_ALIASES, INITS
 from dnnreg.training.optim import SCHEDULES, SOLVERS
 
-OPTIONS = ([("activation", a) for a in ACTIVATIONS]
-           + [("init", i) for i in list(INITS) + list(INIT_ALIASES)]
-           + [("normalization", n) for n in ("none", "batch_norm", "layer_norm")]
-           + [("residual", True), ("dropout", 0.2), ("alpha", 1e-3), ("l1", 1e-4),
-              ("clip_grad_norm", 1.0), ("clip_grad_value", 0.5)]
-           + [("loss", name) for name in REGRESSION_LOSSES]
-           + [("solver", s) for s in SOLVERS] + [("lr_schedule", s) for s in SCHEDULES]
-           + [("early_stopping_metric", m) for m in ("loss", "rmse", "mae", "r2")])
+OPTIONS = (
+    [("activation", a) for a in ACTIVATIONS]
+    + [("init", i) for i in list(INITS) + list(INIT_ALIASES)]
+    + [("normalization", n) for n in ("none", "batch_norm", "layer_norm")]
+    + [
+        ("residual", True),
+        ("dropout", 0.2),
+        ("alpha", 1e-3),
+        ("l1", 1e-4),
+        ("clip_grad_norm", 1.0),
+        ("clip_grad_value", 0.5),
+    ]
+    + [("loss", name) for name in REGRESSION_LOSSES]
+    + [("solver", s) for s in SOLVERS]
+    + [("lr_schedule", s) for s in SCHEDULES]
+    + [("early_stopping_metric", m) for m in ("loss", "rmse", "mae", "r2")]
+)
 
 
 @pytest.mark.parametrize("key,value", OPTIONS, ids=[f"{k}={v}" for k, v in OPTIONS])
@@ -27,21 +36,31 @@ def test_every_regression_option_trains_and_predicts(key, value, mixed_frame):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     if value == "poisson":
         y = y - y.min()
-    model = DNNRegressor(hidden_layer_sizes=(16, 16), n_ensemble=2, max_iter=3, random_state=0,
-                         **{key: value}).fit(X, y)
+    model = DNNRegressor(
+        hidden_layer_sizes=(16, 16), n_ensemble=2, max_iter=3, random_state=0, **{key: value}
+    ).fit(X, y)
     assert getattr(model, key) == value and np.isfinite(model.predict(X)).all()
     # ... and the CLI's --set reaches the same parameter with the same value.
-    assert parse_settings([f"{key}={str(value).lower() if value is True else value}"],
-                          DNNRegressor) == {key: value}
+    assert parse_settings(
+        [f"{key}={str(value).lower() if value is True else value}"], DNNRegressor
+    ) == {key: value}
 
 
 @pytest.mark.parametrize("loss", CLASSIFICATION_LOSSES)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_every_classification_loss_trains(loss, n_classes, mixed_frame):
     X = mixed_frame.drop(columns="y")
-    y = np.array(["a", "b", "c"])[(mixed_frame["y"].rank(pct=True) * n_classes).astype(int).clip(0, n_classes - 1)]
-    clf = DNNClassifier(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=3, loss=loss,
-                        random_state=0, early_stopping_metric="accuracy").fit(X, y)
+    y = np.array(["a", "b", "c"])[
+        (mixed_frame["y"].rank(pct=True) * n_classes).astype(int).clip(0, n_classes - 1)
+    ]
+    clf = DNNClassifier(
+        hidden_layer_sizes=(16,),
+        n_ensemble=2,
+        max_iter=3,
+        loss=loss,
+        random_state=0,
+        early_stopping_metric="accuracy",
+    ).fit(X, y)
     proba = clf.predict_proba(X)
     assert proba.shape == (len(X), n_classes) and np.allclose(proba.sum(axis=1), 1.0)
     assert set(clf.predict(X)) <= set(clf.classes_)
@@ -59,8 +78,14 @@ def test_quantile_loss_gives_calibrated_ordered_quantiles():
     X, y, _ = _heteroscedastic()
     # dropout=0: training under dropout noise widens the learned spread (measured coverage
     # 0.892 for the nominal 0.8 with the default 0.15), as the dropout docstring says.
-    model = DNNRegressor(loss="quantile", quantiles=(0.1, 0.5, 0.9), hidden_layer_sizes=(64, 64),
-                         max_iter=40, random_state=0, dropout=0.0).fit(X[:1000], y[:1000])
+    model = DNNRegressor(
+        loss="quantile",
+        quantiles=(0.1, 0.5, 0.9),
+        hidden_layer_sizes=(64, 64),
+        max_iter=40,
+        random_state=0,
+        dropout=0.0,
+    ).fit(X[:1000], y[:1000])
     q = model.predict_quantiles(X[1000:])
     assert (np.diff(q, axis=1) >= 0).all()
     inside = np.mean((y[1000:] >= q[:, 0]) & (y[1000:] <= q[:, 2]))
@@ -70,8 +95,9 @@ def test_quantile_loss_gives_calibrated_ordered_quantiles():
 
 def test_gaussian_nll_learns_where_the_noise_is():
     X, y, sd = _heteroscedastic()
-    model = DNNRegressor(loss="gaussian_nll", hidden_layer_sizes=(64, 64), max_iter=40,
-                         random_state=0).fit(X[:1000], y[:1000])
+    model = DNNRegressor(
+        loss="gaussian_nll", hidden_layer_sizes=(64, 64), max_iter=40, random_state=0
+    ).fit(X[:1000], y[:1000])
     mean, var = model.predict_mean_variance(X[1000:])
     assert np.array_equal(mean, model.predict(X[1000:]))
     est_sd = np.sqrt(var)
@@ -87,9 +113,14 @@ def test_poisson_loss_recovers_the_rate_of_counts():
     y = rng.poisson(rate).astype(float)
     # A plain network, so the check is on the loss: the regression defaults' embedding and
     # dropout cost a smooth one-feature rate about 2x the error (measured 0.048).
-    model = DNNRegressor(loss="poisson", hidden_layer_sizes=(64, 64), max_iter=30,
-                         numeric_embedding="none", dropout=0.0,
-                         random_state=0).fit(x[:2000], y[:2000])
+    model = DNNRegressor(
+        loss="poisson",
+        hidden_layer_sizes=(64, 64),
+        max_iter=30,
+        numeric_embedding="none",
+        dropout=0.0,
+        random_state=0,
+    ).fit(x[:2000], y[:2000])
     pred = model.predict(x[2000:])
     assert (pred > 0).all()
     # Measured 0.022; the true log-linear GLM (sklearn PoissonRegressor) gets 0.021.
@@ -100,9 +131,9 @@ def test_poisson_loss_recovers_the_rate_of_counts():
 
 def test_early_stopping_on_a_metric_where_larger_is_better(mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = small_model(max_iter=20, early_stopping_metric="r2", learning_rate_init=0.02,
-                        lr_schedule="constant").fit(X.iloc[60:], y.iloc[60:],
-                                                    eval_set=(X.iloc[:60], y.iloc[:60]))
+    model = small_model(
+        max_iter=20, early_stopping_metric="r2", learning_rate_init=0.02, lr_schedule="constant"
+    ).fit(X.iloc[60:], y.iloc[60:], eval_set=(X.iloc[:60], y.iloc[:60]))
     r2 = [h["val_r2"] for h in model.history_]
     assert model.best_epoch_ == 1 + int(np.argmax(r2))
 
@@ -110,8 +141,13 @@ def test_early_stopping_on_a_metric_where_larger_is_better(mixed_frame, small_mo
 def test_restore_best_weights_false_keeps_the_last_epoch(mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     Xv, yv = X.iloc[:60], y.iloc[:60]
-    model = small_model(max_iter=8, restore_best_weights=False, learning_rate_init=0.03,
-                        lr_schedule="constant", clip_predictions=False).fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
+    model = small_model(
+        max_iter=8,
+        restore_best_weights=False,
+        learning_rate_init=0.03,
+        lr_schedule="constant",
+        clip_predictions=False,
+    ).fit(X.iloc[60:], y.iloc[60:], eval_set=(Xv, yv))
     assert rmse(yv, model.predict(Xv)) == pytest.approx(model.history_[-1]["val_rmse"], rel=1e-4)
 
 
@@ -122,10 +158,12 @@ def test_max_time_stops_training(mixed_frame, small_model):
 
 def test_a_tiny_gradient_norm_clip_freezes_the_weights(mixed_frame, small_model):
     X, y = mixed_frame[["a", "b"]], mixed_frame["y"]
-    frozen = small_model(max_iter=3, clip_grad_norm=1e-12, solver="sgd", weight_decay=0.0,
-                         lr_schedule="constant").fit(X, y)
-    start = small_model(max_iter=3, learning_rate_init=1e-30, solver="sgd", weight_decay=0.0,
-                        lr_schedule="constant").fit(X, y)  # the same initial weights
+    frozen = small_model(
+        max_iter=3, clip_grad_norm=1e-12, solver="sgd", weight_decay=0.0, lr_schedule="constant"
+    ).fit(X, y)
+    start = small_model(
+        max_iter=3, learning_rate_init=1e-30, solver="sgd", weight_decay=0.0, lr_schedule="constant"
+    ).fit(X, y)  # the same initial weights
     for a, b in zip(frozen.model_.parameters(), start.model_.parameters()):
         assert torch.allclose(a, b, atol=1e-9)
 
@@ -140,8 +178,9 @@ def test_l1_shrinks_weights_more_than_no_penalty(mixed_frame, small_model):
 
 def test_lbfgs_fits_a_small_table_full_batch(mixed_frame):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = DNNRegressor(solver="lbfgs", hidden_layer_sizes=(32,), n_ensemble=1, max_iter=30,
-                         random_state=0).fit(X.iloc[:240], y.iloc[:240])
+    model = DNNRegressor(
+        solver="lbfgs", hidden_layer_sizes=(32,), n_ensemble=1, max_iter=30, random_state=0
+    ).fit(X.iloc[:240], y.iloc[:240])
     assert rmse(y.iloc[240:], model.predict(X.iloc[240:])) < 0.5 * np.std(y.iloc[240:])
 
 
@@ -155,18 +194,21 @@ def test_sgd_with_alpha_equals_sgd_with_weight_decay_for_one_member(mixed_frame,
     np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("params,match", [
-    (dict(activation="prelu_"), "did you mean 'prelu'"),
-    (dict(init="xavier"), "init must be one of"),
-    (dict(normalization="batchnorm"), "did you mean 'batch_norm'"),
-    (dict(residual=True, hidden_layer_sizes=(64, 32)), "residual=True needs two consecutive"),
-    (dict(loss="cross_entropy"), "loss must be one of"),
-    (dict(quantiles=(0.9, 0.1)), "quantiles must be an increasing tuple"),
-    (dict(solver="adam_w"), "did you mean 'adamw'"),
-    (dict(lr_schedule="cosine_warmup"), "lr_schedule must be one of"),
-    (dict(lr_gamma=1.5, clip_grad_norm=-1.0), "clip_grad_norm.*; lr_gamma"),
-    (dict(early_stopping_metric="accuracy"), "early_stopping_metric must be one of"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(activation="prelu_"), "did you mean 'prelu'"),
+        (dict(init="xavier"), "init must be one of"),
+        (dict(normalization="batchnorm"), "did you mean 'batch_norm'"),
+        (dict(residual=True, hidden_layer_sizes=(64, 32)), "residual=True needs two consecutive"),
+        (dict(loss="cross_entropy"), "loss must be one of"),
+        (dict(quantiles=(0.9, 0.1)), "quantiles must be an increasing tuple"),
+        (dict(solver="adam_w"), "did you mean 'adamw'"),
+        (dict(lr_schedule="cosine_warmup"), "lr_schedule must be one of"),
+        (dict(lr_gamma=1.5, clip_grad_norm=-1.0), "clip_grad_norm.*; lr_gamma"),
+        (dict(early_stopping_metric="accuracy"), "early_stopping_metric must be one of"),
+    ],
+)
 def test_bad_catalogue_parameters_name_the_fix(params, match, mixed_frame):
     with pytest.raises(ValueError, match=match):
         DNNRegressor(**params).fit(mixed_frame[["a"]], mixed_frame["y"])

@@ -15,8 +15,10 @@ FAST = ["--set", "max_iter=2", "--set", "hidden_layer_sizes=8", "--set", "n_ense
 
 
 def snapshot(root):
-    return {p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(root.rglob("*"))}
+    return {
+        p.relative_to(root).as_posix(): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,17 @@ def table(tmp_path_factory):
     X = rng.normal(size=(80, 3))
     path = tmp_path_factory.mktemp("data") / "houses.csv"
     pd.DataFrame(X, columns=["a", "b", "c"]).assign(price=X[:, 0] - X[:, 1]).to_csv(
-        path, index=False)
+        path, index=False
+    )
     return path
 
 
 @pytest.fixture(scope="module")
 def run(table, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    assert main(["--quiet", "train", str(table), "--target", "price", "--out", str(out)] + FAST) == 0
+    assert (
+        main(["--quiet", "train", str(table), "--target", "price", "--out", str(out)] + FAST) == 0
+    )
     return out
 
 
@@ -40,8 +45,11 @@ def _tiny_demo(monkeypatch, table):
     """The demo on 80 rows and a 2-epoch network: the demo's plumbing, not its accuracy."""
     import dnnreg.tables.datasets
 
-    monkeypatch.setattr(dnnreg.tables.datasets, "load_dataset",
-                        lambda name: pd.read_csv(table).rename(columns={"price": "MedHouseVal"}))
+    monkeypatch.setattr(
+        dnnreg.tables.datasets,
+        "load_dataset",
+        lambda name: pd.read_csv(table).rename(columns={"price": "MedHouseVal"}),
+    )
     fit = DNNRegressor.fit
 
     def small_fit(self, X, y, **kw):
@@ -54,23 +62,69 @@ def _tiny_demo(monkeypatch, table):
 DIR_COMMANDS = {
     "train": lambda t, out: ["train", str(t), "--target", "price", "--out", str(out), *FAST],
     "demo": lambda t, out: ["demo", "--out", str(out)],
-    "compare": lambda t, out: ["compare", str(t), "--target", "price", "--models", "linear",
-                               "--folds", "2", "--out", str(out), *FAST],
-    "learning-curve": lambda t, out: ["learning-curve", str(t), "--target", "price",
-                                      "--models", "linear", "--repeats", "1", "--out",
-                                      str(out), *FAST],
-    "tune": lambda t, out: ["tune", str(t), "--target", "price", "--n-trials", "1",
-                            "--time-budget", "30", "--out", str(out), *FAST],
-    "pretrain-study": lambda t, out: ["pretrain-study", str(t), "--target", "price",
-                                      "--label-fractions", "1.0", "--seeds", "2", "--modes",
-                                      "none,autoencoder", "--set", "pretrain_epochs=1",
-                                      "--out", str(out), *FAST],
+    "compare": lambda t, out: [
+        "compare",
+        str(t),
+        "--target",
+        "price",
+        "--models",
+        "linear",
+        "--folds",
+        "2",
+        "--out",
+        str(out),
+        *FAST,
+    ],
+    "learning-curve": lambda t, out: [
+        "learning-curve",
+        str(t),
+        "--target",
+        "price",
+        "--models",
+        "linear",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+        *FAST,
+    ],
+    "tune": lambda t, out: [
+        "tune",
+        str(t),
+        "--target",
+        "price",
+        "--n-trials",
+        "1",
+        "--time-budget",
+        "30",
+        "--out",
+        str(out),
+        *FAST,
+    ],
+    "pretrain-study": lambda t, out: [
+        "pretrain-study",
+        str(t),
+        "--target",
+        "price",
+        "--label-fractions",
+        "1.0",
+        "--seeds",
+        "2",
+        "--modes",
+        "none,autoencoder",
+        "--set",
+        "pretrain_epochs=1",
+        "--out",
+        str(out),
+        *FAST,
+    ],
 }
 
 
 @pytest.fixture
 def no_training(monkeypatch):
     """Any fit fails the test: a refusal must come before training starts."""
+
     def refuse(*a, **k):
         raise AssertionError("training started before the output path was checked")
 
@@ -86,15 +140,19 @@ def _one_line_error(capsys, *parts):
 
 
 @pytest.mark.parametrize("command", sorted(DIR_COMMANDS))
-def test_a_users_directory_or_file_is_refused_before_training(command, table, tmp_path,
-                                                              capsys, no_training):
+def test_a_users_directory_or_file_is_refused_before_training(
+    command, table, tmp_path, capsys, no_training
+):
     project = tmp_path / "project"
     project.mkdir()
     (project / "houses.csv").write_bytes(table.read_bytes())
     (project / "notes.md").write_text("my notes\n")
     (tmp_path / "results.txt").write_text("mine\n")
     before = snapshot(tmp_path)
-    for target, message in ((project, "did not write"), (tmp_path / "results.txt", "existing file")):
+    for target, message in (
+        (project, "did not write"),
+        (tmp_path / "results.txt", "existing file"),
+    ):
         for extra in ([], ["--overwrite"]):
             capsys.readouterr()
             assert main(["--quiet", *DIR_COMMANDS[command](table, target), *extra]) == 1
@@ -103,8 +161,9 @@ def test_a_users_directory_or_file_is_refused_before_training(command, table, tm
 
 
 @pytest.mark.parametrize("command", sorted(DIR_COMMANDS))
-def test_an_earlier_output_is_replaced_only_with_overwrite(command, table, tmp_path, capsys,
-                                                           monkeypatch):
+def test_an_earlier_output_is_replaced_only_with_overwrite(
+    command, table, tmp_path, capsys, monkeypatch
+):
     _tiny_demo(monkeypatch, table)
     out = tmp_path / "out"
     argv = ["--quiet", *DIR_COMMANDS[command](table, out)]
@@ -151,8 +210,9 @@ def test_an_existing_file_is_replaced_only_with_overwrite(command, run, table, t
     assert path.read_bytes() != b"my file\n" and path.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.out"]
     (tmp_path / "dir").mkdir()
-    assert main(["--quiet", *FILE_COMMANDS[command](run, table, tmp_path / "dir"),
-                 "--overwrite"]) == 1
+    assert (
+        main(["--quiet", *FILE_COMMANDS[command](run, table, tmp_path / "dir"), "--overwrite"]) == 1
+    )
     _one_line_error(capsys, "is a directory")
 
 
@@ -169,8 +229,25 @@ def test_the_report_inside_a_run_is_regenerated_but_a_users_file_there_is_not(ru
 def test_tune_refuses_a_storage_file_that_is_not_a_journal(table, tmp_path, capsys):
     data = tmp_path / "houses.csv"
     data.write_bytes(table.read_bytes())
-    assert main(["--quiet", "tune", str(table), "--target", "price", "--n-trials", "1",
-                 "--storage", str(data), "--out", str(tmp_path / "t"), *FAST]) == 1
+    assert (
+        main(
+            [
+                "--quiet",
+                "tune",
+                str(table),
+                "--target",
+                "price",
+                "--n-trials",
+                "1",
+                "--storage",
+                str(data),
+                "--out",
+                str(tmp_path / "t"),
+                *FAST,
+            ]
+        )
+        == 1
+    )
     _one_line_error(capsys, "is not an Optuna journal")
     assert data.read_bytes() == table.read_bytes()
 

@@ -48,8 +48,9 @@ def test_smooth_clip_is_robust_scaling_bent_by_its_formula():
     assert ours.max() < 3.0 and z.max() > 30  # a heavy tail squeezed below the bound
     # The array path (all-numeric input) and the DataFrame path agree bit for bit.
     pre = TablePreprocessor(numeric_scaling="smooth_clip").fit(pd.DataFrame({"x": x[:, 0]}))
-    np.testing.assert_array_equal(pre.transform(pd.DataFrame({"x": x[:, 0]})).numeric,
-                                  pre.transform(x).numeric)
+    np.testing.assert_array_equal(
+        pre.transform(pd.DataFrame({"x": x[:, 0]})).numeric, pre.transform(x).numeric
+    )
 
 
 def test_quantile_scaling_matches_sklearn_at_its_knots():
@@ -71,6 +72,7 @@ def test_quantile_ties_map_to_the_middle_of_their_mass():
     x = np.array([[0.0]] * 50 + [[1.0]] * 50)
     out = TablePreprocessor(numeric_scaling="quantile").fit(x).transform(np.array([[0.0], [1.0]]))
     from scipy.stats import norm
+
     assert np.allclose(out.numeric[:, 0], norm.ppf([0.25, 0.75]), atol=0.02)
 
 
@@ -95,7 +97,9 @@ def test_json_round_trip_gives_identical_encodings(mixed_frame):
 
 def test_bad_columns_are_named():
     pre = TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]}))
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['b'\] and unexpected column\(s\) \['c'\]"):
+    with pytest.raises(
+        ValueError, match=r"missing column\(s\) \['b'\] and unexpected column\(s\) \['c'\]"
+    ):
         pre.transform(pd.DataFrame({"a": [1.0], "c": [2.0]}))
     with pytest.raises(ValueError, match=r"\['e'\] have no values"):
         TablePreprocessor().fit(pd.DataFrame({"a": [1.0, 2.0], "e": [np.nan, np.nan]}))
@@ -114,8 +118,13 @@ def test_target_scaler_round_trip():
 @pytest.mark.parametrize("scaling", SCALINGS)
 def test_array_path_equals_the_dataframe_path(scaling):
     rng = np.random.default_rng(0)
-    train = pd.DataFrame({"a": rng.normal(size=200), "b": rng.exponential(size=200),
-                          "c": rng.integers(0, 3, size=200).astype(float)})
+    train = pd.DataFrame(
+        {
+            "a": rng.normal(size=200),
+            "b": rng.exponential(size=200),
+            "c": rng.integers(0, 3, size=200).astype(float),
+        }
+    )
     train.loc[::7, "a"] = np.nan  # "a" gets a missing-value indicator
     pre = TablePreprocessor(numeric_scaling=scaling).fit(train)
     test = train.sample(50, random_state=1).to_numpy().copy()

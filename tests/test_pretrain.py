@@ -11,8 +11,8 @@ import torch
 
 from dnnreg import DNNClassifier, DNNRegressor
 from dnnreg.cli import main
-from dnnreg.training.pretrain import RBM, corrupt, kl_sparsity
 from dnnreg.studies.pretrain_study import labelled_subset, pretrain_study
+from dnnreg.training.pretrain import RBM, corrupt, kl_sparsity
 
 MODES = ["autoencoder", "denoising", "sparse", "rbm"]
 
@@ -27,8 +27,9 @@ def _manifold(n=600, seed=0):
 
 
 def _model(**kw):
-    params = dict(hidden_layer_sizes=(16, 8), n_ensemble=2, max_iter=5, random_state=0,
-                  pretrain_epochs=15)
+    params = dict(
+        hidden_layer_sizes=(16, 8), n_ensemble=2, max_iter=5, random_state=0, pretrain_epochs=15
+    )
     return DNNRegressor(**{**params, **kw})
 
 
@@ -84,7 +85,9 @@ def test_fine_tuning_starts_from_exactly_the_pretrained_weights():
             snapshots["pretrained"] = {k: v.clone() for k, v in model.state_dict().items()}
 
         def on_epoch_begin(self, model):
-            snapshots.setdefault("first_epoch", {k: v.clone() for k, v in model.state_dict().items()})
+            snapshots.setdefault(
+                "first_epoch", {k: v.clone() for k, v in model.state_dict().items()}
+            )
 
     _model(pretrain="autoencoder").fit(X, y, callbacks=[Spy()])
     fresh = _model(max_iter=1, pretrain="none").fit(X, y).model_  # same seed, no pretraining
@@ -92,8 +95,12 @@ def test_fine_tuning_starts_from_exactly_the_pretrained_weights():
     assert blocks
     for k in blocks:
         assert torch.equal(snapshots["pretrained"][k], snapshots["first_epoch"][k]), k
-    moved = [k for k in blocks if k.endswith("weight")
-             and not torch.equal(snapshots["pretrained"][k].cpu(), fresh.state_dict()[k].cpu())]
+    moved = [
+        k
+        for k in blocks
+        if k.endswith("weight")
+        and not torch.equal(snapshots["pretrained"][k].cpu(), fresh.state_dict()[k].cpu())
+    ]
     assert moved  # pretraining changed the weights it handed over
 
 
@@ -103,8 +110,13 @@ def test_wake_sleep_lowers_the_reconstruction_error_of_a_deep_belief_net():
     # up-down fine-tuning has work to do (measured 0.58 -> 0.50). With the regressor's
     # default 16-row batches here the greedy stack alone reaches 0.233, and 20 wake-sleep
     # epochs leave it at 0.245: nothing left for them to lower.
-    model = _model(pretrain="rbm", hidden_layer_sizes=(16, 8, 4), wake_sleep_epochs=20,
-                   pretrain_epochs=10, batch_size=45).fit(X, y)
+    model = _model(
+        pretrain="rbm",
+        hidden_layer_sizes=(16, 8, 4),
+        wake_sleep_epochs=20,
+        pretrain_epochs=10,
+        batch_size=45,
+    ).fit(X, y)
     ws = model.pretrain_history_[-1]["wake_sleep"]
     assert ws["epochs"] == 20
     assert ws["reconstruction_error_after"] < 0.9 * ws["reconstruction_error_before"], ws
@@ -132,8 +144,9 @@ def test_pretraining_uses_labelled_and_unlabelled_rows(monkeypatch):
 
     monkeypatch.setattr(est, "pretrain_stack", spy)
     X, y = _manifold(300)
-    model = _model(pretrain="autoencoder", early_stopping=False).fit(X[:100], y[:100],
-                                                                      X_unlabeled=X[100:])
+    model = _model(pretrain="autoencoder", early_stopping=False).fit(
+        X[:100], y[:100], X_unlabeled=X[100:]
+    )
     assert seen == [300]
     assert model.n_features_in_ == 8
 
@@ -149,12 +162,18 @@ def test_masking_noise_and_the_sparsity_penalty_match_their_definitions():
     assert float(kl_sparsity(h, rho, "sigmoid")) == pytest.approx(kl(r1) + kl(r2), rel=1e-6)
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"pretrain": "autoencoder", "residual": True, "hidden_layer_sizes": (8, 8)}, "residual=False"),
-    ({"wake_sleep_epochs": 3, "pretrain": "autoencoder"}, "pretrain='rbm'"),
-    ({"pretrain": "rbm", "pretrain_epochs": (1, 2, 3)}, "one value per hidden layer"),
-    ({"pretrain": "stacked"}, "pretrain must be one of"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (
+            {"pretrain": "autoencoder", "residual": True, "hidden_layer_sizes": (8, 8)},
+            "residual=False",
+        ),
+        ({"wake_sleep_epochs": 3, "pretrain": "autoencoder"}, "pretrain='rbm'"),
+        ({"pretrain": "rbm", "pretrain_epochs": (1, 2, 3)}, "one value per hidden layer"),
+        ({"pretrain": "stacked"}, "pretrain must be one of"),
+    ],
+)
 def test_bad_pretraining_settings_are_named(params, message):
     X, y = _manifold(60)
     with pytest.raises(ValueError, match=message):
@@ -163,8 +182,13 @@ def test_bad_pretraining_settings_are_named(params, message):
 
 def test_classifier_pretrains_too():
     X, y = _manifold()
-    clf = DNNClassifier(hidden_layer_sizes=(16, 8), max_iter=5, pretrain="denoising",
-                        random_state=0, pretrain_epochs=3).fit(X, y > np.median(y))
+    clf = DNNClassifier(
+        hidden_layer_sizes=(16, 8),
+        max_iter=5,
+        pretrain="denoising",
+        random_state=0,
+        pretrain_epochs=3,
+    ).fit(X, y > np.median(y))
     assert len(clf.pretrain_history_) == 2 and clf.score(X, y > np.median(y)) > 0.6
 
 
@@ -177,18 +201,25 @@ def test_labelled_subset_keeps_the_rest_as_unlabelled():
 
 def test_study_pairs_every_mode_with_none_on_the_same_rows():
     X, y = _manifold(200)
-    study = pretrain_study(pd.DataFrame(X), y, label_fractions=(0.2, 1.0), seeds=2,
-                           modes=("none", "autoencoder"), log=None,
-                           params=dict(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=3,
-                                       pretrain_epochs=2))
+    study = pretrain_study(
+        pd.DataFrame(X),
+        y,
+        label_fractions=(0.2, 1.0),
+        seeds=2,
+        modes=("none", "autoencoder"),
+        log=None,
+        params=dict(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=3, pretrain_epochs=2),
+    )
     assert len(study) == 2 * 2 * 2
     assert set(study.groupby(["seed", "fraction"])["labelled"].nunique()) == {1}
     entries = [e for e in study.attrs["summary"] if e["mode"] == "autoencoder"]
     for e in entries:  # the paired log-ratio of RMSE, recomputed here
-        sub = study[study.fraction == e["fraction"]].pivot(index="seed", columns="mode",
-                                                           values="rmse")
+        sub = study[study.fraction == e["fraction"]].pivot(
+            index="seed", columns="mode", values="rmse"
+        )
         assert e["vs_none"]["mean"] == pytest.approx(
-            float(np.mean(np.log(sub["autoencoder"] / sub["none"]))))
+            float(np.mean(np.log(sub["autoencoder"] / sub["none"])))
+        )
     assert "20 % labelled" in study.attrs["verdict"]
 
 
@@ -197,17 +228,74 @@ def test_cli_pretrain_study_and_unlabeled_training(tmp_path, capsys):
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]).assign(y=y)
     frame.to_csv(tmp_path / "t.csv", index=False)
     frame.drop(columns="y").to_csv(tmp_path / "u.csv", index=False)
-    fast = ["--set", "hidden_layer_sizes=8", "--set", "n_ensemble=1", "--set", "max_iter=3",
-            "--set", "pretrain_epochs=2"]
-    assert main(["--quiet", "pretrain-study", str(tmp_path / "t.csv"), "--target", "y",
-                 "--label-fractions", "0.5,1.0", "--seeds", "2", "--modes", "autoencoder,rbm",
-                 "--out", str(tmp_path / "study")] + fast) == 0
+    fast = [
+        "--set",
+        "hidden_layer_sizes=8",
+        "--set",
+        "n_ensemble=1",
+        "--set",
+        "max_iter=3",
+        "--set",
+        "pretrain_epochs=2",
+    ]
+    assert (
+        main(
+            [
+                "--quiet",
+                "pretrain-study",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--label-fractions",
+                "0.5,1.0",
+                "--seeds",
+                "2",
+                "--modes",
+                "autoencoder,rbm",
+                "--out",
+                str(tmp_path / "study"),
+            ]
+            + fast
+        )
+        == 0
+    )
     assert (tmp_path / "study" / "pretrain_study.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "50 % labelled" in out and "rbm" in out
-    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
-                 str(tmp_path / "run"), "--unlabeled", str(tmp_path / "u.csv"),
-                 "--set", "pretrain=sparse"] + fast) == 0
-    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
-                 str(tmp_path / "run2"), "--unlabeled", str(tmp_path / "u.csv")] + fast) == 2
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--out",
+                str(tmp_path / "run"),
+                "--unlabeled",
+                str(tmp_path / "u.csv"),
+                "--set",
+                "pretrain=sparse",
+            ]
+            + fast
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--out",
+                str(tmp_path / "run2"),
+                "--unlabeled",
+                str(tmp_path / "u.csv"),
+            ]
+            + fast
+        )
+        == 2
+    )
     assert "--set pretrain=" in capsys.readouterr().err

@@ -43,7 +43,24 @@ def test_a_file_or_pipe_gets_plain_lines(mixed_frame, small_model):
 
 def test_quiet_prints_nothing_on_stderr(tmp_path, mixed_frame):
     mixed_frame.to_csv(tmp_path / "t.csv", index=False)
-    proc = subprocess.run([sys.executable, "-m", "dnnreg", "--quiet", "train", str(tmp_path / "t.csv"),
-                           "--target", "y", "--out", str(tmp_path / "r"), "--set", "max_iter=2",
-                           "--set", "hidden_layer_sizes=8"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dnnreg",
+            "--quiet",
+            "train",
+            str(tmp_path / "t.csv"),
+            "--target",
+            "y",
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "max_iter=2",
+            "--set",
+            "hidden_layer_sizes=8",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and proc.stderr == ""

@@ -13,17 +13,42 @@ from dnnreg.cli import main
 @pytest.fixture
 def report(tmp_path, mixed_frame):
     mixed_frame.to_csv(tmp_path / "t.csv", index=False)
-    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
-                 str(tmp_path / "run"), "--diagnose", "--set", "max_iter=3",
-                 "--set", "hidden_layer_sizes=16,16", "--set", "residual=true"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--out",
+                str(tmp_path / "run"),
+                "--diagnose",
+                "--set",
+                "max_iter=3",
+                "--set",
+                "hidden_layer_sizes=16,16",
+                "--set",
+                "residual=true",
+            ]
+        )
+        == 0
+    )
     assert main(["report", str(tmp_path / "run")]) == 0
     return (tmp_path / "run" / "report.html").read_text()
 
 
 def test_report_holds_every_section_and_decodable_images(report):
-    for title in ("Metrics", "Learning curves", "Network", "Predicted against actual",
-                  "Permutation feature importance", "Gradient norms",
-                  "Dead and saturated units", "Verdicts"):
+    for title in (
+        "Metrics",
+        "Learning curves",
+        "Network",
+        "Predicted against actual",
+        "Permutation feature importance",
+        "Gradient norms",
+        "Dead and saturated units",
+        "Verdicts",
+    ):
         assert f"<h2>{title}</h2>" in report
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', report)
     assert len(images) == 6  # the sections above, less the two without figures
@@ -44,7 +69,9 @@ def _chromium():
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not (browser and driver):
-        pytest.skip("headless Chromium is absent (Debian: apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "headless Chromium is absent (Debian: apt-get install chromium chromium-driver)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the 'test' extra")
     from selenium.webdriver.chrome.service import Service
 
@@ -63,7 +90,8 @@ def test_report_loads_in_headless_chromium_without_errors(report, tmp_path):
     try:
         browser.get(page.as_uri())
         images = browser.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
+        )
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     finally:
         browser.quit()

@@ -13,7 +13,9 @@ def _small(cls):
     return cls(hidden_layer_sizes=(32, 32), n_ensemble=2, max_iter=40, random_state=0)
 
 
-@parametrize_with_checks([_small(DNNRegressor), _small(DNNClassifier)],
-                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+@parametrize_with_checks(
+    [_small(DNNRegressor), _small(DNNClassifier)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -24,8 +24,12 @@ sys.meta_path.insert(0, _NoTorch())
 @pytest.fixture(params=["onehot", "embedding"])
 def saved(request, tmp_path, mixed_frame, small_model):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    model = small_model(max_iter=5, categorical_encoding=request.param, normalization="batch_norm",
-                        activation="gelu").fit(X, y)
+    model = small_model(
+        max_iter=5,
+        categorical_encoding=request.param,
+        normalization="batch_norm",
+        activation="gelu",
+    ).fit(X, y)
     save(model, tmp_path / "m")
     X.to_csv(tmp_path / "X.csv", index=False)
     return model, X, tmp_path
@@ -35,9 +39,9 @@ def test_load_numpy_in_a_process_where_torch_cannot_be_imported(saved):
     model, X, tmp = saved
     code = BLOCK_TORCH + textwrap.dedent(f"""
         import numpy as np, pandas as pd, dnnreg
-        pred = dnnreg.load_numpy({str(tmp / 'm')!r}).predict(pd.read_csv({str(tmp / 'X.csv')!r}))
+        pred = dnnreg.load_numpy({str(tmp / "m")!r}).predict(pd.read_csv({str(tmp / "X.csv")!r}))
         assert "torch" not in sys.modules
-        np.save({str(tmp / 'p.npy')!r}, pred)
+        np.save({str(tmp / "p.npy")!r}, pred)
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -47,8 +51,20 @@ def test_load_numpy_in_a_process_where_torch_cannot_be_imported(saved):
 def test_cli_numpy_engine_equals_torch_engine(saved):
     model, X, tmp = saved
     for engine in ("torch", "numpy"):
-        assert main(["predict", str(tmp / "m"), str(tmp / "X.csv"), "--engine", engine,
-                     "--out", str(tmp / f"{engine}.csv")]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    str(tmp / "m"),
+                    str(tmp / "X.csv"),
+                    "--engine",
+                    engine,
+                    "--out",
+                    str(tmp / f"{engine}.csv"),
+                ]
+            )
+            == 0
+        )
     t, n = (pd.read_csv(tmp / f"{e}.csv")["prediction"] for e in ("torch", "numpy"))
     np.testing.assert_allclose(n, t, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(load_numpy(tmp / "m").predict(X), t, rtol=1e-5, atol=1e-6)
@@ -58,9 +74,27 @@ def test_report_and_diagnose_run_where_torch_cannot_be_imported(tmp_path, mixed_
     """Both only read a run directory's JSON and CSV: a process without torch serves them."""
     mixed_frame.to_csv(tmp_path / "t.csv", index=False)
     run = tmp_path / "run"
-    assert main(["--quiet", "train", str(tmp_path / "t.csv"), "--target", "y", "--out",
-                 str(run), "--diagnose", "--set", "max_iter=3", "--set",
-                 "hidden_layer_sizes=8,8", "--set", "n_ensemble=1"]) == 0
+    assert (
+        main(
+            [
+                "--quiet",
+                "train",
+                str(tmp_path / "t.csv"),
+                "--target",
+                "y",
+                "--out",
+                str(run),
+                "--diagnose",
+                "--set",
+                "max_iter=3",
+                "--set",
+                "hidden_layer_sizes=8,8",
+                "--set",
+                "n_ensemble=1",
+            ]
+        )
+        == 0
+    )
     code = BLOCK_TORCH + textwrap.dedent(f"""
         from dnnreg.cli import main
         assert main(["--quiet", "report", {str(run)!r}]) == 0

@@ -43,8 +43,9 @@ def test_a_study_resumes_and_its_best_score_is_reproducible(tmp_path, monkeypatc
 
     fit_rows, val_rows = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0)
     model = DNNRegressor(**params).fit(X.iloc[fit_rows], y.iloc[fit_rows])
-    assert score(model, X.iloc[val_rows], y.iloc[val_rows], "regression")["rmse"] == \
-        pytest.approx(study.best_value, rel=1e-9)
+    assert score(model, X.iloc[val_rows], y.iloc[val_rows], "regression")["rmse"] == pytest.approx(
+        study.best_value, rel=1e-9
+    )
     assert min(t.value for t in study.trials) == study.best_value
 
 
@@ -52,14 +53,23 @@ def test_an_eval_set_scores_every_trial_on_those_rows(tmp_path, monkeypatch):
     _small_space(monkeypatch)
     X, y = _data()
     X_val, y_val = _data(n=60, seed=1)
-    study = tune(X, y, n_trials=2, storage=str(tmp_path / "e.journal"), fixed=FIXED,
-                 time_budget=None, eval_set=(X_val, y_val))
+    study = tune(
+        X,
+        y,
+        n_trials=2,
+        storage=str(tmp_path / "e.journal"),
+        fixed=FIXED,
+        time_budget=None,
+        eval_set=(X_val, y_val),
+    )
     for trial in study.trials:
-        params = {k: tuple(v) if isinstance(v, list) else v
-                  for k, v in trial.user_attrs["params"].items()}
+        params = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in trial.user_attrs["params"].items()
+        }
         model = DNNRegressor(**params).fit(X, y, eval_set=(X_val, y_val))
-        assert score(model, X_val, y_val, "regression")["rmse"] == pytest.approx(trial.value,
-                                                                                rel=1e-9)
+        assert score(model, X_val, y_val, "regression")["rmse"] == pytest.approx(
+            trial.value, rel=1e-9
+        )
     kept = study.best_model_  # the best trial's fitted model, not a refit
     assert score(kept, X_val, y_val, "regression")["rmse"] == study.best_value
 
@@ -68,8 +78,15 @@ def test_pruned_trials_stop_during_the_fit(tmp_path, monkeypatch):
     _small_space(monkeypatch)
     X, y = _data()
     always = optuna.pruners.ThresholdPruner(upper=0.0, n_warmup_steps=0)  # a loss > 0 prunes
-    study = tune(X, y, n_trials=2, storage=str(tmp_path / "p.journal"), fixed=FIXED,
-                 time_budget=None, pruner=always)
+    study = tune(
+        X,
+        y,
+        n_trials=2,
+        storage=str(tmp_path / "p.journal"),
+        fixed=FIXED,
+        time_budget=None,
+        pruner=always,
+    )
     assert [t.state.name for t in study.trials] == ["PRUNED", "PRUNED"]
     assert [max(t.intermediate_values) for t in study.trials] == [1, 1]  # after epoch 1
     assert "best_estimator_params" not in study.user_attrs
@@ -88,8 +105,21 @@ def test_cli_tune_writes_the_best_parameters(tmp_path, capsys, monkeypatch):
     _small_space(monkeypatch)
     X, y = _data()
     X.assign(y=y).to_csv(tmp_path / "t.csv", index=False)
-    args = ["--quiet", "tune", str(tmp_path / "t.csv"), "--target", "y", "--n-trials", "2",
-            "--out", str(tmp_path / "tune"), "--set", "max_iter=4", "--set", "n_ensemble=1"]
+    args = [
+        "--quiet",
+        "tune",
+        str(tmp_path / "t.csv"),
+        "--target",
+        "y",
+        "--n-trials",
+        "2",
+        "--out",
+        str(tmp_path / "tune"),
+        "--set",
+        "max_iter=4",
+        "--set",
+        "n_ensemble=1",
+    ]
     assert main(args) == 0
     assert (tmp_path / "tune" / "study.journal").exists()
     out = capsys.readouterr().out
@@ -99,12 +129,24 @@ def test_cli_tune_writes_the_best_parameters(tmp_path, capsys, monkeypatch):
 
 def test_the_first_trial_is_the_defaults(tmp_path):
     X, y = _data()
-    study = tune(X, y, n_trials=1, storage=str(tmp_path / "d.journal"),
-                 fixed={"max_iter": 2, "n_ensemble": 1}, time_budget=None)
+    study = tune(
+        X,
+        y,
+        n_trials=1,
+        storage=str(tmp_path / "d.journal"),
+        fixed={"max_iter": 2, "n_ensemble": 1},
+        time_budget=None,
+    )
     tried = study.trials[0].user_attrs["params"]
     default = DNNRegressor().get_params()
-    for key in ("dropout", "learning_rate_init", "weight_decay", "numeric_scaling", "batch_size",
-                "embedding_binning"):
+    for key in (
+        "dropout",
+        "learning_rate_init",
+        "weight_decay",
+        "numeric_scaling",
+        "batch_size",
+        "embedding_binning",
+    ):
         assert tried[key] == default[key], key
     assert tried["numeric_embedding"] == "piecewise_linear"  # what "auto" is for 3 columns
     assert tuple(tried["hidden_layer_sizes"]) == default["hidden_layer_sizes"]
@@ -113,8 +155,14 @@ def test_the_first_trial_is_the_defaults(tmp_path):
 def test_the_time_budget_stops_a_running_trial(tmp_path):
     X, y = _data(n=2000)
     start = time.perf_counter()
-    study = tune(X, y, n_trials=1, storage=str(tmp_path / "b.journal"), time_budget=1.0,
-                 fixed={"max_iter": 10_000, "n_iter_no_change": 10_000})
+    study = tune(
+        X,
+        y,
+        n_trials=1,
+        storage=str(tmp_path / "b.journal"),
+        time_budget=1.0,
+        fixed={"max_iter": 10_000, "n_iter_no_change": 10_000},
+    )
     assert time.perf_counter() - start < 15.0  # 10,000 epochs would take minutes
     assert study.best_model_.n_iter_ < 10_000
     assert "max_time" not in study.trials[0].user_attrs["params"]  # a refit has its own clock

@@ -52,8 +52,14 @@ _active: set[str] = set()  # temp paths this process is writing now: never "left
 # Outputs written before the marker existed: a config.json carrying dnnreg's keys, and
 # the fixed file set those versions wrote.
 _LEGACY_MODEL = ("config.json", "preprocessor.json", "weights.safetensors")
-_LEGACY_RUN = ("config.json", "history.json", "metrics.json", "predictions.csv",
-               "importance.json", "report.html")
+_LEGACY_RUN = (
+    "config.json",
+    "history.json",
+    "metrics.json",
+    "predictions.csv",
+    "importance.json",
+    "report.html",
+)
 
 
 class OutputExistsError(FileExistsError):
@@ -109,11 +115,11 @@ def foreign_entries(directory: Path, marker: dict | None = None) -> list[str]:
             inner = _read_marker(entry) or _legacy_marker(entry)
             if inner is None:  # a plain subdirectory: the outer manifest lists its files
                 prefix = name + "/"
-                inner = {"files": {k[len(prefix):]: v for k, v in files.items()
-                                   if k.startswith(prefix)}}
+                inner = {
+                    "files": {k[len(prefix) :]: v for k, v in files.items() if k.startswith(prefix)}
+                }
             foreign += [f"{name}/{e}" for e in foreign_entries(entry, inner)]
-        elif name not in files or (files[name] is not None
-                                    and entry.stat().st_size != files[name]):
+        elif name not in files or (files[name] is not None and entry.stat().st_size != files[name]):
             foreign.append(name)
     return foreign
 
@@ -123,8 +129,9 @@ def _describe(names: list[str]) -> str:
     return shown + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def check_output_dir(path, *, overwrite: bool = False, flag: str = "overwrite=True",
-                     resume: bool = False) -> dict | None:
+def check_output_dir(
+    path, *, overwrite: bool = False, flag: str = "overwrite=True", resume: bool = False
+) -> dict | None:
     """Refuse an output directory path dnnreg may not write, before any work is done.
 
     Fine: an absent path, an empty directory, an earlier dnnreg output with
@@ -136,14 +143,18 @@ def check_output_dir(path, *, overwrite: bool = False, flag: str = "overwrite=Tr
     """
     path = Path(path)
     if path.is_symlink():
-        raise OutputExistsError(f"{str(path)!r} is a symbolic link; dnnreg writes only to "
-                                "a path of its own, choose a new path")
+        raise OutputExistsError(
+            f"{str(path)!r} is a symbolic link; dnnreg writes only to "
+            "a path of its own, choose a new path"
+        )
     if not path.exists():
         return None
     if not path.is_dir():
-        raise OutputExistsError(f"{str(path)!r} is an existing file, not a dnnreg output; "
-                                "choose a new path (dnnreg never replaces what it did not "
-                                "write)")
+        raise OutputExistsError(
+            f"{str(path)!r} is an existing file, not a dnnreg output; "
+            "choose a new path (dnnreg never replaces what it did not "
+            "write)"
+        )
     marker = marker_of(path)
     if marker is None:
         entries = sorted(e.name for e in path.iterdir())
@@ -151,16 +162,21 @@ def check_output_dir(path, *, overwrite: bool = False, flag: str = "overwrite=Tr
             return None
         raise OutputExistsError(
             f"{str(path)!r} is an existing directory that dnnreg did not write (it holds "
-            f"{_describe(entries)}); choose a new path, such as {str(path / 'run')!r}")
+            f"{_describe(entries)}); choose a new path, such as {str(path / 'run')!r}"
+        )
     foreign = foreign_entries(path, marker)
     kind = marker["dnnreg_output"]
     if foreign:
-        raise OutputExistsError(f"{str(path)!r} is a dnnreg {kind} but also holds "
-                                f"{_describe(foreign)}, which dnnreg did not write; move "
-                                "them out or choose a new path")
+        raise OutputExistsError(
+            f"{str(path)!r} is a dnnreg {kind} but also holds "
+            f"{_describe(foreign)}, which dnnreg did not write; move "
+            "them out or choose a new path"
+        )
     if not (overwrite or resume):
-        raise OutputExistsError(f"{str(path)!r} holds an earlier dnnreg {kind}; pass {flag} "
-                                "to replace it, or choose a new path")
+        raise OutputExistsError(
+            f"{str(path)!r} holds an earlier dnnreg {kind}; pass {flag} "
+            "to replace it, or choose a new path"
+        )
     return marker
 
 
@@ -169,11 +185,13 @@ def check_output_file(path, *, overwrite: bool = False, flag: str = "overwrite=T
     unless ``overwrite``. The parent directory is created when the file is written."""
     path = Path(path)
     if path.is_dir():
-        raise OutputExistsError(f"{str(path)!r} is a directory; name a file to write, "
-                                f"such as {str(path / 'out')!r}")
+        raise OutputExistsError(
+            f"{str(path)!r} is a directory; name a file to write, such as {str(path / 'out')!r}"
+        )
     if (path.exists() or path.is_symlink()) and not overwrite:
-        raise OutputExistsError(f"{str(path)!r} already exists; pass {flag} to replace it, "
-                                "or choose a new path")
+        raise OutputExistsError(
+            f"{str(path)!r} already exists; pass {flag} to replace it, or choose a new path"
+        )
 
 
 # ---------------------------------------------------------------------- low-level moves
@@ -247,8 +265,7 @@ def _sibling(path: Path, tag: str) -> Path:
 
 
 # ---------------------------------------------------------------------- single files
-def write_file(path, data: bytes, *, overwrite: bool = False,
-               flag: str = "overwrite=True") -> Path:
+def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overwrite=True") -> Path:
     """Write ``data`` to the file ``path``: a temp file beside it, ``fsync``ed, then renamed
     into place, so a reader sees the old file or the new one, never half of one.
 
@@ -274,9 +291,11 @@ def write_file(path, data: bytes, *, overwrite: bool = False,
             try:
                 rename_noreplace(tmp, path)
             except FileExistsError:
-                raise OutputExistsError(f"{str(path)!r} appeared while dnnreg was writing "
-                                        f"it; pass {flag} to replace it, or choose a new "
-                                        "path") from None
+                raise OutputExistsError(
+                    f"{str(path)!r} appeared while dnnreg was writing "
+                    f"it; pass {flag} to replace it, or choose a new "
+                    "path"
+                ) from None
         fsync_path(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -348,16 +367,24 @@ def write_owned(directory, relpath: str, data: bytes) -> Path:
     if marker is None:
         raise OutputExistsError(f"{str(directory)!r} is not a dnnreg output; choose a new path")
     if target.exists() and relpath in foreign_entries(directory, marker):
-        raise OutputExistsError(f"{str(target)!r} was not written by dnnreg; move it out "
-                                "or choose a new path")
+        raise OutputExistsError(
+            f"{str(target)!r} was not written by dnnreg; move it out or choose a new path"
+        )
     write_file(target, data, overwrite=True)
     register(directory, relpath)
     return target
 
 
 @contextmanager
-def output_dir(path, *, kind: str, overwrite: bool = False, flag: str = "overwrite=True",
-               files: dict | None = None, transient=()):
+def output_dir(
+    path,
+    *,
+    kind: str,
+    overwrite: bool = False,
+    flag: str = "overwrite=True",
+    files: dict | None = None,
+    transient=(),
+):
     """Yield a fresh temp directory to fill; on success it takes ``path``'s place (see the
     module docstring), on any failure it is removed and ``path`` is untouched.
 
@@ -376,8 +403,13 @@ def output_dir(path, *, kind: str, overwrite: bool = False, flag: str = "overwri
         os.mkdir(tmp, 0o777)  # the umask applies, unlike tempfile.mkdtemp's 0700
         _mark(tmp, kind, "writing")
         yield tmp
-        _mark(tmp, kind, "complete", files={**(files or {}), **_manifest(tmp)},
-              transient=list(transient))
+        _mark(
+            tmp,
+            kind,
+            "complete",
+            files={**(files or {}), **_manifest(tmp)},
+            transient=list(transient),
+        )
         _fsync_tree(tmp)
         _commit(tmp, path, overwrite=overwrite, flag=flag)
     except BaseException:
@@ -395,8 +427,9 @@ def _commit(tmp: Path, path: Path, *, overwrite: bool, flag: str) -> None:
     except OutputExistsError as err:
         kept = path.with_name(f"{path.name}.new-{os.getpid()}")
         os.rename(tmp, kept)
-        raise OutputExistsError(f"{err} (this changed while dnnreg ran; the new output "
-                                f"was kept at {str(kept)!r})") from None
+        raise OutputExistsError(
+            f"{err} (this changed while dnnreg ran; the new output was kept at {str(kept)!r})"
+        ) from None
     if not path.exists():
         rename_noreplace(tmp, path)
     else:
@@ -425,7 +458,7 @@ def remove_output(directory: Path, *, visible_name: Path | None = None) -> None:
         shutil.rmtree(directory, ignore_errors=True)
         return
     foreign = set(foreign_entries(directory, marker))
-    for sub, dirs, files in os.walk(directory, topdown=False):
+    for sub, _, files in os.walk(directory, topdown=False):
         sub = Path(sub)
         for name in files:
             rel = (sub / name).relative_to(directory).as_posix()
@@ -439,8 +472,12 @@ def remove_output(directory: Path, *, visible_name: Path | None = None) -> None:
         if visible_name is not None:
             os.rename(directory, visible_name)
             kept = visible_name
-        warnings.warn(f"{str(kept)!r} kept files dnnreg did not write ({_describe(sorted(foreign))}); "
-                      "the rest of the replaced output was removed", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{str(kept)!r} kept files dnnreg did not write ({_describe(sorted(foreign))}); "
+            "the rest of the replaced output was removed",
+            UserWarning,
+            stacklevel=3,
+        )
         return
     (directory / MARKER).unlink(missing_ok=True)
     _rmdir_if_empty(directory)
@@ -472,8 +509,14 @@ def _leftover_pid(name: str) -> int | None:
     (``.NAME.dnnreg-tmp-PID-RAND``) whose writer is no longer running, else ``None``."""
     head, sep, tail = name.rpartition(_TAG)
     parts = tail.split("-")
-    if not (sep and head.startswith(".") and len(parts) == 3 and parts[0] in ("tmp", "old")
-            and parts[1].isdigit() and len(parts[2]) == 8):
+    if not (
+        sep
+        and head.startswith(".")
+        and len(parts) == 3
+        and parts[0] in ("tmp", "old")
+        and parts[1].isdigit()
+        and len(parts[2]) == 8
+    ):
         return None
     pid = int(parts[1])
     return None if _pid_alive(pid) else pid
@@ -504,7 +547,7 @@ def _is_legacy_leftover(entry: Path, name: str) -> bool:
     """A temp (``.NAME.tmp-XXXXXXXX``, tempfile's) or replaced (``.NAME.old-PID``) run or
     model directory of dnnreg 0.1's writer, which carried no marker: recognised by its
     config.json, and for a temp by being a day old (it named no pid to ask about)."""
-    tail = entry.name[len(name) + 1:] if entry.name.startswith(f".{name}.") else ""
+    tail = entry.name[len(name) + 1 :] if entry.name.startswith(f".{name}.") else ""
     if not (tail.startswith(".old-") or tail.startswith(".tmp-")) or not entry.is_dir():
         return False
     if _read_marker(entry) is not None or _legacy_marker(entry) is None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import importlib
 
-_EXTRA_OF = {"lightgbm": "baselines", "onnx": "onnx", "onnxruntime": "onnx", "tensorboard": "tensorboard", "optuna": "tune"}
+_EXTRA_OF = {
+    "lightgbm": "baselines",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "tensorboard": "tensorboard",
+    "optuna": "tune",
+}
 
 
 def import_optional(module: str):
@@ -13,5 +19,6 @@ def import_optional(module: str):
         return importlib.import_module(module)
     except ImportError as err:
         extra = _EXTRA_OF.get(module.split(".")[0], module)
-        raise ImportError(f"{module} is required for this feature; install it with "
-                          f"pip install 'dnnreg[{extra}]'") from err
+        raise ImportError(
+            f"{module} is required for this feature; install it with pip install 'dnnreg[{extra}]'"
+        ) from err

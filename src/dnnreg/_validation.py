@@ -33,19 +33,24 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str | None:
     choices = list(choices)
     if value in choices:
         return None
-    return (f"{name} must be one of {choices}, got {name}={value!r}"
-            + did_you_mean(str(value), choices))
+    return f"{name} must be one of {choices}, got {name}={value!r}" + did_you_mean(
+        str(value), choices
+    )
 
 
-def check_number(name: str, value, *, low=None, high=None, integer=False,
-                 low_inclusive=True, high_inclusive=True) -> str | None:
+def check_number(
+    name: str, value, *, low=None, high=None, integer=False, low_inclusive=True, high_inclusive=True
+) -> str | None:
     """Return an error message if ``value`` is not a number in the given range, else ``None``."""
     kind = "an integer" if integer else "a number"
-    ok_type = (isinstance(value, int) if integer else isinstance(value, (int, float)))
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         try:  # numpy scalars are fine
             import numpy as np
-            ok_type = isinstance(value, np.integer) or (not integer and isinstance(value, np.floating))
+
+            ok_type = isinstance(value, np.integer) or (
+                not integer and isinstance(value, np.floating)
+            )
         except ImportError:  # pragma: no cover
             ok_type = False
         if isinstance(value, bool) or not ok_type:

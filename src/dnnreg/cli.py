@@ -12,11 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from dnnreg._version import __version__
 from dnnreg._validation import did_you_mean
+from dnnreg._version import __version__
 from dnnreg.run import features_for, model_dir, prediction_frame, resolve_task, train_run
 
 logger = logging.getLogger("dnnreg")
@@ -49,8 +48,11 @@ def parse_value(key: str, text: str):
                 pass
     if isinstance(value, list):
         value = tuple(value)
-    if key in ("hidden_layer_sizes", "quantiles") and isinstance(value, (int, float)) \
-            and not isinstance(value, bool):
+    if (
+        key in ("hidden_layer_sizes", "quantiles")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         value = (value,)
     return value
 
@@ -81,8 +83,11 @@ def parse_settings(pairs: list[str], estimator_cls) -> dict:
             continue
         key, text = (s.strip() for s in pair.split("=", 1))
         if key not in valid:
-            errors.append(f"unknown --set key {key!r}" + did_you_mean(key, valid)
-                          + "; 'dnnreg train --help' lists the keys")
+            errors.append(
+                f"unknown --set key {key!r}"
+                + did_you_mean(key, valid)
+                + "; 'dnnreg train --help' lists the keys"
+            )
             continue
         params[key] = parse_value(key, text)
     if errors:
@@ -114,16 +119,21 @@ def _print_metrics(metrics: dict) -> None:
     for name in ("train", "validation", "test"):
         if name in metrics:
             for label, m in (("dnnreg", metrics[name]), (baseline, metrics[baseline_key][name])):
-                print(f"{name:<11}{label:<21}" + "".join(f"{m[c]:>10.4f}" for c in columns)
-                      + f"{m['n']:>8}")
-    print(f"fit: {metrics['fit_seconds']:.1f} s, best epoch {metrics['best_epoch']} of "
-          f"{metrics['n_epochs']}")
+                print(
+                    f"{name:<11}{label:<21}"
+                    + "".join(f"{m[c]:>10.4f}" for c in columns)
+                    + f"{m['n']:>8}"
+                )
+    print(
+        f"fit: {metrics['fit_seconds']:.1f} s, best epoch {metrics['best_epoch']} of "
+        f"{metrics['n_epochs']}"
+    )
 
 
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
-    from dnnreg.tables.reading import read_table
     from dnnreg.network.losses import CLASSIFICATION_LOSSES
+    from dnnreg.tables.reading import read_table
 
     _check_out_dir(args)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
@@ -148,12 +158,24 @@ def cmd_train(args) -> int:
         unlabeled = read_table(args.unlabeled)
         unlabeled = unlabeled.drop(columns=[args.target], errors="ignore")
         if params.get("pretrain", "none") == "none":
-            raise UsageError("--unlabeled rows are used by pretraining only; add --set "
-                             "pretrain=autoencoder (or denoising, sparse, rbm)")
-    metrics = train_run(frame, args.target, Path(args.out), params=params, task=task,
-                        test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-                        seed=args.seed, source=str(args.data), unlabeled=unlabeled,
-                        overwrite=args.overwrite, flag=OVERWRITE)
+            raise UsageError(
+                "--unlabeled rows are used by pretraining only; add --set "
+                "pretrain=autoencoder (or denoising, sparse, rbm)"
+            )
+    metrics = train_run(
+        frame,
+        args.target,
+        Path(args.out),
+        params=params,
+        task=task,
+        test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        source=str(args.data),
+        unlabeled=unlabeled,
+        overwrite=args.overwrite,
+        flag=OVERWRITE,
+    )
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
     return 0
@@ -165,15 +187,26 @@ def cmd_demo(args) -> int:
     _check_out_dir(args)
     info = dataset_info("california_housing")
     params = {} if args.quiet else {"verbose": 1}
-    print("dnnreg demo: the default network on California housing "
-          f"({info.rows} rows; target {info.target} in $100k), split 64/16/20 with seed 0")
-    metrics = train_run(load_dataset(info.name), info.target, Path(args.out), params=params,
-                        seed=0, source=f"bundled:{info.name}", overwrite=args.overwrite,
-                       flag=OVERWRITE)
+    print(
+        "dnnreg demo: the default network on California housing "
+        f"({info.rows} rows; target {info.target} in $100k), split 64/16/20 with seed 0"
+    )
+    metrics = train_run(
+        load_dataset(info.name),
+        info.target,
+        Path(args.out),
+        params=params,
+        seed=0,
+        source=f"bundled:{info.name}",
+        overwrite=args.overwrite,
+        flag=OVERWRITE,
+    )
     _print_metrics(metrics)
     out = Path(args.out)
-    print(f"saved model to {out / 'model'}/, predictions to {out / 'predictions.csv'}, "
-          f"metrics to {out / 'metrics.json'}")
+    print(
+        f"saved model to {out / 'model'}/, predictions to {out / 'predictions.csv'}, "
+        f"metrics to {out / 'metrics.json'}"
+    )
     return 0
 
 
@@ -189,8 +222,12 @@ def cmd_predict(args) -> int:
     model = load(model_dir(args.model))
     frame = features_for(model, read_table(args.data))
     pred = prediction_frame(model, frame)
-    write_text(Path(args.out), pred.to_csv(index=False, float_format="%.17g"),
-               overwrite=args.overwrite, flag=OVERWRITE)
+    write_text(
+        Path(args.out),
+        pred.to_csv(index=False, float_format="%.17g"),
+        overwrite=args.overwrite,
+        flag=OVERWRITE,
+    )
     print(f"wrote {len(pred)} predictions to {args.out}")
     return 0
 
@@ -224,15 +261,23 @@ def _model_list(text):
 
 def cmd_compare(args) -> int:
     from dnnreg._files import output_dir, write_json
+    from dnnreg.report.plots import comparison_plot
     from dnnreg.studies.comparison import as_records, compare
     from dnnreg.studies.evaluation import PRIMARY
-    from dnnreg.report.plots import comparison_plot
 
     _check_out_dir(args)
     X, y, task = _load_xy(args)
-    results = compare(X, y, task=task, models=_model_list(args.models), folds=args.folds,
-                      repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
-                      dnn_params=task_settings(args.set, task))
+    results = compare(
+        X,
+        y,
+        task=task,
+        models=_model_list(args.models),
+        folds=args.folds,
+        repeats=args.repeats,
+        time_budget=args.time_budget,
+        seed=args.seed,
+        dnn_params=task_settings(args.set, task),
+    )
     summary, verdict = results.attrs["summary"], results.attrs["verdict"]
     metric = PRIMARY[task][0]
     _print_summary(summary, task)
@@ -241,51 +286,96 @@ def cmd_compare(args) -> int:
     if verdict:
         print("\n" + verdict["text"])
     with output_dir(args.out, kind="compare", overwrite=args.overwrite, flag=OVERWRITE) as tmp:
-        write_json(tmp / "results.json", {
-            "data": str(args.data), "target": args.target, "task": task, "seed": args.seed,
-            "protocol": {"folds": None if args.repeats else args.folds, "repeats": args.repeats},
-            "summary": summary, "verdict": verdict, "notes": results.attrs["notes"],
-            "splits": as_records(results)})
-        comparison_plot(summary, metric, tmp / "comparison.png",
-                        title=f"{Path(args.data).name}: {args.target}")
+        write_json(
+            tmp / "results.json",
+            {
+                "data": str(args.data),
+                "target": args.target,
+                "task": task,
+                "seed": args.seed,
+                "protocol": {
+                    "folds": None if args.repeats else args.folds,
+                    "repeats": args.repeats,
+                },
+                "summary": summary,
+                "verdict": verdict,
+                "notes": results.attrs["notes"],
+                "splits": as_records(results),
+            },
+        )
+        comparison_plot(
+            summary, metric, tmp / "comparison.png", title=f"{Path(args.data).name}: {args.target}"
+        )
     print(f"wrote {args.out}/results.json and {args.out}/comparison.png")
     return 0
 
 
 def _print_summary(summary: list[dict], task: str) -> None:
     columns = ("rmse", "mae", "r2") if task == "regression" else ("accuracy", "log_loss")
-    print(f"{'model':<15}" + "".join(f"{c:>20}" for c in columns) + f"{'fit s':>9}{'predict s':>11}")
+    print(
+        f"{'model':<15}" + "".join(f"{c:>20}" for c in columns) + f"{'fit s':>9}{'predict s':>11}"
+    )
     for r in summary:
         cells = "".join(f"{r[c + '_mean']:>11.4f} ± {r[c + '_std'] or 0:<6.4f}" for c in columns)
-        print(f"{r['model']:<15}{cells}{r['fit_seconds_mean']:>9.2f}{r['predict_seconds_mean']:>11.3f}")
+        print(
+            f"{r['model']:<15}{cells}{r['fit_seconds_mean']:>9.2f}{r['predict_seconds_mean']:>11.3f}"
+        )
 
 
 def cmd_learning_curve(args) -> int:
     from dnnreg._files import output_dir, write_json
+    from dnnreg.report.plots import learning_curve_plot
     from dnnreg.studies.comparison import as_records, learning_curve
     from dnnreg.studies.evaluation import PRIMARY
-    from dnnreg.report.plots import learning_curve_plot
 
     _check_out_dir(args)
     X, y, task = _load_xy(args)
-    curve = learning_curve(X, y, task=task, models=_model_list(args.models),
-                           repeats=args.repeats, time_budget=args.time_budget, seed=args.seed,
-                           dnn_params=task_settings(args.set, task))
+    curve = learning_curve(
+        X,
+        y,
+        task=task,
+        models=_model_list(args.models),
+        repeats=args.repeats,
+        time_budget=args.time_budget,
+        seed=args.seed,
+        dnn_params=task_settings(args.set, task),
+    )
     metric = PRIMARY[task][0]
     means = curve.groupby(["size", "model"])[metric].mean().unstack()
     print(f"mean test {metric} by training rows:")
     print(means.to_string(float_format=lambda v: f"{v:.4f}"))
     size = curve.attrs["crossover"]
-    print("\n" + (f"crossover: from {size} training rows on, the DNN beats every other model"
-                  if size is not None else "no crossover: the DNN does not beat the best "
-                  "shallow model for good at any size tried"))
-    with output_dir(args.out, kind="learning-curve", overwrite=args.overwrite,
-                    flag=OVERWRITE) as tmp:
-        write_json(tmp / "learning_curve.json", {
-            "data": str(args.data), "target": args.target, "task": task, "metric": metric,
-            "crossover": size, "notes": curve.attrs["notes"], "rows": as_records(curve)})
-        learning_curve_plot(as_records(curve), metric, tmp / "learning_curve.png",
-                            crossover=size, title=f"{Path(args.data).name}: {args.target}")
+    print(
+        "\n"
+        + (
+            f"crossover: from {size} training rows on, the DNN beats every other model"
+            if size is not None
+            else "no crossover: the DNN does not beat the best "
+            "shallow model for good at any size tried"
+        )
+    )
+    with output_dir(
+        args.out, kind="learning-curve", overwrite=args.overwrite, flag=OVERWRITE
+    ) as tmp:
+        write_json(
+            tmp / "learning_curve.json",
+            {
+                "data": str(args.data),
+                "target": args.target,
+                "task": task,
+                "metric": metric,
+                "crossover": size,
+                "notes": curve.attrs["notes"],
+                "rows": as_records(curve),
+            },
+        )
+        learning_curve_plot(
+            as_records(curve),
+            metric,
+            tmp / "learning_curve.png",
+            crossover=size,
+            title=f"{Path(args.data).name}: {args.target}",
+        )
     print(f"wrote {args.out}/learning_curve.json and {args.out}/learning_curve.png")
     return 0
 
@@ -301,11 +391,27 @@ def cmd_tune(args) -> int:
         print(f"resuming the study in {args.out}/ (pass --overwrite to start afresh)")
     X, y, task = _load_xy(args)
     fixed = task_settings(args.set, task)
-    study = tune(X, y, task=task, time_budget=args.time_budget, n_trials=args.n_trials,
-                 storage=args.storage, study_name=args.study_name, seed=args.seed,
-                 fixed=fixed, default_dir=Path(args.out))
-    trials = [{"number": t.number, "state": t.state.name, "value": t.value,
-               "params": t.user_attrs.get("params")} for t in study.trials]
+    study = tune(
+        X,
+        y,
+        task=task,
+        time_budget=args.time_budget,
+        n_trials=args.n_trials,
+        storage=args.storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        fixed=fixed,
+        default_dir=Path(args.out),
+    )
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "params": t.user_attrs.get("params"),
+        }
+        for t in study.trials
+    ]
     counts = pd.Series([t["state"] for t in trials]).value_counts().to_dict()
     print(f"study {args.study_name!r}: {len(trials)} trials so far ({counts})")
     best = study.user_attrs.get("best_estimator_params")
@@ -313,14 +419,34 @@ def cmd_tune(args) -> int:
         raise ValueError("no trial completed; raise --time-budget or --n-trials")
     print(f"best validation score {study.best_value:.4f} (trial {study.best_trial.number}):")
     print(json.dumps(best, indent=1))
-    write_owned(args.out, "tune.json", (json.dumps({
-        "data": str(args.data), "target": args.target, "task": task,
-        "best_value": study.best_value, "best_params": best, "trials": trials},
-        indent=1, allow_nan=False) + "\n").encode("utf-8"))
-    sets = " ".join(f"--set {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k, v in best.items() if k != "random_state")
-    print(f"wrote {args.out}/tune.json; train with it:\n  dnnreg train {args.data} --target "
-          f"{args.target} --out runs/tuned {sets}")
+    write_owned(
+        args.out,
+        "tune.json",
+        (
+            json.dumps(
+                {
+                    "data": str(args.data),
+                    "target": args.target,
+                    "task": task,
+                    "best_value": study.best_value,
+                    "best_params": best,
+                    "trials": trials,
+                },
+                indent=1,
+                allow_nan=False,
+            )
+            + "\n"
+        ).encode("utf-8"),
+    )
+    sets = " ".join(
+        f"--set {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k, v in best.items()
+        if k != "random_state"
+    )
+    print(
+        f"wrote {args.out}/tune.json; train with it:\n  dnnreg train {args.data} --target "
+        f"{args.target} --out runs/tuned {sets}"
+    )
     return 0
 
 
@@ -339,26 +465,48 @@ def cmd_pretrain_study(args) -> int:
         raise UsageError(f"--seeds must be at least 2 to compare modes, got --seeds={args.seeds}")
     X, y, task = _load_xy(args)
     params = task_settings(args.set, task)
-    study = pretrain_study(X, y, task=task, label_fractions=fractions, modes=tuple(modes),
-                           seeds=args.seeds, params=params,
-                           log=None if args.quiet else lambda line: print(line, file=sys.stderr))
+    study = pretrain_study(
+        X,
+        y,
+        task=task,
+        label_fractions=fractions,
+        modes=tuple(modes),
+        seeds=args.seeds,
+        params=params,
+        log=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
     summary = study.attrs["summary"]
     metric = summary[0]["metric"]
     table = study.groupby(["fraction", "mode"])[metric].agg(["mean", "std"]).unstack()
     print(f"test {metric}, mean (std) over {args.seeds} seeds, by labelled fraction:")
     for fraction in sorted(study["fraction"].unique()):
-        cells = [f"{m} {table.loc[fraction, ('mean', m)]:.4f} ({table.loc[fraction, ('std', m)]:.4f})"
-                 for m in modes if ("mean", m) in table.columns]
+        cells = [
+            f"{m} {table.loc[fraction, ('mean', m)]:.4f} ({table.loc[fraction, ('std', m)]:.4f})"
+            for m in modes
+            if ("mean", m) in table.columns
+        ]
         print(f"  {fraction:g}: " + "  ".join(cells))
     print("\n" + study.attrs["verdict"])
-    with output_dir(args.out, kind="pretrain-study", overwrite=args.overwrite,
-                    flag=OVERWRITE) as tmp:
-        write_json(tmp / "pretrain_study.json", {
-            "data": str(args.data), "target": args.target, "task": task, "metric": metric,
-            "params": params, "seeds": args.seeds, "summary": summary,
-            "verdict": study.attrs["verdict"], "rows": study.to_dict(orient="records")})
-        pretrain_study_plot(summary, tmp / "pretrain_study.png",
-                            title=f"{Path(args.data).name}: {args.target}")
+    with output_dir(
+        args.out, kind="pretrain-study", overwrite=args.overwrite, flag=OVERWRITE
+    ) as tmp:
+        write_json(
+            tmp / "pretrain_study.json",
+            {
+                "data": str(args.data),
+                "target": args.target,
+                "task": task,
+                "metric": metric,
+                "params": params,
+                "seeds": args.seeds,
+                "summary": summary,
+                "verdict": study.attrs["verdict"],
+                "rows": study.to_dict(orient="records"),
+            },
+        )
+        pretrain_study_plot(
+            summary, tmp / "pretrain_study.png", title=f"{Path(args.data).name}: {args.target}"
+        )
     print(f"wrote {args.out}/pretrain_study.json and {args.out}/pretrain_study.png")
     return 0
 
@@ -367,16 +515,17 @@ def _fractions(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UsageError(f"--label-fractions takes numbers like 0.01,0.1,1.0, got {text!r}") from None
+        raise UsageError(
+            f"--label-fractions takes numbers like 0.01,0.1,1.0, got {text!r}"
+        ) from None
     if not values or not all(0 < v <= 1 for v in values):
         raise UsageError(f"--label-fractions must be in (0, 1], got {text!r}")
     return values
 
 
 def cmd_diagnose(args) -> int:
-    from dnnreg.training.verdicts import format_verdict, verdicts
-
     from dnnreg.run import read_run
+    from dnnreg.training.verdicts import format_verdict, verdicts
 
     run = read_run(args.run_dir)
     history, params = run["history"], run["config"]["params"]
@@ -403,10 +552,11 @@ def cmd_export(args) -> int:
     from dnnreg.inference.onnx import export_onnx
 
     check_output_file(args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
-    path = export_onnx(model_dir(args.model), args.onnx, overwrite=args.overwrite,
-                       flag=OVERWRITE)
-    print(f"wrote {path}: one input per feature column (numeric: double, categorical: "
-          "string; shape (N, 1)), preprocessing included")
+    path = export_onnx(model_dir(args.model), args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
+    print(
+        f"wrote {path}: one input per feature column (numeric: double, categorical: "
+        "string; shape (N, 1)), preprocessing included"
+    )
     return 0
 
 
@@ -427,19 +577,33 @@ def _table_args(p) -> None:
 
 def _data_args(p) -> None:
     _table_args(p)
-    p.add_argument("--models", metavar="A,B,...", help="comma-separated model names "
-                   "(default: all); the DNN is always included")
-    p.add_argument("--time-budget", type=float, metavar="S",
-                   help="stop after the split (or repeat) during which S seconds pass")
+    p.add_argument(
+        "--models",
+        metavar="A,B,...",
+        help="comma-separated model names (default: all); the DNN is always included",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="S",
+        help="stop after the split (or repeat) during which S seconds pass",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a DNNRegressor/DNNClassifier parameter for the DNN (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a DNNRegressor/DNNClassifier parameter for the DNN (repeatable)",
+    )
 
 
 def _overwrite_arg(p) -> None:
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier dnnreg output at that path (anything else there "
-                        "is always refused)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier dnnreg output at that path (anything else there "
+        "is always refused)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,28 +619,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train on a CSV/Parquet table and save a run directory")
     p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
     p.add_argument("--target", required=True, help="name of the column to predict")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a DNNRegressor/DNNClassifier parameter, e.g. --set "
-                        "hidden_layer_sizes=128,128 "
-                        "--set dropout=0.1 (repeatable)")
-    p.add_argument("--preset", choices=("fast", "default"),
-                   help="a bundle of settings (DNNRegressor.from_preset); --set overrides it")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a DNNRegressor/DNNClassifier parameter, e.g. --set "
+        "hidden_layer_sizes=128,128 "
+        "--set dropout=0.1 (repeatable)",
+    )
+    p.add_argument(
+        "--preset",
+        choices=("fast", "default"),
+        help="a bundle of settings (DNNRegressor.from_preset); --set overrides it",
+    )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     _overwrite_arg(p)
     p.add_argument("--test-fraction", type=float, default=0.2)
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="fraction of the non-test rows used for early stopping")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of the non-test rows used for early stopping",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto",
-                   help="auto: classification for a text/categorical/boolean target or a "
-                        "classification loss, else regression")
-    p.add_argument("--diagnose", action="store_true",
-                   help="record per-layer gradient health and print verdicts")
-    p.add_argument("--tensorboard", metavar="DIR",
-                   help="write TensorBoard events (scalars, histograms, graph) to DIR")
-    p.add_argument("--unlabeled", metavar="FILE",
-                   help="rows without the target (same features) for pretraining; needs "
-                        "--set pretrain=...")
+    p.add_argument(
+        "--task",
+        choices=("auto", "regression", "classification"),
+        default="auto",
+        help="auto: classification for a text/categorical/boolean target or a "
+        "classification loss, else regression",
+    )
+    p.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="record per-layer gradient health and print verdicts",
+    )
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard events (scalars, histograms, graph) to DIR",
+    )
+    p.add_argument(
+        "--unlabeled",
+        metavar="FILE",
+        help="rows without the target (same features) for pretraining; needs --set pretrain=...",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("report", help="one self-contained HTML page about a run")
@@ -494,8 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", metavar="DATA")
     p.add_argument("--out", required=True, help="CSV file to write")
     _overwrite_arg(p)
-    p.add_argument("--engine", choices=("torch", "numpy"), default="torch",
-                   help="numpy runs the saved model without PyTorch")
+    p.add_argument(
+        "--engine",
+        choices=("torch", "numpy"),
+        default="torch",
+        help="numpy runs the saved model without PyTorch",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")
@@ -518,42 +709,69 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_arg(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("learning-curve", help="test error of each model family against "
-                                              "training-set size")
+    p = sub.add_parser(
+        "learning-curve", help="test error of each model family against training-set size"
+    )
     _data_args(p)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="runs/learning-curve", metavar="DIR")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_learning_curve)
 
-    p = sub.add_parser("tune", help="search the DNN's hyperparameters (Optuna TPE with "
-                                    "pruning) in a persistent, resumable study")
+    p = sub.add_parser(
+        "tune",
+        help="search the DNN's hyperparameters (Optuna TPE with "
+        "pruning) in a persistent, resumable study",
+    )
     _table_args(p)
-    p.add_argument("--time-budget", type=float, default=600.0, metavar="S",
-                   help="the whole search's seconds: no trial starts after S, and a running "
-                        "trial stops there, keeping its best epoch (default 600)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="the whole search's seconds: no trial starts after S, and a running "
+        "trial stops there, keeping its best epoch (default 600)",
+    )
     p.add_argument("--n-trials", type=int, metavar="N", help="stop after N more trials")
-    p.add_argument("--storage", metavar="URL_OR_FILE",
-                   help="a SQLAlchemy URL (sqlite:///s.db, postgresql://...) or a journal "
-                        "file; default OUT/study.journal. The same storage and --study-name "
-                        "resume a study")
+    p.add_argument(
+        "--storage",
+        metavar="URL_OR_FILE",
+        help="a SQLAlchemy URL (sqlite:///s.db, postgresql://...) or a journal "
+        "file; default OUT/study.journal. The same storage and --study-name "
+        "resume a study",
+    )
     p.add_argument("--study-name", default="dnnreg")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="hold a DNNRegressor/DNNClassifier parameter fixed (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="hold a DNNRegressor/DNNClassifier parameter fixed (repeatable)",
+    )
     p.add_argument("--out", default="runs/tune", metavar="DIR")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("pretrain-study", help="does layer-wise pretraining help on this "
-                                              "table? every mode, at several label fractions")
+    p = sub.add_parser(
+        "pretrain-study",
+        help="does layer-wise pretraining help on this "
+        "table? every mode, at several label fractions",
+    )
     _table_args(p)
-    p.add_argument("--label-fractions", default="0.01,0.05,0.2,1.0", metavar="F,F,...",
-                   help="fractions of the training rows that keep their labels")
+    p.add_argument(
+        "--label-fractions",
+        default="0.01,0.05,0.2,1.0",
+        metavar="F,F,...",
+        help="fractions of the training rows that keep their labels",
+    )
     p.add_argument("--modes", default=",".join(STUDY_MODES), metavar="M,M,...")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a DNNRegressor/DNNClassifier parameter for every fit (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a DNNRegressor/DNNClassifier parameter for every fit (repeatable)",
+    )
     p.add_argument("--out", default="runs/pretrain-study", metavar="DIR")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_pretrain_study)

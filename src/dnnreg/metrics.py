@@ -42,8 +42,12 @@ def r2(y_true, y_pred) -> float:
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
     """``{"rmse", "mae", "r2", "n"}`` for one split."""
-    return {"rmse": rmse(y_true, y_pred), "mae": mae(y_true, y_pred),
-            "r2": r2(y_true, y_pred), "n": int(np.asarray(y_true).shape[0])}
+    return {
+        "rmse": rmse(y_true, y_pred),
+        "mae": mae(y_true, y_pred),
+        "r2": r2(y_true, y_pred),
+        "n": int(np.asarray(y_true).shape[0]),
+    }
 
 
 # ---------------------------------------------------------------------- classification
@@ -66,9 +70,11 @@ def class_index(classes, y) -> np.ndarray:
     index = np.searchsorted(classes, y)
     unknown = (index >= len(classes)) | (classes[np.minimum(index, len(classes) - 1)] != y)
     if unknown.any():
-        raise ValueError(f"the labels hold classes the model was not trained on "
-                         f"({sorted(set(y[unknown].tolist()))[:5]}); use rows whose label is "
-                         "among the training classes")
+        raise ValueError(
+            f"the labels hold classes the model was not trained on "
+            f"({sorted(set(y[unknown].tolist()))[:5]}); use rows whose label is "
+            "among the training classes"
+        )
     return index.astype(np.int64)
 
 
@@ -95,8 +101,11 @@ def classification_metrics(y_index, proba) -> dict[str, float]:
     """``{"accuracy", "log_loss", "n"}`` (plus ``"roc_auc"`` for two classes) for one split;
     ``y_index`` holds class indices, ``proba`` is (n, C)."""
     proba = np.asarray(proba)
-    out = {"accuracy": accuracy(y_index, proba.argmax(axis=1)),
-           "log_loss": log_loss(y_index, proba), "n": int(proba.shape[0])}
+    out = {
+        "accuracy": accuracy(y_index, proba.argmax(axis=1)),
+        "log_loss": log_loss(y_index, proba),
+        "n": int(proba.shape[0]),
+    }
     if proba.shape[1] == 2 and len(np.unique(y_index)) == 2:
         out["roc_auc"] = roc_auc(y_index, proba)
     return out
@@ -119,5 +128,8 @@ def score_model(model, X, y) -> dict[str, float]:
 
 # name -> (function(y_true, prediction), larger is better). Early stopping can watch any.
 REGRESSION_METRICS = {"rmse": (rmse, False), "mae": (mae, False), "r2": (r2, True)}
-CLASSIFICATION_METRICS = {"accuracy": (lambda y, p: accuracy(y, np.argmax(p, axis=1)), True),
-                          "log_loss": (log_loss, False), "roc_auc": (roc_auc, True)}
+CLASSIFICATION_METRICS = {
+    "accuracy": (lambda y, p: accuracy(y, np.argmax(p, axis=1)), True),
+    "log_loss": (log_loss, False),
+    "roc_auc": (roc_auc, True),
+}

@@ -45,8 +45,9 @@ def json_params(model) -> dict:
     return params
 
 
-def write_model(path, *, weights: dict, preprocessor: dict, config: dict,
-                overwrite: bool = False) -> Path:
+def write_model(
+    path, *, weights: dict, preprocessor: dict, config: dict, overwrite: bool = False
+) -> Path:
     """Write a model directory: ``weights`` (name -> NumPy array), the preprocessor's
     state, and ``config`` (plain JSON), to which the format version and the files'
     checksums are added."""
@@ -54,11 +55,17 @@ def write_model(path, *, weights: dict, preprocessor: dict, config: dict,
 
     path = Path(path)
     with output_dir(path, kind="model", overwrite=overwrite) as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()},
-                  tmp / "weights.safetensors", metadata={"format_version": str(FORMAT_VERSION)})
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in weights.items()},
+            tmp / "weights.safetensors",
+            metadata={"format_version": str(FORMAT_VERSION)},
+        )
         write_json(tmp / "preprocessor.json", preprocessor)
-        config = {"format_version": FORMAT_VERSION, **config, "sha256": {
-            f: _sha256(tmp / f) for f in ("preprocessor.json", "weights.safetensors")}}
+        config = {
+            "format_version": FORMAT_VERSION,
+            **config,
+            "sha256": {f: _sha256(tmp / f) for f in ("preprocessor.json", "weights.safetensors")},
+        }
         write_json(tmp / "config.json", config)
     return path
 
@@ -67,29 +74,41 @@ def read_config(path) -> dict:
     """Read and check a model directory's ``config.json`` and file checksums."""
     path = Path(path)
     if not path.exists():
-        raise ModelFormatError(f"model {str(path)!r} does not exist; pass a directory written "
-                               "by 'dnnreg train' or dnnreg.save()")
+        raise ModelFormatError(
+            f"model {str(path)!r} does not exist; pass a directory written "
+            "by 'dnnreg train' or dnnreg.save()"
+        )
     if not path.is_dir():
-        raise ModelFormatError(f"model {str(path)!r} is a file, not a model directory; pass "
-                               "the directory holding config.json")
+        raise ModelFormatError(
+            f"model {str(path)!r} is a file, not a model directory; pass "
+            "the directory holding config.json"
+        )
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
-        raise ModelFormatError(f"model directory {str(path)!r} is missing {missing}; it is not "
-                               "a complete dnnreg model, re-save or re-train it")
+        raise ModelFormatError(
+            f"model directory {str(path)!r} is missing {missing}; it is not "
+            "a complete dnnreg model, re-save or re-train it"
+        )
     try:
         config = json.loads((path / "config.json").read_text())
         version = config["format_version"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise ModelFormatError(f"model file {str(path / 'config.json')!r} is corrupt or "
-                               f"truncated ({type(err).__name__}); re-save the model") from err
+        raise ModelFormatError(
+            f"model file {str(path / 'config.json')!r} is corrupt or "
+            f"truncated ({type(err).__name__}); re-save the model"
+        ) from err
     if version != FORMAT_VERSION:
-        raise ModelFormatError(f"model format_version must be {FORMAT_VERSION}, got "
-                               f"format_version={version!r}; load it with the dnnreg version "
-                               f"that wrote it ({config.get('dnnreg_version', 'unknown')})")
+        raise ModelFormatError(
+            f"model format_version must be {FORMAT_VERSION}, got "
+            f"format_version={version!r}; load it with the dnnreg version "
+            f"that wrote it ({config.get('dnnreg_version', 'unknown')})"
+        )
     for name, digest in config.get("sha256", {}).items():
         if _sha256(path / name) != digest:
-            raise ModelFormatError(f"model file {str(path / name)!r} is corrupt or truncated "
-                                   "(checksum mismatch); re-save the model")
+            raise ModelFormatError(
+                f"model file {str(path / name)!r} is corrupt or truncated "
+                "(checksum mismatch); re-save the model"
+            )
     return config
 
 
@@ -99,8 +118,10 @@ def read_preprocessor(path):
 
     state = json.loads((Path(path) / "preprocessor.json").read_text())
     target = state["target"]
-    return (TablePreprocessor.from_dict(state["features"]),
-            None if target is None else TargetScaler.from_dict(target))
+    return (
+        TablePreprocessor.from_dict(state["features"]),
+        None if target is None else TargetScaler.from_dict(target),
+    )
 
 
 def read_weights(path) -> dict:
@@ -112,7 +133,7 @@ def read_weights(path) -> dict:
     try:
         return load_file(path / "weights.safetensors")
     except (SafetensorError, OSError) as err:
-        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
-                               "or truncated; re-save the model") from err
-
-
+        raise ModelFormatError(
+            f"model file {str(path / 'weights.safetensors')!r} is corrupt "
+            "or truncated; re-save the model"
+        ) from err

@@ -19,12 +19,36 @@ SOFTPLUS_THRESHOLD = 20.0  # torch's softplus returns z itself beyond this
 # ---------------------------------------------------------------------- vocabularies
 # The values each string option takes. The torch modules key their tables by these names,
 # and tests/test_options.py holds each table's keys equal to its vocabulary.
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "mish",
-               "tanh", "sigmoid", "softplus")
-INITS = ("auto", "he_normal", "he_uniform", "xavier_normal", "xavier_uniform",
-         "lecun_normal", "lecun_uniform", "orthogonal", "torch_default")
-INIT_ALIASES = {"kaiming_normal": "he_normal", "kaiming_uniform": "he_uniform",
-                "glorot_normal": "xavier_normal", "glorot_uniform": "xavier_uniform"}
+ACTIVATIONS = (
+    "identity",
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "gelu",
+    "silu",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "softplus",
+)
+INITS = (
+    "auto",
+    "he_normal",
+    "he_uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "orthogonal",
+    "torch_default",
+)
+INIT_ALIASES = {
+    "kaiming_normal": "he_normal",
+    "kaiming_uniform": "he_uniform",
+    "glorot_normal": "xavier_normal",
+    "glorot_uniform": "xavier_uniform",
+}
 NORMALIZATIONS = ("none", "batch_norm", "layer_norm")
 ENSEMBLE_KINDS = ("mlp_k", "tabm", "tabm_mini")
 NUMERIC_EMBEDDINGS = ("none", "periodic", "piecewise_linear")
@@ -91,8 +115,12 @@ def resolve_embedding(option: str, n_columns: int) -> str:
     columns: "auto" is piecewise_linear up to :data:`AUTO_MAX_COLUMNS`, else none (the
     first layer's input would grow to 16 x the columns).
 
-    >>> resolve_embedding("auto", 8), resolve_embedding("auto", 784), resolve_embedding("periodic", 0)
-    ('piecewise_linear', 'none', 'none')
+    >>> resolve_embedding("auto", 8), resolve_embedding("auto", 784)
+    ('piecewise_linear', 'none')
+    >>> resolve_embedding("periodic", 0)  # no numeric column: nothing to embed
+    'none'
+    >>> resolve_embedding("periodic", 3)
+    'periodic'
     """
     if n_columns == 0:
         return "none"
@@ -118,8 +146,9 @@ def resolve_init(init: str, activation: str) -> str:
     return "he_normal" if activation in _RELU_FAMILY else "xavier_uniform"
 
 
-def resolve_auto(params: dict, *, n_train: int, n_scaled_numeric: int,
-                 steps_per_epoch: int) -> dict:
+def resolve_auto(
+    params: dict, *, n_train: int, n_scaled_numeric: int, steps_per_epoch: int
+) -> dict:
     """Every "auto" (and alias) of ``params`` resolved from the data, before training:
     ``batch_size``, ``max_iter``, ``n_iter_no_change``, ``numeric_embedding`` and
     ``init``. ``n_train`` is the training rows (after the validation split),
@@ -150,9 +179,14 @@ def resolve_auto(params: dict, *, n_train: int, n_scaled_numeric: int,
     embedding = params["numeric_embedding"]
     if embedding == "auto" and params["pretrain"] != "none":
         embedding = "none"  # layer-wise pretraining learns from the scaled inputs themselves
-    return {"batch_size": batch, "max_iter": epochs, "n_iter_no_change": patience,
-            "numeric_embedding": resolve_embedding(embedding, n_scaled_numeric),
-            "init": resolve_init(params["init"], params["activation"])}
+    return {
+        "batch_size": batch,
+        "max_iter": epochs,
+        "n_iter_no_change": patience,
+        "numeric_embedding": resolve_embedding(embedding, n_scaled_numeric),
+        "init": resolve_init(params["init"], params["activation"]),
+    }
+
 
 _SHARED_PARAMETERS = """
     hidden_layer_sizes : tuple of int, default=(256, 256, 256)
@@ -190,10 +224,12 @@ _SHARED_PARAMETERS = """
         adapters r, s and bias (BatchEnsemble, Wen et al. 2020), the first layer's r drawn
         as random signs; tabm_mini: only that first adapter r. Shared weights give k
         members for about one network's parameters; the compute per row stays k-fold.
-    numeric_embedding : {"auto", "none", "periodic", "piecewise_linear"}, default="auto" (DNNClassifier: "none")
+    numeric_embedding : {"auto", "none", "periodic", "piecewise_linear"}, default="auto"
+        (DNNClassifier: "none").
         "auto" is piecewise_linear for tables with at most 100 numeric columns and none
         above (pixels and other wide inputs, where the embedded width would be 16x the
-        input) or with ``pretrain`` (which learns from the scaled inputs themselves). Embed each scaled numeric column as a vector before the first layer (Gorishniy,
+        input) or with ``pretrain`` (which learns from the scaled inputs themselves).
+        Embed each scaled numeric column as a vector before the first layer (Gorishniy,
         Rubachev & Babenko 2022, "On Embeddings for Numerical Features in Tabular Deep
         Learning"): periodic is their PLR, cos/sin of trained frequencies then a per-column
         linear map and ReLU; piecewise_linear is PLE-LR, a bin-wise linear "thermometer"
@@ -223,7 +259,8 @@ _SHARED_PARAMETERS = """
         2016), of width 1.6·c^0.56 capped at 16; better than one-hot for many categories.
     solver : str, default="adamw"
         AdamW (decoupled weight decay, Loshchilov & Hutter 2019) is what the tabular
-        literature trains with. Or sgd, momentum, nesterov, adagrad, rmsprop, adam, or lbfgs (full batch, for
+        literature trains with. Or sgd, momentum, nesterov, adagrad, rmsprop, adam, or
+        lbfgs (full batch, for
         small data; its line search sets the step, so learning_rate_init and the schedule
         are ignored). Update rules: :func:`dnnreg.training.optim.make_optimizer`.
     batch_size : int or "auto", default="auto"
@@ -281,7 +318,8 @@ _SHARED_PARAMETERS = """
         Stop after this many seconds of training.
     device : {"auto", "cpu", "cuda"}, default="auto"
         "auto" trains on the GPU when torch sees one; the training table moves there when
-        it fits in half the free GPU memory, else batches are copied (:mod:`dnnreg.training.devices`).
+        it fits in half the free GPU memory, else batches are copied
+        (:mod:`dnnreg.training.devices`).
     precision : {"fp32", "bf16"}, default="fp32"
         "bf16" runs training's matrix multiplies in bfloat16 under autocast (weights,
         optimiser state, loss and predictions stay fp32): 1.4-1.6x faster on CPUs with
@@ -407,10 +445,18 @@ OPTIONS = {
 REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predictions")
 # The classifier's own defaults: measured on digits and MNIST, where the regressor's
 # (chosen on ten regression tables) cost 4-8x the time, unmeasured for accuracy.
-CLASSIFIER_DEFAULTS = {"loss": "cross_entropy", "dropout": 0.0, "n_ensemble": 4,
-                       "numeric_embedding": "none", "max_iter": 60, "n_iter_no_change": 20}
+CLASSIFIER_DEFAULTS = {
+    "loss": "cross_entropy",
+    "dropout": 0.0,
+    "n_ensemble": 4,
+    "numeric_embedding": "none",
+    "max_iter": 60,
+    "n_iter_no_change": 20,
+}
 DEFAULTS = {
     "DNNRegressor": {name: default for name, (default, _) in OPTIONS.items()},
-    "DNNClassifier": {**{name: default for name, (default, _) in OPTIONS.items()
-                         if name not in REGRESSION_ONLY}, **CLASSIFIER_DEFAULTS},
+    "DNNClassifier": {
+        **{name: default for name, (default, _) in OPTIONS.items() if name not in REGRESSION_ONLY},
+        **CLASSIFIER_DEFAULTS,
+    },
 }

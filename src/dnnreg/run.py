@@ -35,28 +35,44 @@ def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None =
     return infer_task(frame[target], loss=loss)
 
 
-def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task: str = "auto",
-              test_fraction: float = 0.2, val_fraction: float = 0.2, seed: int = 0,
-              source: str = "", unlabeled: pd.DataFrame | None = None,
-              overwrite: bool = False, flag: str = "overwrite=True") -> dict:
+def train_run(
+    frame: pd.DataFrame,
+    target: str,
+    out: Path,
+    *,
+    params: dict,
+    task: str = "auto",
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    source: str = "",
+    unlabeled: pd.DataFrame | None = None,
+    overwrite: bool = False,
+    flag: str = "overwrite=True",
+) -> dict:
     """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
     write a complete RUN_DIR atomically (an earlier run there is replaced only with
     ``overwrite``; the path is checked before training, see :mod:`dnnreg._files`).
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
-    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
-    from dnnreg.tables.reading import split_xy
     from dnnreg.estimators.classifier import DNNClassifier
     from dnnreg.estimators.persistence import save
     from dnnreg.estimators.regressor import DNNRegressor
     from dnnreg.model_file import json_params
+    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
+    from dnnreg.tables.reading import split_xy
 
     check_output_dir(out, overwrite=overwrite, flag=flag)
     task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
-    train, val, test = run_split(len(X), test_fraction=test_fraction, val_fraction=val_fraction,
-                                 seed=seed, stratify=y if task == "classification" else None)
+    train, val, test = run_split(
+        len(X),
+        test_fraction=test_fraction,
+        val_fraction=val_fraction,
+        seed=seed,
+        stratify=y if task == "classification" else None,
+    )
     params = {"random_state": seed, **params}
     if task == "classification":
         model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
@@ -67,18 +83,30 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     baseline.fit(X.iloc[train], y.iloc[train])
 
     splits = {"train": train, "validation": val, "test": test}
-    metrics: dict = {"target": target, "task": task, "fit_seconds": model.fit_seconds_,
-                     "best_epoch": model.best_epoch_, "n_epochs": model.n_iter_}
+    metrics: dict = {
+        "target": target,
+        "task": task,
+        "fit_seconds": model.fit_seconds_,
+        "best_epoch": model.best_epoch_,
+        "n_epochs": model.n_iter_,
+    }
     pred_frames = []
     for name, rows in splits.items():
         if rows is None:
             continue
         metrics[name] = score_model(model, X.iloc[rows], y.iloc[rows])
         metrics.setdefault(f"baseline_{baseline_name}", {})[name] = score_model(
-            baseline, X.iloc[rows], y.iloc[rows])
-        pred_frames.append(pd.concat([
-            pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
-            prediction_frame(model, X.iloc[rows])], axis=1))
+            baseline, X.iloc[rows], y.iloc[rows]
+        )
+        pred_frames.append(
+            pd.concat(
+                [
+                    pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
+                    prediction_frame(model, X.iloc[rows]),
+                ],
+                axis=1,
+            )
+        )
 
     held_out = test if test is not None else (val if val is not None else train)
     importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
@@ -86,12 +114,21 @@ def train_run(frame: pd.DataFrame, target: str, out: Path, *, params: dict, task
     with output_dir(out, kind="run", overwrite=overwrite, flag=flag) as tmp:
         save(model, tmp / "model", metadata={"target": target})
         write_json(tmp / "importance.json", importance)
-        write_json(tmp / "config.json", {
-            "data": source, "target": target, "task": task, "seed": seed,
-            "test_fraction": test_fraction, "val_fraction": val_fraction,
-            "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
-            "params": json_params(model), "resolved": {"batch_size": model.batch_size_},
-            "dnnreg_version": __version__})
+        write_json(
+            tmp / "config.json",
+            {
+                "data": source,
+                "target": target,
+                "task": task,
+                "seed": seed,
+                "test_fraction": test_fraction,
+                "val_fraction": val_fraction,
+                "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
+                "params": json_params(model),
+                "resolved": {"batch_size": model.batch_size_},
+                "dnnreg_version": __version__,
+            },
+        )
         write_json(tmp / "history.json", model.history_)
         write_json(tmp / "metrics.json", metrics)
         pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
@@ -104,10 +141,13 @@ def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
     from sklearn.inspection import permutation_importance
 
     rows = min(len(X), 5000)  # the ranking is stable long before every row is used
-    result = permutation_importance(model, X.iloc[:rows], y.iloc[:rows], n_repeats=5,
-                                    random_state=seed)
-    records = [{"feature": str(c), "mean": float(m), "std": float(s)} for c, m, s in
-               zip(X.columns, result.importances_mean, result.importances_std)]
+    result = permutation_importance(
+        model, X.iloc[:rows], y.iloc[:rows], n_repeats=5, random_state=seed
+    )
+    records = [
+        {"feature": str(c), "mean": float(m), "std": float(s)}
+        for c, m, s in zip(X.columns, result.importances_mean, result.importances_std)
+    ]
     return sorted(records, key=lambda r: -r["mean"])
 
 
@@ -145,13 +185,20 @@ def read_run(run_dir) -> dict:
     def read(path):
         return json.loads(path.read_text()) if path.is_file() else None
 
-    parts = {"config": read(run / "config.json"), "metrics": read(run / "metrics.json"),
-             "history": read(run / "history.json"), "importance": read(run / "importance.json"),
-             "model_config": read(run / "model" / "config.json")}
-    missing = [name for name in ("config", "metrics", "history", "model_config")
-               if parts[name] is None]
+    parts = {
+        "config": read(run / "config.json"),
+        "metrics": read(run / "metrics.json"),
+        "history": read(run / "history.json"),
+        "importance": read(run / "importance.json"),
+        "model_config": read(run / "model" / "config.json"),
+    }
+    missing = [
+        name for name in ("config", "metrics", "history", "model_config") if parts[name] is None
+    ]
     if missing:
-        raise ValueError(f"{str(run)!r} is not a complete run directory (it lacks "
-                         f"{', '.join(missing)}: config.json, metrics.json, history.json, "
-                         "model/); pass the --out directory of 'dnnreg train'")
+        raise ValueError(
+            f"{str(run)!r} is not a complete run directory (it lacks "
+            f"{', '.join(missing)}: config.json, metrics.json, history.json, "
+            "model/); pass the --out directory of 'dnnreg train'"
+        )
     return parts

@@ -14,17 +14,36 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import (check_array, check_consistent_length,
-                                      check_is_fitted, validate_data)
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from dnnreg._validation import check_choice, check_number, raise_all
 from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
 from dnnreg.network.mlp import MLP
-from dnnreg.options import (ACTIVATIONS, BINNINGS, CATEGORICAL_ENCODINGS, DEVICES,
-                            ENSEMBLE_KINDS, INIT_ALIASES, INITS, NOISE_KINDS, NORMALIZATIONS,
-                            NUMERIC_EMBEDDINGS, PRECISIONS, PRESETS, PRETRAIN_MODES, SCALINGS,
-                            SCHEDULES, SOLVERS, resolve_auto)
+from dnnreg.options import (
+    ACTIVATIONS,
+    BINNINGS,
+    CATEGORICAL_ENCODINGS,
+    DEVICES,
+    ENSEMBLE_KINDS,
+    INIT_ALIASES,
+    INITS,
+    NOISE_KINDS,
+    NORMALIZATIONS,
+    NUMERIC_EMBEDDINGS,
+    PRECISIONS,
+    PRESETS,
+    PRETRAIN_MODES,
+    SCALINGS,
+    SCHEDULES,
+    SOLVERS,
+    resolve_auto,
+)
 from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
 from dnnreg.tables.splits import validation_rows
 from dnnreg.training.devices import check_precision, data_device, resolve_device
@@ -32,6 +51,7 @@ from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, noti
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
 
 logger = logging.getLogger("dnnreg")
+
 
 def _store(estimator, params: dict) -> None:
     """scikit-learn's rule: ``__init__`` stores its arguments unchanged, nothing else."""
@@ -50,99 +70,145 @@ class _DNNBase(BaseEstimator):
     def check_params(self):
         """Raise one ``ValueError`` listing every invalid parameter, with did-you-mean."""
         sizes = self.hidden_layer_sizes
-        sizes_ok = (isinstance(sizes, (tuple, list)) and all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
-            for s in sizes))
-        optional = lambda name: (None if getattr(self, name) is None else  # noqa: E731
-                                 check_number(name, getattr(self, name), low=0, low_inclusive=False))
-        raise_all([
-            None if sizes_ok else ("hidden_layer_sizes must be a tuple of positive integers, "
-                                   f"got hidden_layer_sizes={sizes!r}"),
-            check_choice("activation", self.activation, ACTIVATIONS),
-            check_choice("init", self.init, list(INITS) + list(INIT_ALIASES)),
-            check_number("dropout", self.dropout, low=0, high=1, high_inclusive=False),
-            check_choice("normalization", self.normalization, NORMALIZATIONS),
-            _check_bool("residual", self.residual),
-            self._check_residual_widths() if sizes_ok else None,
-            check_number("n_ensemble", self.n_ensemble, low=1, integer=True),
-            check_choice("ensemble_kind", self.ensemble_kind, ENSEMBLE_KINDS),
-            check_choice("numeric_embedding", self.numeric_embedding, ["auto", *NUMERIC_EMBEDDINGS]),
-            check_number("numeric_embedding_dim", self.numeric_embedding_dim, low=1, integer=True),
-            check_number("embedding_frequencies", self.embedding_frequencies, low=1, integer=True),
-            check_number("embedding_sigma", self.embedding_sigma, low=0, low_inclusive=False),
-            check_number("embedding_bins", self.embedding_bins, low=1, integer=True),
-            check_choice("embedding_binning", self.embedding_binning, BINNINGS),
-            check_choice("numeric_scaling", self.numeric_scaling, SCALINGS),
-            check_choice("categorical_encoding", self.categorical_encoding,
-                         CATEGORICAL_ENCODINGS),
-            check_choice("loss", self.loss, self._losses),
-            check_choice("solver", self.solver, SOLVERS),
-            None if self.batch_size == "auto" else
-            check_number("batch_size", self.batch_size, low=1, integer=True),
-            check_number("learning_rate_init", self.learning_rate_init, low=0,
-                         low_inclusive=False),
-            check_number("momentum", self.momentum, low=0, high=1, high_inclusive=False),
-            check_number("weight_decay", self.weight_decay, low=0),
-            check_number("alpha", self.alpha, low=0),
-            check_number("l1", self.l1, low=0),
-            optional("clip_grad_norm"), optional("clip_grad_value"),
-            check_choice("lr_schedule", self.lr_schedule, SCHEDULES),
-            check_number("lr_warmup", self.lr_warmup, low=0, high=1, high_inclusive=False),
-            check_number("lr_step_size", self.lr_step_size, low=1, integer=True),
-            check_number("lr_gamma", self.lr_gamma, low=0, high=1, low_inclusive=False),
-            check_number("lr_patience", self.lr_patience, low=0, integer=True),
-            None if self.max_iter == "auto" else check_number("max_iter", self.max_iter, low=1,
-                                                              integer=True),
-            _check_bool("early_stopping", self.early_stopping),
-            check_choice("early_stopping_metric", self.early_stopping_metric,
-                         ["loss", *self._metrics]),
-            check_number("validation_fraction", self.validation_fraction, low=0, high=1,
-                         low_inclusive=False, high_inclusive=False),
-            None if self.n_iter_no_change == "auto" else check_number(
-                "n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
-            _check_bool("restore_best_weights", self.restore_best_weights),
-            _check_bool("diagnostics", self.diagnostics),
-            None if self.tensorboard_dir is None or isinstance(self.tensorboard_dir, (str, os.PathLike))
-            else f"tensorboard_dir must be a path or None, got tensorboard_dir={self.tensorboard_dir!r}",
-            optional("max_time"),
-            check_choice("device", self.device, DEVICES),
-            check_choice("precision", self.precision, PRECISIONS),
-            *self._check_pretrain_params(),
-            _check_bool("compile", self.compile),
-            *self._check_task_params(),
-        ])
+        sizes_ok = isinstance(sizes, (tuple, list)) and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in sizes
+        )
+        optional = lambda name: (
+            None
+            if getattr(self, name) is None
+            # noqa: E731
+            else check_number(name, getattr(self, name), low=0, low_inclusive=False)
+        )
+        raise_all(
+            [
+                None
+                if sizes_ok
+                else (
+                    "hidden_layer_sizes must be a tuple of positive integers, "
+                    f"got hidden_layer_sizes={sizes!r}"
+                ),
+                check_choice("activation", self.activation, ACTIVATIONS),
+                check_choice("init", self.init, list(INITS) + list(INIT_ALIASES)),
+                check_number("dropout", self.dropout, low=0, high=1, high_inclusive=False),
+                check_choice("normalization", self.normalization, NORMALIZATIONS),
+                _check_bool("residual", self.residual),
+                self._check_residual_widths() if sizes_ok else None,
+                check_number("n_ensemble", self.n_ensemble, low=1, integer=True),
+                check_choice("ensemble_kind", self.ensemble_kind, ENSEMBLE_KINDS),
+                check_choice(
+                    "numeric_embedding", self.numeric_embedding, ["auto", *NUMERIC_EMBEDDINGS]
+                ),
+                check_number(
+                    "numeric_embedding_dim", self.numeric_embedding_dim, low=1, integer=True
+                ),
+                check_number(
+                    "embedding_frequencies", self.embedding_frequencies, low=1, integer=True
+                ),
+                check_number("embedding_sigma", self.embedding_sigma, low=0, low_inclusive=False),
+                check_number("embedding_bins", self.embedding_bins, low=1, integer=True),
+                check_choice("embedding_binning", self.embedding_binning, BINNINGS),
+                check_choice("numeric_scaling", self.numeric_scaling, SCALINGS),
+                check_choice(
+                    "categorical_encoding", self.categorical_encoding, CATEGORICAL_ENCODINGS
+                ),
+                check_choice("loss", self.loss, self._losses),
+                check_choice("solver", self.solver, SOLVERS),
+                None
+                if self.batch_size == "auto"
+                else check_number("batch_size", self.batch_size, low=1, integer=True),
+                check_number(
+                    "learning_rate_init", self.learning_rate_init, low=0, low_inclusive=False
+                ),
+                check_number("momentum", self.momentum, low=0, high=1, high_inclusive=False),
+                check_number("weight_decay", self.weight_decay, low=0),
+                check_number("alpha", self.alpha, low=0),
+                check_number("l1", self.l1, low=0),
+                optional("clip_grad_norm"),
+                optional("clip_grad_value"),
+                check_choice("lr_schedule", self.lr_schedule, SCHEDULES),
+                check_number("lr_warmup", self.lr_warmup, low=0, high=1, high_inclusive=False),
+                check_number("lr_step_size", self.lr_step_size, low=1, integer=True),
+                check_number("lr_gamma", self.lr_gamma, low=0, high=1, low_inclusive=False),
+                check_number("lr_patience", self.lr_patience, low=0, integer=True),
+                None
+                if self.max_iter == "auto"
+                else check_number("max_iter", self.max_iter, low=1, integer=True),
+                _check_bool("early_stopping", self.early_stopping),
+                check_choice(
+                    "early_stopping_metric", self.early_stopping_metric, ["loss", *self._metrics]
+                ),
+                check_number(
+                    "validation_fraction",
+                    self.validation_fraction,
+                    low=0,
+                    high=1,
+                    low_inclusive=False,
+                    high_inclusive=False,
+                ),
+                None
+                if self.n_iter_no_change == "auto"
+                else check_number("n_iter_no_change", self.n_iter_no_change, low=1, integer=True),
+                _check_bool("restore_best_weights", self.restore_best_weights),
+                _check_bool("diagnostics", self.diagnostics),
+                None
+                if self.tensorboard_dir is None
+                or isinstance(self.tensorboard_dir, (str, os.PathLike))
+                else "tensorboard_dir must be a path or None, got "
+                f"tensorboard_dir={self.tensorboard_dir!r}",
+                optional("max_time"),
+                check_choice("device", self.device, DEVICES),
+                check_choice("precision", self.precision, PRECISIONS),
+                *self._check_pretrain_params(),
+                _check_bool("compile", self.compile),
+                *self._check_task_params(),
+            ]
+        )
 
     def _check_residual_widths(self):
         sizes = list(self.hidden_layer_sizes)
         if self.residual is True and not any(a == b for a, b in zip(sizes, sizes[1:])):
-            return ("residual=True needs two consecutive hidden layers of the same width for "
-                    f"a skip connection, got hidden_layer_sizes={tuple(sizes)!r}; use e.g. "
-                    "(256, 256, 256)")
+            return (
+                "residual=True needs two consecutive hidden layers of the same width for "
+                f"a skip connection, got hidden_layer_sizes={tuple(sizes)!r}; use e.g. "
+                "(256, 256, 256)"
+            )
         return None
 
     def _check_pretrain_params(self) -> list:
-        errors = [check_choice("pretrain", self.pretrain, PRETRAIN_MODES),
-                  check_choice("pretrain_noise_kind", self.pretrain_noise_kind, NOISE_KINDS),
-                  check_number("pretrain_cd_k", self.pretrain_cd_k, low=1, integer=True),
-                  check_number("wake_sleep_epochs", self.wake_sleep_epochs, low=0, integer=True)]
-        for name, low, integer in (("pretrain_epochs", 0, True), ("pretrain_noise", 0, False),
-                                   ("pretrain_sparsity", 0, False),
-                                   ("pretrain_sparsity_weight", 0, False), ("pretrain_lr", 0, False)):
+        errors = [
+            check_choice("pretrain", self.pretrain, PRETRAIN_MODES),
+            check_choice("pretrain_noise_kind", self.pretrain_noise_kind, NOISE_KINDS),
+            check_number("pretrain_cd_k", self.pretrain_cd_k, low=1, integer=True),
+            check_number("wake_sleep_epochs", self.wake_sleep_epochs, low=0, integer=True),
+        ]
+        for name, low, integer in (
+            ("pretrain_epochs", 0, True),
+            ("pretrain_noise", 0, False),
+            ("pretrain_sparsity", 0, False),
+            ("pretrain_sparsity_weight", 0, False),
+            ("pretrain_lr", 0, False),
+        ):
             value = getattr(self, name)
             if value is None and name == "pretrain_lr":
                 continue
-            for v in (value if isinstance(value, (tuple, list)) else (value,)):
+            for v in value if isinstance(value, (tuple, list)) else (value,):
                 errors.append(check_number(name, v, low=low, integer=integer))
         if self.pretrain != "none" and self.ensemble_kind != "mlp_k":
-            errors.append("pretrain trains each member's layers on their own; set "
-                          "ensemble_kind='mlp_k' or pretrain='none'")
+            errors.append(
+                "pretrain trains each member's layers on their own; set "
+                "ensemble_kind='mlp_k' or pretrain='none'"
+            )
         if self.pretrain != "none" and self.residual is True:
-            errors.append("pretrain needs plain layers (an autoencoder or RBM per layer); set "
-                          "residual=False or pretrain='none'")
+            errors.append(
+                "pretrain needs plain layers (an autoencoder or RBM per layer); set "
+                "residual=False or pretrain='none'"
+            )
         if self.wake_sleep_epochs and (self.pretrain != "rbm" or len(self.hidden_layer_sizes) < 2):
-            errors.append("wake_sleep_epochs needs pretrain='rbm' and at least two hidden "
-                          f"layers, got pretrain={self.pretrain!r} and hidden_layer_sizes="
-                          f"{tuple(self.hidden_layer_sizes)!r}")
+            errors.append(
+                "wake_sleep_epochs needs pretrain='rbm' and at least two hidden "
+                f"layers, got pretrain={self.pretrain!r} and hidden_layer_sizes="
+                f"{tuple(self.hidden_layer_sizes)!r}"
+            )
         return errors
 
     def _pretrain_config(self) -> PretrainConfig:
@@ -155,10 +221,11 @@ class _DNNBase(BaseEstimator):
             noise=tuple(float(v) for v in per_layer(self.pretrain_noise, n, "pretrain_noise")),
             noise_kind=self.pretrain_noise_kind,
             sparsity=per_layer(self.pretrain_sparsity, n, "pretrain_sparsity"),
-            sparsity_weight=per_layer(self.pretrain_sparsity_weight, n,
-                                      "pretrain_sparsity_weight"),
-            cd_k=int(self.pretrain_cd_k), wake_sleep_epochs=int(self.wake_sleep_epochs),
-            batch_size=self.batch_size_)
+            sparsity_weight=per_layer(self.pretrain_sparsity_weight, n, "pretrain_sparsity_weight"),
+            cd_k=int(self.pretrain_cd_k),
+            wake_sleep_epochs=int(self.wake_sleep_epochs),
+            batch_size=self.batch_size_,
+        )
 
     def _pretrain(self, train, frame_unlabeled, generator, callbacks) -> None:
         """Greedy layer-wise pretraining on the training rows plus the unlabelled ones."""
@@ -170,8 +237,13 @@ class _DNNBase(BaseEstimator):
             extra = self._tensors(frame_unlabeled, device=x_num.device)
             x_num, x_cat = torch.cat([x_num, extra[0]]), torch.cat([x_cat, extra[1]])
         self.pretrain_history_ = pretrain_stack(
-            self.model_, x_num, x_cat, config=self._pretrain_config(),
-            activation=self.activation, generator=generator)
+            self.model_,
+            x_num,
+            x_cat,
+            config=self._pretrain_config(),
+            activation=self.activation,
+            generator=generator,
+        )
         notify(callbacks, "on_pretrain_end", self.model_)
 
     def _check_task_params(self) -> list:
@@ -235,8 +307,9 @@ class _DNNBase(BaseEstimator):
         y = self._check_y(y)
         check_consistent_length(frame, y)
         if len(y) < 2:
-            raise ValueError(f"{name} needs at least 2 rows to fit, got 1 sample "
-                             f"(n_samples={len(y)}); add rows")
+            raise ValueError(
+                f"{name} needs at least 2 rows to fit, got 1 sample (n_samples={len(y)}); add rows"
+            )
         self._fit_target(y)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -252,20 +325,24 @@ class _DNNBase(BaseEstimator):
         if X_unlabeled is not None:
             frame_unlabeled = as_frame(X_unlabeled, columns=frame.columns)
             if self.pretrain == "none":
-                logger.warning("X_unlabeled is used only by pretraining; with pretrain='none' "
-                               "it is ignored (set pretrain='autoencoder', 'rbm', ...)")
+                logger.warning(
+                    "X_unlabeled is used only by pretraining; with pretrain='none' "
+                    "it is ignored (set pretrain='autoencoder', 'rbm', ...)"
+                )
                 frame_unlabeled = None
 
         self.preprocessor_ = TablePreprocessor(
-            numeric_scaling=self.numeric_scaling,
-            categorical_encoding=self.categorical_encoding).fit(frame)
+            numeric_scaling=self.numeric_scaling, categorical_encoding=self.categorical_encoding
+        ).fit(frame)
         self.device_ = resolve_device(self.device)
         check_precision(self.precision, self.device_)
         # Every "auto" is decided here, once, and recorded (saved with the model).
         self.resolved_ = resolve_auto(
-            self.get_params(), n_train=len(y),
+            self.get_params(),
+            n_train=len(y),
             n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
-            steps_per_epoch=self._auto_steps_per_epoch)
+            steps_per_epoch=self._auto_steps_per_epoch,
+        )
         self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
@@ -280,14 +357,21 @@ class _DNNBase(BaseEstimator):
             from dnnreg.training.diagnostics import Diagnostics
 
             probe = train if val_frame is None else self._tensors(val_frame)
-            callbacks.append(Diagnostics(
-                (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_)),
-                self.activation))
+            callbacks.append(
+                Diagnostics(
+                    (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_)),
+                    self.activation,
+                )
+            )
         if self.tensorboard_dir is not None:
             from dnnreg.training.tensorboard import TensorBoardLogger
 
-            callbacks.append(TensorBoardLogger(
-                self.tensorboard_dir, (train[0][:4].to(self.device_), train[1][:4].to(self.device_))))
+            callbacks.append(
+                TensorBoardLogger(
+                    self.tensorboard_dir,
+                    (train[0][:4].to(self.device_), train[1][:4].to(self.device_)),
+                )
+            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
@@ -297,17 +381,26 @@ class _DNNBase(BaseEstimator):
             self.model_.reset_parameters(generator, init=self.resolved_["init"])
             if self.model_.num_embedding is not None:
                 self.model_.num_embedding.set_bins(
-                    train[0].cpu().numpy(), train[2].cpu().numpy(),
-                    classification=is_classifier(self))
+                    train[0].cpu().numpy(),
+                    train[2].cpu().numpy(),
+                    classification=is_classifier(self),
+                )
             self.model_.to(self.device_)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
             result = fit_model(
-                self.model_, self.loss_, train, config=self._train_config(),
-                generator=generator, evaluate=evaluate, monitor=f"val_{metric}",
+                self.model_,
+                self.loss_,
+                train,
+                config=self._train_config(),
+                generator=generator,
+                evaluate=evaluate,
+                monitor=f"val_{metric}",
                 maximize=metric != "loss" and self._metrics[metric][1],
-                callbacks=callbacks, log_every=1 if self.verbose else 0,
-                log_keys=(f"val_{next(iter(self._metrics))}",))
+                callbacks=callbacks,
+                log_every=1 if self.verbose else 0,
+                log_keys=(f"val_{next(iter(self._metrics))}",),
+            )
         self.model_.eval()
         self._after_fit(val, y_val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
@@ -324,25 +417,42 @@ class _DNNBase(BaseEstimator):
     def _warn_unsound_combinations(self, n_rows: int) -> None:
         """Combinations that run but work against themselves get a warning, not an error."""
         if self.solver == "lbfgs" and self.dropout > 0:
-            logger.warning("solver='lbfgs' with dropout=%s: dropout makes every evaluation of "
-                           "the objective random, which breaks L-BFGS's line search; use "
-                           "dropout=0 or a first-order solver", self.dropout)
+            logger.warning(
+                "solver='lbfgs' with dropout=%s: dropout makes every evaluation of "
+                "the objective random, which breaks L-BFGS's line search; use "
+                "dropout=0 or a first-order solver",
+                self.dropout,
+            )
         if self.solver == "lbfgs" and n_rows > 20000:
-            logger.warning("solver='lbfgs' uses every row in each step; with %d rows a "
-                           "mini-batch solver (adamw) is far faster", n_rows)
+            logger.warning(
+                "solver='lbfgs' uses every row in each step; with %d rows a "
+                "mini-batch solver (adamw) is far faster",
+                n_rows,
+            )
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
-            batch_size=self.batch_size_, max_iter=self.max_iter_, solver=self.solver,
-            lr=float(self.learning_rate_init), momentum=float(self.momentum),
-            weight_decay=float(self.weight_decay), alpha=float(self.alpha), l1=float(self.l1),
-            clip_grad_norm=self.clip_grad_norm, clip_grad_value=self.clip_grad_value,
-            lr_schedule=self.lr_schedule, lr_warmup=float(self.lr_warmup),
-            lr_step_size=int(self.lr_step_size), lr_gamma=float(self.lr_gamma),
+            batch_size=self.batch_size_,
+            max_iter=self.max_iter_,
+            solver=self.solver,
+            lr=float(self.learning_rate_init),
+            momentum=float(self.momentum),
+            weight_decay=float(self.weight_decay),
+            alpha=float(self.alpha),
+            l1=float(self.l1),
+            clip_grad_norm=self.clip_grad_norm,
+            clip_grad_value=self.clip_grad_value,
+            lr_schedule=self.lr_schedule,
+            lr_warmup=float(self.lr_warmup),
+            lr_step_size=int(self.lr_step_size),
+            lr_gamma=float(self.lr_gamma),
             lr_patience=int(self.lr_patience),
             n_iter_no_change=self.resolved_["n_iter_no_change"],
-            restore_best=bool(self.restore_best_weights), max_time=self.max_time,
-            precision=self.precision, compile=bool(self.compile))
+            restore_best=bool(self.restore_best_weights),
+            max_time=self.max_time,
+            precision=self.precision,
+            compile=bool(self.compile),
+        )
 
     def _start_at_marginal(self, y_train: torch.Tensor) -> None:
         bias = output_bias(self.loss_, y_train)
@@ -370,8 +480,9 @@ class _DNNBase(BaseEstimator):
 
     def _frame_for_fit(self, X):
         if not isinstance(X, pd.DataFrame):
-            X = check_array(X, dtype=None, ensure_all_finite=False, ensure_min_samples=1,
-                            accept_sparse=False)
+            X = check_array(
+                X, dtype=None, ensure_all_finite=False, ensure_min_samples=1, accept_sparse=False
+            )
         validate_data(self, X, reset=True, skip_check_array=True)
         frame = as_frame(X)
         if frame.shape[0] == 0:
@@ -402,17 +513,28 @@ class _DNNBase(BaseEstimator):
         kind = self.resolved_["numeric_embedding"]  # as recorded, never re-derived
         if kind != "none":
             embedding = NumericEmbedding(
-                kind, columns=columns, d_numeric=d_numeric,
+                kind,
+                columns=columns,
+                d_numeric=d_numeric,
                 d_embedding=int(self.numeric_embedding_dim),
                 n_frequencies=int(self.embedding_frequencies),
-                sigma=float(self.embedding_sigma), n_bins=int(self.embedding_bins),
-                binning=self.embedding_binning)
-        return MLP(d_numeric=d_numeric, cardinalities=pre.cardinalities(),
-                   hidden_layer_sizes=tuple(int(s) for s in self.hidden_layer_sizes),
-                   activation=self.activation, dropout=float(self.dropout),
-                   normalization=self.normalization, residual=bool(self.residual),
-                   n_ensemble=int(self.n_ensemble), d_out=self.loss_.n_outputs(),
-                   ensemble_kind=self.ensemble_kind, numeric_embedding=embedding)
+                sigma=float(self.embedding_sigma),
+                n_bins=int(self.embedding_bins),
+                binning=self.embedding_binning,
+            )
+        return MLP(
+            d_numeric=d_numeric,
+            cardinalities=pre.cardinalities(),
+            hidden_layer_sizes=tuple(int(s) for s in self.hidden_layer_sizes),
+            activation=self.activation,
+            dropout=float(self.dropout),
+            normalization=self.normalization,
+            residual=bool(self.residual),
+            n_ensemble=int(self.n_ensemble),
+            d_out=self.loss_.n_outputs(),
+            ensemble_kind=self.ensemble_kind,
+            numeric_embedding=embedding,
+        )
 
     # ------------------------------------------------------------------ model file
     def to_state(self) -> dict:
@@ -427,22 +549,34 @@ class _DNNBase(BaseEstimator):
 
         check_is_fitted(self, "model_")
         scaler = getattr(self, "target_scaler_", None)
-        weights = {k: v.detach().to("cpu", copy=True).contiguous().numpy()
-                   for k, v in self.model_.state_dict().items()}
+        weights = {
+            k: v.detach().to("cpu", copy=True).contiguous().numpy()
+            for k, v in self.model_.state_dict().items()
+        }
         config = {
-            "dnnreg_version": __version__, "torch_version": torch.__version__,
-            "estimator": type(self).__name__, "params": json_params(self),
-            "resolved": {**self.resolved_, "n_epochs": self.n_iter_,
-                         "best_epoch": self.best_epoch_, "fit_seconds": self.fit_seconds_},
-            "architecture": {"d_numeric": len(self.preprocessor_.feature_names_out()),
-                             "cardinalities": self.preprocessor_.cardinalities(),
-                             "d_out": self.loss_.n_outputs()},
+            "dnnreg_version": __version__,
+            "torch_version": torch.__version__,
+            "estimator": type(self).__name__,
+            "params": json_params(self),
+            "resolved": {
+                **self.resolved_,
+                "n_epochs": self.n_iter_,
+                "best_epoch": self.best_epoch_,
+                "fit_seconds": self.fit_seconds_,
+            },
+            "architecture": {
+                "d_numeric": len(self.preprocessor_.feature_names_out()),
+                "cardinalities": self.preprocessor_.cardinalities(),
+                "d_out": self.loss_.n_outputs(),
+            },
             "classes": self.classes_.tolist() if hasattr(self, "classes_") else None,
             "feature_schema": self.preprocessor_.schema(),
             "fitted_with_names": hasattr(self, "feature_names_in_"),
         }
-        preprocessor = {"features": self.preprocessor_.to_dict(),
-                        "target": None if scaler is None else scaler.to_dict()}
+        preprocessor = {
+            "features": self.preprocessor_.to_dict(),
+            "target": None if scaler is None else scaler.to_dict(),
+        }
         return {"weights": weights, "preprocessor": preprocessor, "config": config}
 
     @classmethod
@@ -463,16 +597,23 @@ class _DNNBase(BaseEstimator):
             model.classes_ = np.asarray(config["classes"])
         model.loss_ = model._make_loss()
         model.resolved_ = _recorded(config, weights)
-        model.batch_size_, model.max_iter_ = model.resolved_["batch_size"], model.resolved_["max_iter"]
-        model.n_iter_, model.best_epoch_ = model.resolved_["n_epochs"], model.resolved_["best_epoch"]
+        model.batch_size_, model.max_iter_ = (
+            model.resolved_["batch_size"],
+            model.resolved_["max_iter"],
+        )
+        model.n_iter_, model.best_epoch_ = (
+            model.resolved_["n_epochs"],
+            model.resolved_["best_epoch"],
+        )
         model.fit_seconds_, model.history_ = model.resolved_["fit_seconds"], []
         model.n_features_in_ = len(preprocessor.columns)
         if config["fitted_with_names"]:
             model.feature_names_in_ = np.asarray(preprocessor.columns, dtype=object)
         model.device_ = torch.device("cpu")
         model.model_ = model._build_model()
-        model.model_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()},
-                                     strict=True)
+        model.model_.load_state_dict(
+            {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, strict=True
+        )
         model.model_.eval()
         return model
 
@@ -504,8 +645,12 @@ def _recorded(config: dict, weights: dict) -> dict:
     resolved.setdefault("max_iter", config["params"]["max_iter"])
     if "numeric_embedding" not in resolved:
         resolved["numeric_embedding"] = (
-            "periodic" if "num_embedding.frequencies" in weights else
-            "piecewise_linear" if "num_embedding.left" in weights else "none")
+            "periodic"
+            if "num_embedding.frequencies" in weights
+            else "piecewise_linear"
+            if "num_embedding.left" in weights
+            else "none"
+        )
     resolved.setdefault("n_iter_no_change", None)
     resolved.setdefault("init", None)
     return resolved
@@ -515,5 +660,3 @@ def _check_bool(name, value):
     if isinstance(value, (bool, np.bool_)):
         return None
     return f"{name} must be True or False, got {name}={value!r}"
-
-

@@ -9,9 +9,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from dnnreg.estimators.base import _DNNBase, _store
-from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
-from dnnreg.network.losses import CLASSIFICATION_LOSSES, make_loss
 from dnnreg.metrics import CLASSIFICATION_METRICS, class_index
+from dnnreg.network.losses import CLASSIFICATION_LOSSES, make_loss
+from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 
 
 class DNNClassifier(ClassifierMixin, _DNNBase):
@@ -54,40 +54,86 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     # batch_size="auto" aims at 16 steps per epoch, as measured on digits and MNIST.
     _auto_steps_per_epoch = 16
 
-    def __init__(self, *, loss="cross_entropy", hidden_layer_sizes=(256, 256, 256),
-                 activation="relu", init="torch_default", dropout=0.0, normalization="none",
-                 residual=False, n_ensemble=4, ensemble_kind="mlp_k",
-                 numeric_embedding="none", numeric_embedding_dim=16, embedding_frequencies=48,
-                 embedding_sigma=0.1, embedding_bins=48,
-                 embedding_binning="quantile", numeric_scaling="quantile",
-                 categorical_encoding="onehot", solver="adamw", batch_size="auto",
-                 learning_rate_init=1e-3, momentum=0.9, weight_decay=1e-4, alpha=0.0, l1=0.0,
-                 clip_grad_norm=None, clip_grad_value=None, lr_schedule="onecycle",
-                 lr_warmup=0.1, lr_step_size=20, lr_gamma=0.1, lr_patience=5, max_iter=60,
-                 early_stopping=True, early_stopping_metric="loss", validation_fraction=0.1,
-                 n_iter_no_change=20, restore_best_weights=True, max_time=None,
-                 diagnostics=False, tensorboard_dir=None, device="auto", precision="fp32",
-                 compile=False, pretrain="none", pretrain_epochs=10,
-                 pretrain_lr=None, pretrain_noise=0.2, pretrain_noise_kind="mask",
-                 pretrain_sparsity=0.05, pretrain_sparsity_weight=0.1, pretrain_cd_k=1,
-                 wake_sleep_epochs=0, random_state=None,
-                 verbose=0):
+    def __init__(
+        self,
+        *,
+        loss="cross_entropy",
+        hidden_layer_sizes=(256, 256, 256),
+        activation="relu",
+        init="torch_default",
+        dropout=0.0,
+        normalization="none",
+        residual=False,
+        n_ensemble=4,
+        ensemble_kind="mlp_k",
+        numeric_embedding="none",
+        numeric_embedding_dim=16,
+        embedding_frequencies=48,
+        embedding_sigma=0.1,
+        embedding_bins=48,
+        embedding_binning="quantile",
+        numeric_scaling="quantile",
+        categorical_encoding="onehot",
+        solver="adamw",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        momentum=0.9,
+        weight_decay=1e-4,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="onecycle",
+        lr_warmup=0.1,
+        lr_step_size=20,
+        lr_gamma=0.1,
+        lr_patience=5,
+        max_iter=60,
+        early_stopping=True,
+        early_stopping_metric="loss",
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        restore_best_weights=True,
+        max_time=None,
+        diagnostics=False,
+        tensorboard_dir=None,
+        device="auto",
+        precision="fp32",
+        compile=False,
+        pretrain="none",
+        pretrain_epochs=10,
+        pretrain_lr=None,
+        pretrain_noise=0.2,
+        pretrain_noise_kind="mask",
+        pretrain_sparsity=0.05,
+        pretrain_sparsity_weight=0.1,
+        pretrain_cd_k=1,
+        wake_sleep_epochs=0,
+        random_state=None,
+        verbose=0,
+    ):
         _store(self, locals())
 
     def _check_y(self, y):
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y",
-                                     ensure_all_finite=True), warn=True)
+        y = column_or_1d(
+            check_array(y, ensure_2d=False, dtype=None, input_name="y", ensure_all_finite=True),
+            warn=True,
+        )
         check_classification_targets(y)
         return y
 
     def _fit_target(self, y):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"y has a single class ({self.classes_[0]!r}); a classifier "
-                             "needs at least 2 classes in the training rows")
+            raise ValueError(
+                f"y has a single class ({self.classes_[0]!r}); a classifier "
+                "needs at least 2 classes in the training rows"
+            )
         if self.early_stopping_metric == "roc_auc" and len(self.classes_) != 2:
-            raise ValueError("early_stopping_metric='roc_auc' needs two classes, got "
-                             f"{len(self.classes_)}; use 'log_loss' or 'accuracy'")
+            raise ValueError(
+                "early_stopping_metric='roc_auc' needs two classes, got "
+                f"{len(self.classes_)}; use 'log_loss' or 'accuracy'"
+            )
 
     def _make_loss(self):
         return make_loss(self.loss, n_classes=len(self.classes_))

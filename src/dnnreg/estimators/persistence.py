@@ -7,8 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dnnreg.model_file import (ModelFormatError, read_config, read_preprocessor,
-                               read_weights, write_model)
+from dnnreg.model_file import (
+    ModelFormatError,
+    read_config,
+    read_preprocessor,
+    read_weights,
+    write_model,
+)
 
 
 def save(model, path, *, overwrite: bool = False, metadata: dict | None = None) -> Path:
@@ -19,9 +24,13 @@ def save(model, path, *, overwrite: bool = False, metadata: dict | None = None) 
     ``metadata`` (plain JSON, e.g. the target column's name) is stored in ``config.json``.
     """
     state = model.to_state()
-    return write_model(path, weights=state["weights"], preprocessor=state["preprocessor"],
-                       config={**state["config"], "metadata": metadata or {}},
-                       overwrite=overwrite)
+    return write_model(
+        path,
+        weights=state["weights"],
+        preprocessor=state["preprocessor"],
+        config={**state["config"], "metadata": metadata or {}},
+        overwrite=overwrite,
+    )
 
 
 def load(path):
@@ -38,18 +47,25 @@ def load(path):
     config = read_config(path)
     classes = {"DNNRegressor": DNNRegressor, "DNNClassifier": DNNClassifier}
     if config.get("estimator") not in classes:
-        raise ModelFormatError(f"model {str(path)!r} holds a {config.get('estimator')!r}; "
-                               f"this dnnreg version loads {sorted(classes)} models")
+        raise ModelFormatError(
+            f"model {str(path)!r} holds a {config.get('estimator')!r}; "
+            f"this dnnreg version loads {sorted(classes)} models"
+        )
     preprocessor, scaler = read_preprocessor(path)
     if preprocessor.schema() != config["feature_schema"]:
-        raise ModelFormatError(f"model {str(path)!r}: preprocessor.json does not match the "
-                               "feature schema in config.json; re-save the model")
+        raise ModelFormatError(
+            f"model {str(path)!r}: preprocessor.json does not match the "
+            "feature schema in config.json; re-save the model"
+        )
     try:
-        model = classes[config["estimator"]].from_state(config, preprocessor, scaler,
-                                                        read_weights(path))
+        model = classes[config["estimator"]].from_state(
+            config, preprocessor, scaler, read_weights(path)
+        )
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0][:200]
-        raise ModelFormatError(f"model file {str(path / 'weights.safetensors')!r} is corrupt "
-                               f"or does not match config.json ({first}); re-save the model") from err
+        raise ModelFormatError(
+            f"model file {str(path / 'weights.safetensors')!r} is corrupt "
+            f"or does not match config.json ({first}); re-save the model"
+        ) from err
     model.metadata_ = config.get("metadata", {})
     return model

@@ -9,9 +9,9 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from dnnreg._validation import check_number
 from dnnreg.estimators.base import _DNNBase, _store
-from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
-from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
 from dnnreg.metrics import REGRESSION_METRICS
+from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
+from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from dnnreg.predictions import point_prediction
 from dnnreg.tables.preprocessing import TargetScaler
 from dnnreg.training.loop import forward_in_chunks
@@ -67,55 +67,120 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     # on small tables smaller batches and more steps measured 4-25 % lower test RMSE.
     _auto_steps_per_epoch = 64
 
-    def __init__(self, *, loss="mse", huber_delta=1.0, quantiles=(0.1, 0.5, 0.9),
-                 standardize_target=True, clip_predictions="auto",
-                 hidden_layer_sizes=(256, 256, 256), activation="relu", init="torch_default",
-                 dropout=0.15, normalization="none", residual=False, n_ensemble=8,
-                 ensemble_kind="mlp_k", numeric_embedding="auto", numeric_embedding_dim=16,
-                 embedding_frequencies=48, embedding_sigma=0.1, embedding_bins=48,
-                 embedding_binning="quantile",
-                 numeric_scaling="quantile", categorical_encoding="onehot", solver="adamw",
-                 batch_size="auto", learning_rate_init=1e-3, momentum=0.9, weight_decay=1e-4,
-                 alpha=0.0, l1=0.0, clip_grad_norm=None, clip_grad_value=None,
-                 lr_schedule="onecycle", lr_warmup=0.1, lr_step_size=20, lr_gamma=0.1,
-                 lr_patience=5, max_iter="auto", early_stopping=True, early_stopping_metric="loss",
-                 validation_fraction=0.1, n_iter_no_change="auto", restore_best_weights=True,
-                 max_time=None, diagnostics=False, tensorboard_dir=None, device="auto",
-                 precision="fp32", compile=False,
-                 pretrain="none", pretrain_epochs=10,
-                 pretrain_lr=None, pretrain_noise=0.2, pretrain_noise_kind="mask",
-                 pretrain_sparsity=0.05, pretrain_sparsity_weight=0.1, pretrain_cd_k=1,
-                 wake_sleep_epochs=0, random_state=None, verbose=0):
+    def __init__(
+        self,
+        *,
+        loss="mse",
+        huber_delta=1.0,
+        quantiles=(0.1, 0.5, 0.9),
+        standardize_target=True,
+        clip_predictions="auto",
+        hidden_layer_sizes=(256, 256, 256),
+        activation="relu",
+        init="torch_default",
+        dropout=0.15,
+        normalization="none",
+        residual=False,
+        n_ensemble=8,
+        ensemble_kind="mlp_k",
+        numeric_embedding="auto",
+        numeric_embedding_dim=16,
+        embedding_frequencies=48,
+        embedding_sigma=0.1,
+        embedding_bins=48,
+        embedding_binning="quantile",
+        numeric_scaling="quantile",
+        categorical_encoding="onehot",
+        solver="adamw",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        momentum=0.9,
+        weight_decay=1e-4,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="onecycle",
+        lr_warmup=0.1,
+        lr_step_size=20,
+        lr_gamma=0.1,
+        lr_patience=5,
+        max_iter="auto",
+        early_stopping=True,
+        early_stopping_metric="loss",
+        validation_fraction=0.1,
+        n_iter_no_change="auto",
+        restore_best_weights=True,
+        max_time=None,
+        diagnostics=False,
+        tensorboard_dir=None,
+        device="auto",
+        precision="fp32",
+        compile=False,
+        pretrain="none",
+        pretrain_epochs=10,
+        pretrain_lr=None,
+        pretrain_noise=0.2,
+        pretrain_noise_kind="mask",
+        pretrain_sparsity=0.05,
+        pretrain_sparsity_weight=0.1,
+        pretrain_cd_k=1,
+        wake_sleep_epochs=0,
+        random_state=None,
+        verbose=0,
+    ):
         _store(self, locals())
 
     def _check_task_params(self):
         q = self.quantiles
-        q_ok = (isinstance(q, (tuple, list)) and len(q) > 0 and all(
-            isinstance(v, (float, int)) and not isinstance(v, bool) and 0 < v < 1 for v in q)
-            and all(a < b for a, b in zip(q, q[1:])))
-        clip_ok = self.clip_predictions == "auto" or isinstance(self.clip_predictions,
-                                                                  (bool, np.bool_))
-        return [check_number("huber_delta", self.huber_delta, low=0, low_inclusive=False),
-                None if isinstance(self.standardize_target, (bool, np.bool_)) else (
-                    "standardize_target must be True or False, got "
-                    f"standardize_target={self.standardize_target!r}"),
-                None if clip_ok else ("clip_predictions must be True, False or 'auto', got "
-                                      f"clip_predictions={self.clip_predictions!r}"),
-                None if q_ok else ("quantiles must be an increasing tuple of levels in (0, 1), "
-                                   f"got quantiles={q!r}")]
+        q_ok = (
+            isinstance(q, (tuple, list))
+            and len(q) > 0
+            and all(
+                isinstance(v, (float, int)) and not isinstance(v, bool) and 0 < v < 1 for v in q
+            )
+            and all(a < b for a, b in zip(q, q[1:]))
+        )
+        clip_ok = self.clip_predictions == "auto" or isinstance(
+            self.clip_predictions, (bool, np.bool_)
+        )
+        return [
+            check_number("huber_delta", self.huber_delta, low=0, low_inclusive=False),
+            None
+            if isinstance(self.standardize_target, (bool, np.bool_))
+            else (
+                "standardize_target must be True or False, got "
+                f"standardize_target={self.standardize_target!r}"
+            ),
+            None
+            if clip_ok
+            else (
+                "clip_predictions must be True, False or 'auto', got "
+                f"clip_predictions={self.clip_predictions!r}"
+            ),
+            None
+            if q_ok
+            else (
+                f"quantiles must be an increasing tuple of levels in (0, 1), got quantiles={q!r}"
+            ),
+        ]
 
     def _check_y(self, y):
-        return column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64,
-                                        input_name="y"), warn=True)
+        return column_or_1d(
+            check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
+        )
 
     def _fit_target(self, y):
         if np.all(y == y[0]):
-            raise ValueError(f"y is constant ({y[0]!r}); there is nothing to learn, pick "
-                             "another target")
+            raise ValueError(
+                f"y is constant ({y[0]!r}); there is nothing to learn, pick another target"
+            )
         if self.loss == "poisson":
             if (y < 0).any():
-                raise ValueError(f"loss='poisson' needs a target >= 0, got a minimum of "
-                                 f"{y.min()!r}; use loss='mse' or shift the target")
+                raise ValueError(
+                    f"loss='poisson' needs a target >= 0, got a minimum of "
+                    f"{y.min()!r}; use loss='mse' or shift the target"
+                )
             # Scale by the mean, never centre: the rate exp(z) must stay positive.
             self.target_scaler_ = TargetScaler().fit(y)
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, float(y.mean())
@@ -136,8 +201,9 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         self.target_scaler_.clip = bool(clip)
 
     def _make_loss(self):
-        return make_loss(self.loss, huber_delta=float(self.huber_delta),
-                         quantiles=tuple(self.quantiles))
+        return make_loss(
+            self.loss, huber_delta=float(self.huber_delta), quantiles=tuple(self.quantiles)
+        )
 
     def _encode_target(self, y):
         return self.target_scaler_.transform(y).astype(np.float32)
@@ -182,5 +248,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
     def _require_loss(self, loss, method):
         check_is_fitted(self, "model_")
         if self.loss != loss:
-            raise ValueError(f"{method} needs a model fitted with loss={loss!r}, got "
-                             f"loss={self.loss!r}; refit with loss={loss!r}")
+            raise ValueError(
+                f"{method} needs a model fitted with loss={loss!r}, got "
+                f"loss={self.loss!r}; refit with loss={loss!r}"
+            )

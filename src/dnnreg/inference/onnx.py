@@ -46,16 +46,18 @@ class _Graph:
         array = np.asarray(value, dtype=dtype)
         if array.dtype.kind in "OUS":
             flat = [str(v).encode() for v in array.reshape(-1)]
-            self.initializers.append(helper.make_tensor(
-                name, self.onnx.TensorProto.STRING, array.shape, flat))
+            self.initializers.append(
+                helper.make_tensor(name, self.onnx.TensorProto.STRING, array.shape, flat)
+            )
         else:
             self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
     def op(self, op_type: str, *inputs, n_out=1, domain="", **attrs):
         outs = [self.name(op_type.lower()) for _ in range(n_out)]
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs,
-                                                     domain=domain, **attrs))
+        self.nodes.append(
+            self.onnx.helper.make_node(op_type, list(inputs), outs, domain=domain, **attrs)
+        )
         return outs[0] if n_out == 1 else outs
 
     def take(self, x: str, index: int, axis: int) -> str:
@@ -89,11 +91,18 @@ def _count_at_or_below(g: _Graph, sorted_values, x: str, block: int = 32) -> str
     cut into blocks of 32: count the blocks whose last value is <= x, then compare x with
     the one block it falls in, for about 2√M comparisons per row instead of M."""
     m = len(sorted_values)
-    sum_last = lambda b: g.op("ReduceSum", g.op("Cast", b, to=7),  # noqa: E731
-                              g.const(np.array([-1], np.int64)), keepdims=0)
+    sum_last = lambda b: g.op(
+        "ReduceSum",
+        g.op("Cast", b, to=7),  # noqa: E731
+        g.const(np.array([-1], np.int64)),
+        keepdims=0,
+    )
     if m <= 2 * block:
-        return g.op("Unsqueeze", sum_last(g.op("LessOrEqual", g.const(sorted_values), x)),
-                    g.const(np.array([1], np.int64)))
+        return g.op(
+            "Unsqueeze",
+            sum_last(g.op("LessOrEqual", g.const(sorted_values), x)),
+            g.const(np.array([1], np.int64)),
+        )
     n_blocks = -(-m // block)
     padded = np.full(n_blocks * block, np.inf)
     padded[:m] = sorted_values
@@ -113,8 +122,11 @@ def _numeric_blocks(g: _Graph, x: str, state: dict) -> list[str]:
     if "quantiles" in state:
         scaled = _interp(g, filled, state["quantiles"], state["scores"])
     else:
-        scaled = g.op("Div", g.op("Sub", filled, g.const(state["center"], dtype=np.float64)),
-                      g.const(state["scale"], dtype=np.float64))
+        scaled = g.op(
+            "Div",
+            g.op("Sub", filled, g.const(state["center"], dtype=np.float64)),
+            g.const(state["scale"], dtype=np.float64),
+        )
         if "smooth_clip" in state:  # z / √(1 + (z/c)²)
             ratio = g.op("Div", scaled, g.const(state["smooth_clip"], dtype=np.float64))
             one = g.const(1.0, dtype=np.float64)
@@ -124,8 +136,14 @@ def _numeric_blocks(g: _Graph, x: str, state: dict) -> list[str]:
 
 def _codes(g: _Graph, x: str, categories: list[str]) -> str:
     """Category codes 1..C, and 0 for anything unseen (the unknown bucket). (N, 1) int64."""
-    return g.op("LabelEncoder", x, domain="ai.onnx.ml", keys_strings=list(categories),
-                values_int64s=list(range(1, len(categories) + 1)), default_int64=0)
+    return g.op(
+        "LabelEncoder",
+        x,
+        domain="ai.onnx.ml",
+        keys_strings=list(categories),
+        values_int64s=list(range(1, len(categories) + 1)),
+        default_int64=0,
+    )
 
 
 def _encoded_inputs(g: _Graph, pre) -> tuple[str, list[str]]:
@@ -138,8 +156,9 @@ def _encoded_inputs(g: _Graph, pre) -> tuple[str, list[str]]:
         code = _codes(g, col, pre.categorical[col]["categories"])
         if pre.categorical_encoding == "onehot":
             k = len(pre.categorical[col]["categories"]) + 1
-            blocks.append(g.op("Cast", g.op("Equal", code, g.const(np.arange(k, dtype=np.int64))),
-                               to=11))
+            blocks.append(
+                g.op("Cast", g.op("Equal", code, g.const(np.arange(k, dtype=np.int64))), to=11)
+            )
         else:
             codes.append(code)
     numeric = g.op("Concat", *blocks, axis=1) if blocks else None
@@ -153,21 +172,31 @@ def _numeric_embedding(g: _Graph, x: str, w: dict) -> str:
     f32 = lambda name: w[f"num_embedding.{name}"].astype(np.float32)  # noqa: E731
     f, _, d = w["num_embedding.weight"].shape
     cols = g.op("Gather", x, g.const(w["num_embedding.columns"].astype(np.int64)), axis=1)
-    xt = g.op("Unsqueeze", g.op("Transpose", cols, perm=[1, 0]),
-              g.const(np.array([2], np.int64)))  # (f, N, 1): one batch of rows per column
+    xt = g.op(
+        "Unsqueeze", g.op("Transpose", cols, perm=[1, 0]), g.const(np.array([2], np.int64))
+    )  # (f, N, 1): one batch of rows per column
     if "num_embedding.frequencies" in w:
         freq = (2.0 * np.pi * w["num_embedding.frequencies"]).astype(np.float32)
         angle = g.op("Mul", xt, g.const(freq[:, None, :]))  # (f, N, m)
         code = g.op("Concat", g.op("Cos", angle), g.op("Sin", angle), axis=2)
     else:
-        z = g.op("Div", g.op("Sub", xt, g.const(f32("left")[:, None, :])),
-                 g.const(f32("width")[:, None, :]))
-        code = g.op("Min", g.op("Max", z, g.const(f32("lower")[:, None, :])),
-                    g.const(f32("upper")[:, None, :]))  # (f, N, T)
-    e = g.op("Relu", g.op("Add", g.op("MatMul", code, g.const(f32("weight"))),
-                          g.const(f32("bias")[:, None, :])))  # (f, N, d)
-    flat = g.op("Reshape", g.op("Transpose", e, perm=[1, 0, 2]),
-                g.const(np.array([0, f * d], np.int64)))  # (N, f·d)
+        z = g.op(
+            "Div",
+            g.op("Sub", xt, g.const(f32("left")[:, None, :])),
+            g.const(f32("width")[:, None, :]),
+        )
+        code = g.op(
+            "Min",
+            g.op("Max", z, g.const(f32("lower")[:, None, :])),
+            g.const(f32("upper")[:, None, :]),
+        )  # (f, N, T)
+    e = g.op(
+        "Relu",
+        g.op("Add", g.op("MatMul", code, g.const(f32("weight"))), g.const(f32("bias")[:, None, :])),
+    )  # (f, N, d)
+    flat = g.op(
+        "Reshape", g.op("Transpose", e, perm=[1, 0, 2]), g.const(np.array([0, f * d], np.int64))
+    )  # (N, f·d)
     rest = w["num_embedding.passthrough"].astype(np.int64)
     if len(rest) == 0:
         return flat
@@ -187,8 +216,11 @@ def _activation(g: _Graph, name: str, z: str, slope=None) -> str:
         return g.op("Elu", z, alpha=1.0)
     if name == "gelu":  # exact: ½ z (1 + erf(z / √2))
         erf = g.op("Erf", g.op("Mul", z, g.const(np.float32(1 / np.sqrt(2)))))
-        return g.op("Mul", g.op("Mul", z, g.const(np.float32(0.5))),
-                    g.op("Add", erf, g.const(np.float32(1.0))))
+        return g.op(
+            "Mul",
+            g.op("Mul", z, g.const(np.float32(0.5))),
+            g.op("Add", erf, g.const(np.float32(1.0))),
+        )
     if name == "silu":
         return g.op("Mul", z, g.op("Sigmoid", z))
     if name == "softplus":  # torch returns z itself beyond 20
@@ -201,12 +233,19 @@ def _norm(g: _Graph, kind: str, z: str, w: dict, prefix: str, k: int, d: int) ->
     if kind == "batch_norm":  # eval mode: one fixed affine map per member and unit
         scale = p("weight") / np.sqrt(p("running_var") + _NORM_EPS)
         shift = p("bias") - p("running_mean") * scale
-        return g.op("Add", g.op("Mul", z, g.const(scale.reshape(k, 1, d).astype(np.float32))),
-                    g.const(shift.reshape(k, 1, d).astype(np.float32)))
-    normed = g.op("LayerNormalization", z, g.const(np.ones(d, np.float32)), axis=-1,
-                  epsilon=_NORM_EPS)
-    return g.op("Add", g.op("Mul", normed, g.const(w[f"{prefix}.norm.weight"])),
-                g.const(w[f"{prefix}.norm.bias"]))
+        return g.op(
+            "Add",
+            g.op("Mul", z, g.const(scale.reshape(k, 1, d).astype(np.float32))),
+            g.const(shift.reshape(k, 1, d).astype(np.float32)),
+        )
+    normed = g.op(
+        "LayerNormalization", z, g.const(np.ones(d, np.float32)), axis=-1, epsilon=_NORM_EPS
+    )
+    return g.op(
+        "Add",
+        g.op("Mul", normed, g.const(w[f"{prefix}.norm.weight"])),
+        g.const(w[f"{prefix}.norm.bias"]),
+    )
 
 
 def _network(g: _Graph, x: str, w: dict, params: dict) -> str:
@@ -241,13 +280,16 @@ def _regression_outputs(g: _Graph, out: str, config: dict, target) -> list[tuple
 
     if loss == "quantile":
         q = len(params["quantiles"])
-        ordered = g.op("TopK", out, g.const(np.array([q], np.int64)), axis=-1, largest=0,
-                       sorted=1, n_out=2)[0]
+        ordered = g.op(
+            "TopK", out, g.const(np.array([q], np.int64)), axis=-1, largest=0, sorted=1, n_out=2
+        )[0]
         levels = sorted(params["quantiles"])
         median = int(np.argmin([abs(v - 0.5) for v in levels]))
         quantiles = unscale(g.mean0(ordered))
-        return [("prediction", g.take(quantiles, median, axis=1), 11, ["N"]),
-                ("quantiles", quantiles, 11, ["N", q])]
+        return [
+            ("prediction", g.take(quantiles, median, axis=1), 11, ["N"]),
+            ("quantiles", quantiles, 11, ["N", q]),
+        ]
     first = g.take(out, 0, axis=2)  # (k, N)
     if loss == "poisson":
         return [("prediction", unscale(g.mean0(g.op("Exp", first))), 11, ["N"])]
@@ -255,8 +297,11 @@ def _regression_outputs(g: _Graph, out: str, config: dict, target) -> list[tuple
         var = g.op("Add", g.op("Softplus", g.take(out, 1, axis=2)), g.const(np.float32(1e-6)))
         mu = g.mean0(first)
         # Law of total variance over the uniform mixture of members.
-        total = g.op("Sub", g.op("Add", g.mean0(var), g.mean0(g.op("Mul", first, first))),
-                     g.op("Mul", mu, mu))
+        total = g.op(
+            "Sub",
+            g.op("Add", g.mean0(var), g.mean0(g.op("Mul", first, first))),
+            g.op("Mul", mu, mu),
+        )
         variance = g.op("Mul", g.op("Cast", total, to=11), g.const(np.float64(target.std**2)))
         return [("prediction", unscale(mu), 11, ["N"]), ("variance", variance, 11, ["N"])]
     return [("prediction", unscale(g.mean0(first)), 11, ["N"])]
@@ -277,13 +322,14 @@ def _classification_outputs(g: _Graph, out: str, config: dict) -> list[tuple]:
     mean = g.op("Div", mean, g.op("ReduceSum", mean, g.const(np.array([1], np.int64)), keepdims=1))
     label = g.op("Gather", g.const(classes), g.op("ArgMax", mean, axis=1, keepdims=0))
     kinds = {"U": 8, "O": 8, "S": 8, "i": 7, "u": 7, "f": 11, "b": 9}
-    return [("probabilities", mean, 11, ["N", len(classes)]),
-            ("label", label, kinds[classes.dtype.kind], ["N"])]
+    return [
+        ("probabilities", mean, 11, ["N", len(classes)]),
+        ("label", label, kinds[classes.dtype.kind], ["N"]),
+    ]
 
 
 # ---------------------------------------------------------------------- public API
-def export_onnx(model_dir, path, *, overwrite: bool = False,
-                flag: str = "overwrite=True") -> Path:
+def export_onnx(model_dir, path, *, overwrite: bool = False, flag: str = "overwrite=True") -> Path:
     """Write the model saved in ``model_dir`` as one ONNX graph, preprocessing included.
 
     The file is checked with ``onnx.checker`` and written atomically (a temp file renamed
@@ -308,24 +354,40 @@ def export_onnx(model_dir, path, *, overwrite: bool = False,
         numeric = _numeric_embedding(g, numeric, weights)
     parts = [] if numeric is None else [numeric]
     for j, code in enumerate(codes):  # embeddings follow the numeric block, as in torch
-        parts.append(g.op("Gather", g.const(weights[f"embeddings.{j}.weight"]),
-                          g.op("Squeeze", code, g.const(np.array([1], np.int64)))))
+        parts.append(
+            g.op(
+                "Gather",
+                g.const(weights[f"embeddings.{j}.weight"]),
+                g.op("Squeeze", code, g.const(np.array([1], np.int64))),
+            )
+        )
     x = parts[0] if len(parts) == 1 else g.op("Concat", *parts, axis=1)
     out = _network(g, x, weights, config["params"])
-    outputs = (_classification_outputs(g, out, config) if config.get("classes") is not None
-               else _regression_outputs(g, out, config, target))
+    outputs = (
+        _classification_outputs(g, out, config)
+        if config.get("classes") is not None
+        else _regression_outputs(g, out, config, target)
+    )
 
-    inputs = [helper.make_tensor_value_info(
-        c, TensorProto.DOUBLE if c in pre.numeric else TensorProto.STRING, ["N", 1])
-        for c in pre.columns]
+    inputs = [
+        helper.make_tensor_value_info(
+            c, TensorProto.DOUBLE if c in pre.numeric else TensorProto.STRING, ["N", 1]
+        )
+        for c in pre.columns
+    ]
     graph_outputs = []
     for name, tensor, elem, shape in outputs:
         g.nodes.append(helper.make_node("Identity", [tensor], [name]))
         graph_outputs.append(helper.make_tensor_value_info(name, elem, shape))
     graph = helper.make_graph(g.nodes, "dnnreg", inputs, graph_outputs, g.initializers)
-    model = helper.make_model(graph, producer_name="dnnreg",
-                              opset_imports=[helper.make_opsetid("", OPSET),
-                                             helper.make_opsetid("ai.onnx.ml", _ML_OPSET)])
+    model = helper.make_model(
+        graph,
+        producer_name="dnnreg",
+        opset_imports=[
+            helper.make_opsetid("", OPSET),
+            helper.make_opsetid("ai.onnx.ml", _ML_OPSET),
+        ],
+    )
     model.ir_version = 9  # readable by onnxruntime >= 1.17
     onnx.checker.check_model(model)
     return write_file(Path(path), model.SerializeToString(), overwrite=overwrite, flag=flag)

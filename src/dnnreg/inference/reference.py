@@ -65,7 +65,9 @@ def _sigmoid(z):
 
 
 def _softplus(z):
-    return np.where(z > _SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, _SOFTPLUS_THRESHOLD))))
+    return np.where(
+        z > _SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, _SOFTPLUS_THRESHOLD)))
+    )
 
 
 def _softplus_grad(z):
@@ -87,14 +89,17 @@ def _mish_grad(z):
 ACTIVATIONS = {
     "identity": (lambda z: z, lambda z: np.ones_like(z)),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(z.dtype)),
-    "leaky_relu": (lambda z: np.where(z > 0, z, _LEAKY_SLOPE * z),
-                   lambda z: np.where(z > 0, 1.0, _LEAKY_SLOPE)),
+    "leaky_relu": (
+        lambda z: np.where(z > 0, z, _LEAKY_SLOPE * z),
+        lambda z: np.where(z > 0, 1.0, _LEAKY_SLOPE),
+    ),
     "prelu": (lambda z, a: np.where(z > 0, z, a * z), lambda z, a: np.where(z > 0, 1.0, a)),
-    "elu": (lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
-            lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0)))),
+    "elu": (
+        lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
+        lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0))),
+    ),
     "gelu": (lambda z: 0.5 * z * (1.0 + _erf(z / math.sqrt(2.0))), _gelu_grad),
-    "silu": (lambda z: z * _sigmoid(z),
-             lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
+    "silu": (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z)))),
     "mish": (lambda z: z * np.tanh(np.log1p(np.exp(z))), _mish_grad),
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z))),
@@ -175,8 +180,16 @@ def _softplus_exact(z):
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
-LOSSES = ("mse", "mae", "huber", "quantile", "gaussian_nll", "poisson", "cross_entropy",
-          "sigmoid_mse")
+LOSSES = (
+    "mse",
+    "mae",
+    "huber",
+    "quantile",
+    "gaussian_nll",
+    "poisson",
+    "cross_entropy",
+    "sigmoid_mse",
+)
 
 
 def output_map(name, out, *, n_classes=None):
@@ -232,7 +245,7 @@ def member_weights(params: dict) -> dict:
     for name, w in params.items():
         if not (name.endswith("linear.weight") and np.ndim(w) == 2):
             continue
-        prefix = name[:-len("weight")]
+        prefix = name[: -len("weight")]
         k = params[prefix + "bias"].shape[0]
         w = np.broadcast_to(w, (k, *np.shape(w)))
         r, s = out.pop(prefix + "r", None), out.pop(prefix + "s", None)
@@ -279,17 +292,20 @@ def embedding_gradients(p: dict, cache: dict, g_embedded: np.ndarray) -> dict:
     Periodic codes v = [cos θ, sin θ], θ = 2π c x, add ∂c = Σ_rows 2π x (-∂v_cos sin θ +
     ∂v_sin cos θ); piecewise-linear bins are fixed by the data, not trained."""
     n, f, _ = cache["pre"].shape
-    delta = g_embedded[:, :f * cache["pre"].shape[2]].reshape(cache["pre"].shape)
+    delta = g_embedded[:, : f * cache["pre"].shape[2]].reshape(cache["pre"].shape)
     delta = delta * (cache["pre"] > 0)
-    grads = {"num_embedding.weight": np.einsum("nfc,nfd->fcd", cache["v"], delta),
-             "num_embedding.bias": delta.sum(axis=0)}
+    grads = {
+        "num_embedding.weight": np.einsum("nfc,nfd->fcd", cache["v"], delta),
+        "num_embedding.bias": delta.sum(axis=0),
+    }
     if "num_embedding.frequencies" in p:
         g_v = np.einsum("nfd,fcd->nfc", delta, p["num_embedding.weight"])
         m = g_v.shape[2] // 2
         theta = (2.0 * math.pi) * cache["x"][:, :, None] * p["num_embedding.frequencies"]
         g_theta = -g_v[..., :m] * np.sin(theta) + g_v[..., m:] * np.cos(theta)
-        grads["num_embedding.frequencies"] = (g_theta * (2.0 * math.pi)
-                                              * cache["x"][:, :, None]).sum(axis=0)
+        grads["num_embedding.frequencies"] = (
+            g_theta * (2.0 * math.pi) * cache["x"][:, :, None]
+        ).sum(axis=0)
     return grads
 
 
@@ -313,19 +329,32 @@ class NumpyMLP:
     (1, 4, 1)
     """
 
-    def __init__(self, params, *, hidden_layer_sizes, activation, normalization="none",
-                 residual=False, dropout=0.0):
+    def __init__(
+        self,
+        params,
+        *,
+        hidden_layer_sizes,
+        activation,
+        normalization="none",
+        residual=False,
+        dropout=0.0,
+    ):
         self.params = member_weights(
-            {k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
+            {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+        )
         self.activation, self.normalization, self.dropout = activation, normalization, dropout
         self.f, self.df = ACTIVATIONS[activation]
         self.n_blocks = len(hidden_layer_sizes)
-        widths = [self.params["blocks.0.linear.weight"].shape[1] if self.n_blocks else 0,
-                  *hidden_layer_sizes]
-        self.residual = [bool(residual) and widths[i] == widths[i + 1]
-                         for i in range(self.n_blocks)]
-        self.n_embeddings = len([k for k in self.params if k.startswith("embeddings.")
-                                 and k.endswith(".weight")])
+        widths = [
+            self.params["blocks.0.linear.weight"].shape[1] if self.n_blocks else 0,
+            *hidden_layer_sizes,
+        ]
+        self.residual = [
+            bool(residual) and widths[i] == widths[i + 1] for i in range(self.n_blocks)
+        ]
+        self.n_embeddings = len(
+            [k for k in self.params if k.startswith("embeddings.") and k.endswith(".weight")]
+        )
 
     # -------------------------------------------------------------- inputs
     def embed(self, x_num, x_cat=None, cache=None):
@@ -333,8 +362,9 @@ class NumpyMLP:
         if any) and the categorical embedding rows. Shape: ``-> (n, d)``."""
         x = embed_numeric(self.params, np.asarray(x_num, dtype=np.float64), cache)
         if self.n_embeddings:
-            parts = [x] + [self.params[f"embeddings.{j}.weight"][x_cat[:, j]]
-                           for j in range(self.n_embeddings)]
+            parts = [x] + [
+                self.params[f"embeddings.{j}.weight"][x_cat[:, j]] for j in range(self.n_embeddings)
+            ]
             x = np.concatenate(parts, axis=1)
         return x
 
@@ -372,7 +402,10 @@ class NumpyMLP:
         """
         a = np.broadcast_to(x, (self.params["head.weight"].shape[0],) + x.shape)
         for l in range(self.n_blocks):
-            z = a @ self.params[f"blocks.{l}.linear.weight"] + self.params[f"blocks.{l}.linear.bias"]
+            z = (
+                a @ self.params[f"blocks.{l}.linear.weight"]
+                + self.params[f"blocks.{l}.linear.bias"]
+            )
             u, norm_state = self._norm(l, z)
             h, fprime = self._act(l, u)
             mask = None
@@ -380,8 +413,9 @@ class NumpyMLP:
                 mask = masks[l] / (1.0 - self.dropout)
                 h = h * mask
             if cache is not None:
-                cache.append({"a_in": a, "u": u, "fprime": fprime, "norm": norm_state,
-                              "mask": mask, "h": h})
+                cache.append(
+                    {"a_in": a, "u": u, "fprime": fprime, "norm": norm_state, "mask": mask, "h": h}
+                )
             a = a + self.params[f"blocks.{l}.alpha"] * h if self.residual[l] else h
         if cache is not None:
             cache.append({"a_in": a})
@@ -426,7 +460,8 @@ class NumpyMLP:
                 g = g * c["mask"]
             if self.activation == "prelu":  # ∂a/∂slope = min(u, 0)
                 grads[f"blocks.{l}.act.weight"] = (g * np.minimum(c["u"], 0.0)).sum(
-                    axis=1, keepdims=True)
+                    axis=1, keepdims=True
+                )
             g = g * c["fprime"]  # ∂L/∂u = ∂L/∂a ⊙ f′(u)
             if self.normalization != "none":
                 g = self._norm_backward(l, g, c["norm"], grads)
@@ -453,14 +488,19 @@ class NumpyMLP:
     def _layer_norm_backward(g_hat, x_hat, inv_std):
         """∂L/∂z from ∂L/∂x̂ for x̂ = (z - mean z)/√(var z + ε) over a row's d units:
         ∂L/∂z = (g - mean(g) - x̂ · mean(g ⊙ x̂)) / √(var + ε) (Ba et al. 2016)."""
-        return inv_std * (g_hat - g_hat.mean(axis=-1, keepdims=True)
-                          - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True))
+        return inv_std * (
+            g_hat
+            - g_hat.mean(axis=-1, keepdims=True)
+            - x_hat * (g_hat * x_hat).mean(axis=-1, keepdims=True)
+        )
 
     @staticmethod
     def _affine_grads(name, a_in, delta):
         # ∂L/∂W = a^{l-1 ᵀ} δ^l per member; ∂L/∂b = Σ over rows of δ^l.
-        return {f"{name}.weight": np.swapaxes(a_in, 1, 2) @ delta,
-                f"{name}.bias": delta.sum(axis=1, keepdims=True)}
+        return {
+            f"{name}.weight": np.swapaxes(a_in, 1, 2) @ delta,
+            f"{name}.bias": delta.sum(axis=1, keepdims=True),
+        }
 
     # -------------------------------------------------------------- inference
     def outputs(self, x_num, x_cat=None, *, batch_size=1024):
@@ -470,7 +510,7 @@ class NumpyMLP:
         than chunks of 65k rows on a 3x256, 4-member net."""
         x = self.embed(x_num, x_cat)
         k, d_out = self.params["head.weight"].shape[0], self.params["head.weight"].shape[2]
-        chunks = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        chunks = [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(chunks, axis=1) if chunks else np.zeros((k, 0, d_out))
 
     def predict(self, x_num, x_cat=None, *, batch_size=1024):
@@ -478,8 +518,20 @@ class NumpyMLP:
         return self.outputs(x_num, x_cat, batch_size=batch_size).mean(axis=0)[:, 0]
 
 
-def train_numpy(net: NumpyMLP, x, y, batches, *, optimizer="sgd", lr=0.01, momentum=0.9,
-                betas=(0.9, 0.999), eps=1e-8, masks=None, loss="mse"):
+def train_numpy(
+    net: NumpyMLP,
+    x,
+    y,
+    batches,
+    *,
+    optimizer="sgd",
+    lr=0.01,
+    momentum=0.9,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    masks=None,
+    loss="mse",
+):
     """Train ``net`` in place by back-propagation alone (no autograd); returns the losses.
 
     ``batches`` is a sequence of row-index arrays, one per step, so a test can feed torch
@@ -492,8 +544,9 @@ def train_numpy(net: NumpyMLP, x, y, batches, *, optimizer="sgd", lr=0.01, momen
                     (Kingma & Ba 2015)
     """
     if optimizer not in ("sgd", "momentum", "adam"):
-        raise ValueError(f"optimizer must be one of ['sgd', 'momentum', 'adam'], got "
-                         f"optimizer={optimizer!r}")
+        raise ValueError(
+            f"optimizer must be one of ['sgd', 'momentum', 'adam'], got optimizer={optimizer!r}"
+        )
     state: dict[str, dict] = {}
     losses = []
     for t, rows in enumerate(batches, start=1):

@@ -21,10 +21,9 @@ engine; it shares no code with the reference (which only the tests import).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
-
-from pathlib import Path
 
 from dnnreg.model_file import read_config, read_preprocessor, read_weights
 from dnnreg.options import LEAKY_SLOPE, NORM_EPS, SOFTPLUS_THRESHOLD
@@ -86,7 +85,7 @@ def member_weights(params: dict) -> dict:
     for name, w in params.items():
         if not (name.endswith("linear.weight") and np.ndim(w) == 2):
             continue
-        prefix = name[:-len("weight")]
+        prefix = name[: -len("weight")]
         k = params[prefix + "bias"].shape[0]
         r = out.pop(prefix + "r", None)  # (k, 1, d_in)
         s = out.pop(prefix + "s", None)  # (k, 1, d_out)
@@ -111,8 +110,11 @@ def embed_numeric(p: dict, x_num: np.ndarray) -> np.ndarray:
         angle = x * (p["num_embedding.frequencies"] * x.dtype.type(2.0 * math.pi))
         code = np.concatenate([np.cos(angle), np.sin(angle)], axis=-1)
     else:
-        code = np.clip((x - p["num_embedding.left"]) / p["num_embedding.width"],
-                       p["num_embedding.lower"], p["num_embedding.upper"])
+        code = np.clip(
+            (x - p["num_embedding.left"]) / p["num_embedding.width"],
+            p["num_embedding.lower"],
+            p["num_embedding.upper"],
+        )
     e = np.matmul(code.transpose(1, 0, 2), p["num_embedding.weight"])  # (f, n, d)
     e = np.maximum(e.transpose(1, 0, 2) + p["num_embedding.bias"], 0.0)
     return np.concatenate([e.reshape(len(x_num), -1), x_num[:, rest]], axis=1)
@@ -157,14 +159,24 @@ class InferenceNet:
     (2, 5, 1)
     """
 
-    def __init__(self, params, *, hidden_layer_sizes, activation, normalization="none",
-                 residual=False, dtype=np.float32):
+    def __init__(
+        self,
+        params,
+        *,
+        hidden_layer_sizes,
+        activation,
+        normalization="none",
+        residual=False,
+        dtype=np.float32,
+    ):
         self.dtype = np.dtype(dtype)
         p = member_weights({k: np.asarray(v, dtype=self.dtype) for k, v in params.items()})
         self.numeric_embedding = {k: v for k, v in p.items() if k.startswith("num_embedding.")}
         self.activation, self.normalization = activation, normalization
-        self.embeddings = [p[f"embeddings.{j}.weight"] for j in range(
-            len([k for k in p if k.startswith("embeddings.")]))]
+        self.embeddings = [
+            p[f"embeddings.{j}.weight"]
+            for j in range(len([k for k in p if k.startswith("embeddings.")]))
+        ]
         self.layers = []
         for l in range(len(hidden_layer_sizes)):
             w, b = p[f"blocks.{l}.linear.weight"], p[f"blocks.{l}.linear.bias"]
@@ -219,8 +231,9 @@ class InferenceNet:
         embedding rows side by side. Shape: ``-> (n, d)``."""
         x = embed_numeric(self.numeric_embedding, np.asarray(x_num, dtype=self.dtype))
         if self.embeddings:
-            x = np.concatenate([x] + [e[x_cat[:, j]] for j, e in enumerate(self.embeddings)],
-                               axis=1)
+            x = np.concatenate(
+                [x] + [e[x_cat[:, j]] for j, e in enumerate(self.embeddings)], axis=1
+            )
         return x
 
     def outputs(self, x_num, x_cat=None, *, batch_size: int = CHUNK) -> np.ndarray:
@@ -228,8 +241,9 @@ class InferenceNet:
         x = self.embed(x_num, x_cat)
         if len(x) <= batch_size:
             return self.forward(x)
-        return np.concatenate([self.forward(x[i:i + batch_size])
-                               for i in range(0, len(x), batch_size)], axis=1)
+        return np.concatenate(
+            [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)], axis=1
+        )
 
 
 # ---------------------------------------------------------------------- a saved model
@@ -244,7 +258,11 @@ class NumpyModel:
     def __init__(self, config: dict, preprocessor, target_scaler, net):
         # Attribute names match the estimators', so callers treat both engines alike.
         self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
-            config, preprocessor, target_scaler, net)
+            config,
+            preprocessor,
+            target_scaler,
+            net,
+        )
         self.metadata_ = config.get("metadata", {})
         self.loss = config["params"]["loss"]
         classes = config.get("classes")
@@ -254,14 +272,17 @@ class NumpyModel:
     def _point(self, X):
         enc = self.preprocessor_.transform(X)
         per_member = output_map(self.loss, self.net_.outputs(enc.numeric, enc.categorical))
-        return point_prediction(self.loss, per_member,
-                                quantiles=self.config_["params"].get("quantiles", (0.5,)))
+        return point_prediction(
+            self.loss, per_member, quantiles=self.config_["params"].get("quantiles", (0.5,))
+        )
 
     def predict_proba(self, X):
         """Class probabilities (classifiers only). Shape: ``(n, C)``."""
         if not hasattr(self, "classes_"):
-            raise ValueError("predict_proba needs a classifier; this model is a "
-                             f"{self.config_['estimator']}, use predict")
+            raise ValueError(
+                "predict_proba needs a classifier; this model is a "
+                f"{self.config_['estimator']}, use predict"
+            )
         return self._point(X)
 
     def predict(self, X):
@@ -281,8 +302,11 @@ def load_numpy(path) -> NumpyModel:
     config = read_config(path)
     pre, target = read_preprocessor(path)
     params = config["params"]
-    net = InferenceNet(read_weights(path),
-                       hidden_layer_sizes=params["hidden_layer_sizes"],
-                       activation=params["activation"], normalization=params["normalization"],
-                       residual=params["residual"])
+    net = InferenceNet(
+        read_weights(path),
+        hidden_layer_sizes=params["hidden_layer_sizes"],
+        activation=params["activation"],
+        normalization=params["normalization"],
+        residual=params["residual"],
+    )
     return NumpyModel(config, pre, target, net)

@@ -29,7 +29,9 @@ import math
 import numpy as np
 import torch
 from torch import nn
+
 from dnnreg.options import BINNINGS, NUMERIC_EMBEDDINGS  # noqa: F401
+
 
 def quantile_bins(values: np.ndarray, n_bins: int) -> list[np.ndarray]:
     """Bin edges for each column of ``values`` (n, f): the distinct quantiles at
@@ -47,8 +49,14 @@ def quantile_bins(values: np.ndarray, n_bins: int) -> list[np.ndarray]:
     return edges
 
 
-def tree_bins(values: np.ndarray, target: np.ndarray, n_bins: int, *,
-              classification: bool = False, min_samples_leaf: int | None = None) -> list[np.ndarray]:
+def tree_bins(
+    values: np.ndarray,
+    target: np.ndarray,
+    n_bins: int,
+    *,
+    classification: bool = False,
+    min_samples_leaf: int | None = None,
+) -> list[np.ndarray]:
     """Target-aware bin edges (Gorishniy et al. 2022, section 3.2, "PLE-T"): for each column
     a decision tree with at most ``n_bins`` leaves is grown on that column alone against
     the target, and its split thresholds, with the column's minimum and maximum, are the
@@ -56,8 +64,8 @@ def tree_bins(values: np.ndarray, target: np.ndarray, n_bins: int, *,
     rows happen to be dense.
 
     ``min_samples_leaf`` defaults to ``n // (2 n_bins)`` (at least 1, at most 64, the value
-    in the authors' package examples), so a small table still gets several bins. ``target`` is (n,) or (n, m);
-    multi-output targets bin on the first output.
+    in the authors' package examples), so a small table still gets several bins. ``target``
+    is (n,) or (n, m); multi-output targets bin on the first output.
 
     >>> x = np.arange(8.0)[:, None]
     >>> [e.tolist() for e in tree_bins(x, (x[:, 0] > 4.5).astype(float), 4, min_samples_leaf=1)]
@@ -73,8 +81,9 @@ def tree_bins(values: np.ndarray, target: np.ndarray, n_bins: int, *,
     tree_class = DecisionTreeClassifier if classification else DecisionTreeRegressor
     edges = []
     for column in values.T:
-        tree = tree_class(max_leaf_nodes=max(2, n_bins), min_samples_leaf=min_samples_leaf,
-                          random_state=0).fit(column[:, None], target)
+        tree = tree_class(
+            max_leaf_nodes=max(2, n_bins), min_samples_leaf=min_samples_leaf, random_state=0
+        ).fit(column[:, None], target)
         # Internal nodes carry a feature index >= 0; leaves carry -2.
         splits = tree.tree_.threshold[tree.tree_.feature >= 0]
         e = np.unique(np.concatenate([[column.min(), column.max()], splits]))
@@ -129,12 +138,23 @@ class NumericEmbedding(nn.Module):
     ((5, 9), 9)
     """
 
-    def __init__(self, kind: str, *, columns: list[int], d_numeric: int, d_embedding: int,
-                 n_frequencies: int = 48, sigma: float = 0.1, n_bins: int = 48,
-                 binning: str = "quantile"):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        columns: list[int],
+        d_numeric: int,
+        d_embedding: int,
+        n_frequencies: int = 48,
+        sigma: float = 0.1,
+        n_bins: int = 48,
+        binning: str = "quantile",
+    ):
         super().__init__()
         if kind not in NUMERIC_EMBEDDINGS[1:]:
-            raise ValueError(f"kind must be one of {list(NUMERIC_EMBEDDINGS[1:])}, got kind={kind!r}")
+            raise ValueError(
+                f"kind must be one of {list(NUMERIC_EMBEDDINGS[1:])}, got kind={kind!r}"
+            )
         if binning not in BINNINGS:
             raise ValueError(f"binning must be one of {list(BINNINGS)}, got binning={binning!r}")
         self.kind, self.sigma, self.binning = kind, float(sigma), binning
@@ -166,8 +186,9 @@ class NumericEmbedding(nn.Module):
             self.weight.uniform_(-bound, bound, generator=generator)
             self.bias.uniform_(-bound, bound, generator=generator)
 
-    def set_bins(self, x_num: np.ndarray, target: np.ndarray | None = None, *,
-                 classification: bool = False) -> None:
+    def set_bins(
+        self, x_num: np.ndarray, target: np.ndarray | None = None, *, classification: bool = False
+    ) -> None:
         """Fit the piecewise-linear bins to the training rows' numeric block (n, d_numeric)
         and, for ``binning="tree"``, their targets."""
         if self.kind != "piecewise_linear":

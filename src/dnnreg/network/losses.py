@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from dnnreg.options import VARIANCE_FLOOR
-from dnnreg.options import CLASSIFICATION_LOSSES, REGRESSION_LOSSES  # noqa: F401
-
+from dnnreg.options import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, VARIANCE_FLOOR  # noqa: F401
 
 
 class Loss:
@@ -178,13 +176,20 @@ class SigmoidMSE(CrossEntropy):
         return p / p.sum(dim=-1, keepdim=True)
 
 
-def make_loss(name: str, *, huber_delta: float = 1.0, quantiles=(0.5,),
-              n_classes: int | None = None) -> Loss:
+def make_loss(
+    name: str, *, huber_delta: float = 1.0, quantiles=(0.5,), n_classes: int | None = None
+) -> Loss:
     """The :class:`Loss` called ``name``."""
-    table = {"mse": MSE, "mae": MAE, "huber": lambda: Huber(huber_delta),
-             "quantile": lambda: Quantile(quantiles), "gaussian_nll": GaussianNLL,
-             "poisson": Poisson, "cross_entropy": lambda: CrossEntropy(n_classes),
-             "sigmoid_mse": lambda: SigmoidMSE(n_classes)}
+    table = {
+        "mse": MSE,
+        "mae": MAE,
+        "huber": lambda: Huber(huber_delta),
+        "quantile": lambda: Quantile(quantiles),
+        "gaussian_nll": GaussianNLL,
+        "poisson": Poisson,
+        "cross_entropy": lambda: CrossEntropy(n_classes),
+        "sigmoid_mse": lambda: SigmoidMSE(n_classes),
+    }
     return table[name]()
 
 

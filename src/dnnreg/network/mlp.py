@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dnnreg.options import LEAKY_SLOPE, NORM_EPS
+from dnnreg.options import ENSEMBLE_KINDS, INIT_ALIASES, INITS, LEAKY_SLOPE, NORM_EPS, resolve_init  # noqa: F401
 from dnnreg.tables.preprocessing import embedding_dim
-from dnnreg.options import ENSEMBLE_KINDS, INIT_ALIASES, INITS, resolve_init  # noqa: F401
 
 PRELU_INIT = 0.25  # He et al. (2015)'s initial slope for PReLU
 
@@ -94,8 +93,12 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(k, d_in, d_out))
         self.bias = nn.Parameter(torch.zeros(k, 1, d_out))
 
-    def reset_parameters(self, scheme: str = "torch_default", activation: str = "identity",
-                         generator: torch.Generator | None = None):
+    def reset_parameters(
+        self,
+        scheme: str = "torch_default",
+        activation: str = "identity",
+        generator: torch.Generator | None = None,
+    ):
         """Draw each member's weights by ``scheme`` (see :func:`init_variance`)."""
         _draw(self.weight, self.bias, scheme, activation, generator)
 
@@ -103,8 +106,13 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)  # (k, n, d_out)
 
 
-def _draw(w: torch.Tensor, b: torch.Tensor, scheme: str, activation: str,
-          generator: torch.Generator | None) -> None:
+def _draw(
+    w: torch.Tensor,
+    b: torch.Tensor,
+    scheme: str,
+    activation: str,
+    generator: torch.Generator | None,
+) -> None:
     """Initialise ``w`` ((k,) d_in, d_out: one matrix or one per member) by ``scheme`` and
     zero ``b`` (torch_default draws it as nn.Linear does)."""
     fan_in, fan_out = w.shape[-2:]
@@ -139,8 +147,9 @@ class SharedLinear(nn.Module):
     ``r: (k, 1, d_in)``, ``s: (k, 1, d_out)``, ``bias: (k, 1, d_out)``.
     """
 
-    def __init__(self, k: int, d_in: int, d_out: int, *, adapters: str = "rs",
-                 random_signs: bool = False):
+    def __init__(
+        self, k: int, d_in: int, d_out: int, *, adapters: str = "rs", random_signs: bool = False
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(d_in, d_out))
         self.bias = nn.Parameter(torch.zeros(k, 1, d_out))
@@ -148,8 +157,12 @@ class SharedLinear(nn.Module):
         self.s = nn.Parameter(torch.ones(k, 1, d_out)) if "s" in adapters else None
         self.random_signs = random_signs
 
-    def reset_parameters(self, scheme: str = "torch_default", activation: str = "identity",
-                         generator: torch.Generator | None = None):
+    def reset_parameters(
+        self,
+        scheme: str = "torch_default",
+        activation: str = "identity",
+        generator: torch.Generator | None = None,
+    ):
         """The shared matrix by ``scheme`` (see :func:`init_variance`): each member's
         effective weight has the scheme's variance, since the adapters start at ±1."""
         _draw(self.weight, self.bias, scheme, activation, generator)
@@ -181,8 +194,7 @@ def _layer_linear(kind: str, layer: int, k: int, d_in: int, d_out: int) -> nn.Mo
         return EnsembleLinear(k, d_in, d_out)
     if kind == "tabm":
         return SharedLinear(k, d_in, d_out, adapters="rs", random_signs=layer == 0)
-    return SharedLinear(k, d_in, d_out, adapters="r" if layer == 0 else "",
-                        random_signs=layer == 0)
+    return SharedLinear(k, d_in, d_out, adapters="r" if layer == 0 else "", random_signs=layer == 0)
 
 
 class EnsembleBatchNorm(nn.BatchNorm1d):
@@ -236,8 +248,19 @@ class Block(nn.Module):
     Shape: ``(k, n, d_in) -> (k, n, d_out)``; ``alpha: (k, 1, 1)``.
     """
 
-    def __init__(self, k: int, d_in: int, d_out: int, *, activation: str, normalization: str,
-                 dropout: float, residual: bool, ensemble_kind: str = "mlp_k", layer: int = 0):
+    def __init__(
+        self,
+        k: int,
+        d_in: int,
+        d_out: int,
+        *,
+        activation: str,
+        normalization: str,
+        dropout: float,
+        residual: bool,
+        ensemble_kind: str = "mlp_k",
+        layer: int = 0,
+    ):
         super().__init__()
         self.linear = _layer_linear(ensemble_kind, layer, k, d_in, d_out)
         norm = NORMALIZATIONS[normalization]
@@ -295,30 +318,52 @@ class MLP(nn.Module):
     (2, 5, 1)
     """
 
-    def __init__(self, *, d_numeric: int, cardinalities: list[int], hidden_layer_sizes,
-                 activation: str, dropout: float = 0.0, normalization: str = "none",
-                 residual: bool = False, n_ensemble: int = 1, d_out: int = 1,
-                 ensemble_kind: str = "mlp_k", numeric_embedding: nn.Module | None = None):
+    def __init__(
+        self,
+        *,
+        d_numeric: int,
+        cardinalities: list[int],
+        hidden_layer_sizes,
+        activation: str,
+        dropout: float = 0.0,
+        normalization: str = "none",
+        residual: bool = False,
+        n_ensemble: int = 1,
+        d_out: int = 1,
+        ensemble_kind: str = "mlp_k",
+        numeric_embedding: nn.Module | None = None,
+    ):
         super().__init__()
         self.k = n_ensemble
         self.activation = activation
         self.num_embedding = numeric_embedding
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
+        self.embeddings = nn.ModuleList(nn.Embedding(c, embedding_dim(c)) for c in cardinalities)
         d = (d_numeric if numeric_embedding is None else numeric_embedding.d_out) + sum(
-            embedding_dim(c) for c in cardinalities)
+            embedding_dim(c) for c in cardinalities
+        )
         blocks = []
         for layer, width in enumerate(hidden_layer_sizes):
-            blocks.append(Block(n_ensemble, d, width, activation=activation,
-                                normalization=normalization, dropout=dropout,
-                                residual=residual, ensemble_kind=ensemble_kind, layer=layer))
+            blocks.append(
+                Block(
+                    n_ensemble,
+                    d,
+                    width,
+                    activation=activation,
+                    normalization=normalization,
+                    dropout=dropout,
+                    residual=residual,
+                    ensemble_kind=ensemble_kind,
+                    layer=layer,
+                )
+            )
             d = width
         self.blocks = nn.ModuleList(blocks)
         self.head = EnsembleLinear(n_ensemble, d, d_out)
         self.reset_parameters()  # never leave torch.empty's garbage in the weights
 
-    def reset_parameters(self, generator: torch.Generator | None = None,
-                         init: str = "torch_default"):
+    def reset_parameters(
+        self, generator: torch.Generator | None = None, init: str = "torch_default"
+    ):
         """Initialise every layer by ``init`` (see :data:`INITS`); the gain of each hidden
         layer matches the activation after it, the head's matches the identity."""
         scheme = resolve_init(init, self.activation)

@@ -31,8 +31,9 @@ def comparison_plot(summary: list[dict], metric: str, path, *, title: str = "") 
     return Path(path)
 
 
-def learning_curve_plot(curve: list[dict], metric: str, path, *, crossover=None,
-                        title: str = "") -> Path:
+def learning_curve_plot(
+    curve: list[dict], metric: str, path, *, crossover=None, title: str = ""
+) -> Path:
     """Mean test ``metric`` against training rows (log scale), one line per model, with a
     band of ± one standard deviation over repeats and the crossover marked."""
     import numpy as np
@@ -46,7 +47,13 @@ def learning_curve_plot(curve: list[dict], metric: str, path, *, crossover=None,
         mean, std = np.array([np.mean(v) for v in values]), np.array([np.std(v) for v in values])
         style = {"color": "tab:red", "linewidth": 2.5} if model == "dnnreg" else {}
         ax.plot(sizes, mean, marker="o", label=model, **style)
-        ax.fill_between(sizes, mean - std, mean + std, alpha=0.15, **({"color": "tab:red"} if model == "dnnreg" else {}))
+        ax.fill_between(
+            sizes,
+            mean - std,
+            mean + std,
+            alpha=0.15,
+            **({"color": "tab:red"} if model == "dnnreg" else {}),
+        )
     if crossover is not None:
         ax.axvline(crossover, color="gray", linestyle="--", label=f"crossover: {crossover} rows")
     ax.set_xscale("log")
@@ -68,8 +75,15 @@ def pretrain_study_plot(summary: list[dict], path, *, title: str = "") -> Path:
     for mode in dict.fromkeys(e["mode"] for e in summary):
         rows = sorted((e for e in summary if e["mode"] == mode), key=lambda e: e["labelled"])
         style = {"color": "black", "linewidth": 2.5} if mode == "none" else {}
-        ax.errorbar([e["labelled"] for e in rows], [e["mean"] for e in rows],
-                    yerr=[e["std"] for e in rows], marker="o", capsize=3, label=mode, **style)
+        ax.errorbar(
+            [e["labelled"] for e in rows],
+            [e["mean"] for e in rows],
+            yerr=[e["std"] for e in rows],
+            marker="o",
+            capsize=3,
+            label=mode,
+            **style,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("labelled training rows")
     ax.set_ylabel(f"test {summary[0]['metric']}")
@@ -94,8 +108,9 @@ def history_plot(history: list[dict], path, *, metric: str | None = None) -> Pat
     ax.legend(loc="upper left")
     if metric and history and metric in history[0]:
         twin = ax.twinx()
-        twin.plot(epochs, [r[metric] for r in history], color="tab:red", linestyle="--",
-                  label=metric)
+        twin.plot(
+            epochs, [r[metric] for r in history], color="tab:red", linestyle="--", label=metric
+        )
         twin.set_ylabel(metric)
         twin.legend(loc="upper right")
     ax.set_title("learning curves")
@@ -108,12 +123,17 @@ def gradient_heatmap(history: list[dict], path) -> Path:
 
     plt = _pyplot()
     records = [r["diagnostics"]["layers"] for r in history if "diagnostics" in r]
-    grid = np.array([[np.nan if la["grad_norm"] in (None, 0) else np.log10(la["grad_norm"])
-                      for la in layers] for layers in records]).T
+    grid = np.array(
+        [
+            [np.nan if la["grad_norm"] in (None, 0) else np.log10(la["grad_norm"]) for la in layers]
+            for layers in records
+        ]
+    ).T
     fig, ax = plt.subplots(figsize=(7, 0.3 * grid.shape[0] + 1.5))
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-    ax.set_yticks(range(grid.shape[0]),
-                  [f"layer {i + 1}" for i in range(grid.shape[0] - 1)] + ["output"])
+    ax.set_yticks(
+        range(grid.shape[0]), [f"layer {i + 1}" for i in range(grid.shape[0] - 1)] + ["output"]
+    )
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -131,10 +151,18 @@ def unit_health_plot(history: list[dict], path) -> Path:
     layers = range(1, len(last) + 1)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     width = 0.4
-    ax.bar([i - width / 2 for i in layers], [la.get("dead") or 0 for la in last], width,
-           label="dead units")
-    ax.bar([i + width / 2 for i in layers], [la.get("saturated") or 0 for la in last], width,
-           label="saturated activations")
+    ax.bar(
+        [i - width / 2 for i in layers],
+        [la.get("dead") or 0 for la in last],
+        width,
+        label="dead units",
+    )
+    ax.bar(
+        [i + width / 2 for i in layers],
+        [la.get("saturated") or 0 for la in last],
+        width,
+        label="saturated activations",
+    )
     ax.set_ylim(0, 1)
     ax.set_xlabel("hidden layer")
     ax.set_ylabel("fraction")
@@ -174,12 +202,21 @@ def topology_plot(widths: list[int], labels: list[str], path) -> Path:
     top = max(math.log2(w + 1) for w in widths)
     for i, (w, label) in enumerate(zip(widths, labels)):
         h = 0.25 + 0.75 * math.log2(w + 1) / top
-        ax.add_patch(plt.Rectangle((i * 1.5, -h / 2), 1.0, h, facecolor="tab:blue",
-                                   alpha=0.25 + 0.5 * (0 < i < len(widths) - 1), edgecolor="black"))
+        ax.add_patch(
+            plt.Rectangle(
+                (i * 1.5, -h / 2),
+                1.0,
+                h,
+                facecolor="tab:blue",
+                alpha=0.25 + 0.5 * (0 < i < len(widths) - 1),
+                edgecolor="black",
+            )
+        )
         ax.text(i * 1.5 + 0.5, 0, f"{w}\n{label}", ha="center", va="center", fontsize=8)
         if i:
-            ax.annotate("", xy=(i * 1.5, 0), xytext=(i * 1.5 - 0.5, 0),
-                        arrowprops={"arrowstyle": "->"})
+            ax.annotate(
+                "", xy=(i * 1.5, 0), xytext=(i * 1.5 - 0.5, 0), arrowprops={"arrowstyle": "->"}
+            )
     ax.set_xlim(-0.2, 1.5 * len(widths) - 0.3)
     ax.set_ylim(-0.65, 0.65)
     ax.axis("off")
@@ -192,8 +229,13 @@ def importance_plot(records: list[dict], path, *, top: int = 20) -> Path:
     plt = _pyplot()
     records = records[:top][::-1]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(records) + 1.2))
-    ax.barh([r["feature"] for r in records], [r["mean"] for r in records],
-            xerr=[r["std"] for r in records], color="tab:green", alpha=0.8)
+    ax.barh(
+        [r["feature"] for r in records],
+        [r["mean"] for r in records],
+        xerr=[r["std"] for r in records],
+        color="tab:green",
+        alpha=0.8,
+    )
     ax.set_xlabel("drop in held-out score when shuffled")
     ax.set_title("permutation feature importance")
     return _save(fig, path)

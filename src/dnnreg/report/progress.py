@@ -19,8 +19,10 @@ def format_bar(p: dict) -> str:
     done = int(BAR * p["epoch"] / p["max_iter"])
     eta = p["seconds"] / p["epoch"] * (p["max_iter"] - p["epoch"])
     values = "  ".join(f"{k} {v:.4f}" for k, v in p["values"].items())
-    return (f"[{'█' * done}{'·' * (BAR - done)}] epoch {p['epoch']}/{p['max_iter']}  {values}  "
-            f"{p['seconds']:.1f}s  ETA {eta:.0f}s")
+    return (
+        f"[{'█' * done}{'·' * (BAR - done)}] epoch {p['epoch']}/{p['max_iter']}  {values}  "
+        f"{p['seconds']:.1f}s  ETA {eta:.0f}s"
+    )
 
 
 class ProgressHandler(logging.StreamHandler):

@@ -43,7 +43,9 @@ class Tabular(BaseEstimator):
         return self
 
     def _encode(self, X):
-        return self.preprocessor_.transform(as_frame(X, columns=self.preprocessor_.columns)).numeric.astype(np.float64)
+        return self.preprocessor_.transform(
+            as_frame(X, columns=self.preprocessor_.columns)
+        ).numeric.astype(np.float64)
 
     def predict(self, X):
         return self.estimator_.predict(self._encode(X))
@@ -95,7 +97,11 @@ def _gbdt(task: str, seed: int):
     except ImportError:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-        cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+        cls = (
+            HistGradientBoostingRegressor
+            if task == "regression"
+            else HistGradientBoostingClassifier
+        )
         return cls(random_state=seed)
 
 
@@ -107,7 +113,16 @@ def baseline_factories(task: str = "regression") -> dict:
     knn (k = 10, distance-weighted), sklearn_mlp. Classification: the counterparts
     (most_frequent, logistic, tree, random_forest, gbdt, svc, knn, sklearn_mlp).
     """
-    from sklearn import dummy, ensemble, linear_model, neighbors, neural_network, pipeline, svm, tree
+    from sklearn import (
+        dummy,
+        ensemble,
+        linear_model,
+        neighbors,
+        neural_network,
+        pipeline,
+        svm,
+        tree,
+    )
     from sklearn.preprocessing import PolynomialFeatures
 
     alphas = np.logspace(-3, 3, 13)
@@ -117,15 +132,18 @@ def baseline_factories(task: str = "regression") -> dict:
             "linear": lambda s: LinearRegression(),
             "ridge": lambda s: linear_model.RidgeCV(alphas=alphas),
             "poly2_ridge": lambda s: pipeline.make_pipeline(
-                PolynomialFeatures(2, include_bias=False), linear_model.RidgeCV(alphas=alphas)),
+                PolynomialFeatures(2, include_bias=False), linear_model.RidgeCV(alphas=alphas)
+            ),
             "tree": lambda s: tree.DecisionTreeRegressor(min_samples_leaf=5, random_state=s),
             "random_forest": lambda s: ensemble.RandomForestRegressor(
-                n_estimators=200, n_jobs=-1, random_state=s),
+                n_estimators=200, n_jobs=-1, random_state=s
+            ),
             "gbdt": lambda s: _gbdt("regression", s),
             "svr": lambda s: svm.SVR(C=1.0),
             "knn": lambda s: neighbors.KNeighborsRegressor(10, weights="distance"),
             "sklearn_mlp": lambda s: neural_network.MLPRegressor(
-                early_stopping=True, max_iter=300, random_state=s),
+                early_stopping=True, max_iter=300, random_state=s
+            ),
         }
     else:
         table = {
@@ -133,15 +151,19 @@ def baseline_factories(task: str = "regression") -> dict:
             "logistic": lambda s: LogisticRegression(max_iter=1000),
             "tree": lambda s: tree.DecisionTreeClassifier(min_samples_leaf=5, random_state=s),
             "random_forest": lambda s: ensemble.RandomForestClassifier(
-                n_estimators=200, n_jobs=-1, random_state=s),
+                n_estimators=200, n_jobs=-1, random_state=s
+            ),
             "gbdt": lambda s: _gbdt("classification", s),
             "svc": lambda s: svm.SVC(probability=True, random_state=s),
             "knn": lambda s: neighbors.KNeighborsClassifier(10, weights="distance"),
             "sklearn_mlp": lambda s: neural_network.MLPClassifier(
-                early_stopping=True, max_iter=300, random_state=s),
+                early_stopping=True, max_iter=300, random_state=s
+            ),
         }
-    return {name: (lambda make: lambda seed: Tabular(make(seed)))(make)
-            for name, make in table.items()}
+    return {
+        name: (lambda make: lambda seed: Tabular(make(seed)))(make)  # noqa: B023 (bound here)
+        for name, make in table.items()
+    }
 
 
 def _with_intercept(X) -> np.ndarray:

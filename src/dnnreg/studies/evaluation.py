@@ -48,8 +48,16 @@ def _fit(model, X, y):
         return model.fit(X, y)
 
 
-def evaluate_models(X, y, factories: dict, splits: list, *, task: str, seed: int = 0,
-                    time_budget: float | None = None) -> pd.DataFrame:
+def evaluate_models(
+    X,
+    y,
+    factories: dict,
+    splits: list,
+    *,
+    task: str,
+    seed: int = 0,
+    time_budget: float | None = None,
+) -> pd.DataFrame:
     """Fit every model on every split; one tidy row per (model, split).
 
     ``factories`` maps a name to ``factory(seed) -> unfitted model``. Splits run one after
@@ -67,15 +75,36 @@ def evaluate_models(X, y, factories: dict, splits: list, *, task: str, seed: int
             t1 = time.perf_counter()
             metrics = score(model, X.iloc[test], y.iloc[test], task)
             t2 = time.perf_counter()
-            rows.append({"model": name, "split": split, "n_train": len(train),
-                         "n_test": len(test), **metrics, "fit_seconds": t1 - t0,
-                         "predict_seconds": t2 - t1})
-            logger.info("split %d/%d %-14s %s  fit %.1fs", split + 1, len(splits), name,
-                        "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()), t1 - t0)
-        if time_budget is not None and time.perf_counter() - start > time_budget \
-                and split + 1 < len(splits):
-            logger.warning("time budget of %.0f s spent after %d of %d splits; the results "
-                           "use those splits", time_budget, split + 1, len(splits))
+            rows.append(
+                {
+                    "model": name,
+                    "split": split,
+                    "n_train": len(train),
+                    "n_test": len(test),
+                    **metrics,
+                    "fit_seconds": t1 - t0,
+                    "predict_seconds": t2 - t1,
+                }
+            )
+            logger.info(
+                "split %d/%d %-14s %s  fit %.1fs",
+                split + 1,
+                len(splits),
+                name,
+                "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+                t1 - t0,
+            )
+        if (
+            time_budget is not None
+            and time.perf_counter() - start > time_budget
+            and split + 1 < len(splits)
+        ):
+            logger.warning(
+                "time budget of %.0f s spent after %d of %d splits; the results use those splits",
+                time_budget,
+                split + 1,
+                len(splits),
+            )
             break
     return pd.DataFrame(rows)
 
@@ -117,8 +146,10 @@ def _relative(log_ratio: dict) -> str:
     mid, lo, hi = (math.exp(log_ratio[k]) for k in ("mean", "low", "high"))
     if 0.5 <= mid <= 2.0:
         where = "below" if mid < 1 else "above"
-        return (f"{100 * abs(mid - 1):.1f} % {where} (95 % interval {100 * (lo - 1):+.1f} % to "
-                f"{100 * (hi - 1):+.1f} %)")
+        return (
+            f"{100 * abs(mid - 1):.1f} % {where} (95 % interval {100 * (lo - 1):+.1f} % to "
+            f"{100 * (hi - 1):+.1f} %)"
+        )
     return f"{mid:.3g} times (95 % interval {lo:.3g} to {hi:.3g} times)"
 
 
@@ -145,34 +176,54 @@ def verdict(results: pd.DataFrame, *, task: str, dnn: str = DNN) -> dict:
     if larger:  # accuracy: percentage points; > 0 means the DNN is better
         decide = absolute
         low, high = decide["low"], decide["high"]
-        size = f"{100 * abs(decide['mean']):.2f} ± {100 * decide['half_width']:.2f} percentage points of {metric}"
+        size = (
+            f"{100 * abs(decide['mean']):.2f} ± {100 * decide['half_width']:.2f} "
+            f"percentage points of {metric}"
+        )
     else:  # errors: log-ratio; < 0 means the DNN is better
         floor = 1e-12 * max(1.0, float(paired[[dnn, best]].abs().max().max()))
-        decide = paired_interval(np.log(np.maximum(paired[dnn], floor) / np.maximum(paired[best], floor)),
-                                 test_over_train=ratio)
+        decide = paired_interval(
+            np.log(np.maximum(paired[dnn], floor) / np.maximum(paired[best], floor)),
+            test_over_train=ratio,
+        )
         low, high = -decide["high"], -decide["low"]
-        size = f"the DNN's {metric} is {_relative(decide)} {best}'s (absolute difference {plus_minus})"
-    detail = (f"{metric} {means[dnn]:.4g} against {means[best]:.4g} over {decide['n']} paired "
-              "splits (Nadeau-Bengio corrected interval)")
+        size = (
+            f"the DNN's {metric} is {_relative(decide)} {best}'s (absolute difference {plus_minus})"
+        )
+    detail = (
+        f"{metric} {means[dnn]:.4g} against {means[best]:.4g} over {decide['n']} paired "
+        "splits (Nadeau-Bengio corrected interval)"
+    )
     if low > 0:
         outcome = "better"
         text = f"On this data the DNN is better than {best}: {size}; {detail}."
     elif high < 0:
         outcome = "worse"
-        text = (f"On this data the DNN is not better than {best}: {size}; {detail}. "
-                f"Prefer {best}.")
+        text = f"On this data the DNN is not better than {best}: {size}; {detail}. Prefer {best}."
     else:
         outcome = "tie"
-        text = (f"On this data the DNN and {best} are indistinguishable: {size}, an interval "
-                f"that contains no difference; {detail}.")
-    text += (f" Fitting took {times[dnn]:.1f} s for the DNN and {times[best]:.1f} s for "
-             f"{best} per split.")
+        text = (
+            f"On this data the DNN and {best} are indistinguishable: {size}, an interval "
+            f"that contains no difference; {detail}."
+        )
+    text += (
+        f" Fitting took {times[dnn]:.1f} s for the DNN and {times[best]:.1f} s for "
+        f"{best} per split."
+    )
     if outcome == "tie":
         text += f" The simpler, faster {best} is the sensible choice here."
-    return {"metric": metric, "dnn": dnn, "best_other": best, "outcome": outcome,
-            "difference": absolute, "decision_interval": decide,
-            "decision_scale": "difference" if larger else "log_ratio",
-            "dnn_mean": float(means[dnn]), "best_other_mean": float(means[best]), "text": text}
+    return {
+        "metric": metric,
+        "dnn": dnn,
+        "best_other": best,
+        "outcome": outcome,
+        "difference": absolute,
+        "decision_interval": decide,
+        "decision_scale": "difference" if larger else "log_ratio",
+        "dnn_mean": float(means[dnn]),
+        "best_other_mean": float(means[best]),
+        "text": text,
+    }
 
 
 # ---------------------------------------------------------------------- learning curves
@@ -189,15 +240,26 @@ def training_sizes(n_train: int, smallest: int = 50) -> list[int]:
     return sizes + [n_train]
 
 
-def learning_curve_results(X, y, factories: dict, *, task: str, repeats: int = 3,
-                           seed: int = 0, sizes=None, time_budget: float | None = None,
-                           test_fraction: float = 0.2) -> pd.DataFrame:
+def learning_curve_results(
+    X,
+    y,
+    factories: dict,
+    *,
+    task: str,
+    repeats: int = 3,
+    seed: int = 0,
+    sizes=None,
+    time_budget: float | None = None,
+    test_fraction: float = 0.2,
+) -> pd.DataFrame:
     """Test metrics of every model against training-set size; one row per (model, size,
     repeat). Each repeat draws its own test split, and its training subsets are nested
     (the first s rows of one shuffle), so a curve changes only by the added rows."""
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
-    splits = evaluation_splits(y, repeats=repeats, seed=seed, task=task, test_fraction=test_fraction)
+    splits = evaluation_splits(
+        y, repeats=repeats, seed=seed, task=task, test_fraction=test_fraction
+    )
     rows, start = [], time.perf_counter()
     for r, (train, test) in enumerate(splits):
         order = np.random.default_rng(seed + r).permutation(train)
@@ -206,11 +268,20 @@ def learning_curve_results(X, y, factories: dict, *, task: str, repeats: int = 3
             for name, factory in factories.items():
                 model = factory(seed + r)
                 _fit(model, X.iloc[subset], y.iloc[subset])
-                rows.append({"model": name, "size": int(size), "repeat": r,
-                             **score(model, X.iloc[test], y.iloc[test], task)})
+                rows.append(
+                    {
+                        "model": name,
+                        "size": int(size),
+                        "repeat": r,
+                        **score(model, X.iloc[test], y.iloc[test], task),
+                    }
+                )
             logger.info("repeat %d/%d, %d rows: done", r + 1, len(splits), size)
-        if time_budget is not None and time.perf_counter() - start > time_budget \
-                and r + 1 < len(splits):
+        if (
+            time_budget is not None
+            and time.perf_counter() - start > time_budget
+            and r + 1 < len(splits)
+        ):
             logger.warning("time budget spent after %d of %d repeats", r + 1, len(splits))
             break
     return pd.DataFrame(rows)

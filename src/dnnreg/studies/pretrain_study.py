@@ -19,8 +19,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from dnnreg.tables.splits import evaluation_splits
 from dnnreg.studies.evaluation import PRIMARY, paired_interval, score
+from dnnreg.tables.splits import evaluation_splits
 
 STUDY_MODES = ("none", "autoencoder", "denoising", "sparse", "rbm")
 MIN_LABELLED = 10
@@ -35,9 +35,18 @@ def labelled_subset(train_rows: np.ndarray, fraction: float, seed: int) -> tuple
     return np.sort(order[:n]), np.sort(order[n:])
 
 
-def pretrain_study(X, y, *, task: str = "regression", label_fractions=(0.01, 0.05, 0.2, 1.0),
-                   modes=STUDY_MODES, seeds: int = 5, test_fraction: float = 0.2,
-                   params: dict | None = None, log=print) -> pd.DataFrame:
+def pretrain_study(
+    X,
+    y,
+    *,
+    task: str = "regression",
+    label_fractions=(0.01, 0.05, 0.2, 1.0),
+    modes=STUDY_MODES,
+    seeds: int = 5,
+    test_fraction: float = 0.2,
+    params: dict | None = None,
+    log=print,
+) -> pd.DataFrame:
     """One row per (seed, fraction, mode) with the test metrics, fit seconds and the number
     of labelled and unlabelled rows; ``.attrs["summary"]`` holds mean ± std and the paired
     comparison with "none", ``.attrs["verdict"]`` a paragraph."""
@@ -57,17 +66,27 @@ def pretrain_study(X, y, *, task: str = "regression", label_fractions=(0.01, 0.0
             for mode in modes:
                 model = cls(**{**(params or {}), "pretrain": mode, "random_state": s})
                 start = time.perf_counter()
-                model.fit(X.iloc[labelled], y.iloc[labelled],
-                          X_unlabeled=X.iloc[unlabelled] if mode != "none" and len(unlabelled)
-                          else None)
-                rows.append({"seed": s, "fraction": fraction, "mode": mode,
-                             "labelled": len(labelled), "unlabelled": len(unlabelled),
-                             "fit_seconds": time.perf_counter() - start,
-                             **score(model, X.iloc[test], y.iloc[test], task)})
+                model.fit(
+                    X.iloc[labelled],
+                    y.iloc[labelled],
+                    X_unlabeled=X.iloc[unlabelled] if mode != "none" and len(unlabelled) else None,
+                )
+                rows.append(
+                    {
+                        "seed": s,
+                        "fraction": fraction,
+                        "mode": mode,
+                        "labelled": len(labelled),
+                        "unlabelled": len(unlabelled),
+                        "fit_seconds": time.perf_counter() - start,
+                        **score(model, X.iloc[test], y.iloc[test], task),
+                    }
+                )
                 if log:
                     metric = PRIMARY[task][0]
-                    log(f"seed {s} fraction {fraction:g} {mode:<12} {metric} "
-                        f"{rows[-1][metric]:.4f}")
+                    log(
+                        f"seed {s} fraction {fraction:g} {mode:<12} {metric} {rows[-1][metric]:.4f}"
+                    )
     frame = pd.DataFrame(rows)
     test_over_train = test_fraction / (1 - test_fraction)
     frame.attrs["summary"] = summarize_study(frame, task, test_over_train)
@@ -81,9 +100,14 @@ def summarize_study(frame: pd.DataFrame, task: str, test_over_train: float) -> l
     metric, _ = PRIMARY[task]
     out = []
     for (fraction, mode), group in frame.groupby(["fraction", "mode"], sort=True):
-        entry = {"fraction": float(fraction), "mode": mode, "metric": metric,
-                 "mean": float(group[metric].mean()), "std": float(group[metric].std(ddof=1))
-                 if len(group) > 1 else 0.0, "labelled": int(group["labelled"].iloc[0])}
+        entry = {
+            "fraction": float(fraction),
+            "mode": mode,
+            "metric": metric,
+            "mean": float(group[metric].mean()),
+            "std": float(group[metric].std(ddof=1)) if len(group) > 1 else 0.0,
+            "labelled": int(group["labelled"].iloc[0]),
+        }
         if mode != "none":
             base = frame[(frame.fraction == fraction) & (frame["mode"] == "none")]
             paired = group.merge(base, on="seed", suffixes=("", "_none"))
@@ -116,6 +140,9 @@ def study_verdict(summary: list[dict], task: str) -> str:
     for fraction in sorted({e["fraction"] for e in summary}):
         entries = [e for e in summary if e["fraction"] == fraction and "vs_none" in e]
         labelled = entries[0]["labelled"] if entries else 0
-        lines.append(f"{100 * fraction:g} % labelled ({labelled} rows): "
-                     + "; ".join(_effect(e, task) for e in entries) + ".")
+        lines.append(
+            f"{100 * fraction:g} % labelled ({labelled} rows): "
+            + "; ".join(_effect(e, task) for e in entries)
+            + "."
+        )
     return "\n".join(lines)

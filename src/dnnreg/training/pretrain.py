@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
 from dnnreg.options import NOISE_KINDS, PRETRAIN_MODES  # noqa: F401
 
 # Adam's rate for autoencoders; CD's (with momentum) for RBMs: on California housing 0.01
@@ -82,8 +83,10 @@ def per_layer(value, n_layers: int, name: str) -> tuple:
     """
     if isinstance(value, (list, tuple)):
         if len(value) != n_layers:
-            raise ValueError(f"{name} needs one value per hidden layer ({n_layers}), got "
-                             f"{name}={tuple(value)!r}; pass a single value or {n_layers}")
+            raise ValueError(
+                f"{name} needs one value per hidden layer ({n_layers}), got "
+                f"{name}={tuple(value)!r}; pass a single value or {n_layers}"
+            )
         return tuple(value)
     return (value,) * n_layers
 
@@ -91,7 +94,7 @@ def per_layer(value, n_layers: int, name: str) -> tuple:
 # ---------------------------------------------------------------------- helpers
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     order = torch.randperm(n, generator=generator)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def _per_member(a: torch.Tensor, k: int) -> torch.Tensor:
@@ -139,6 +142,7 @@ def _encoder(block):
         if block.norm is not None:
             h = block.norm(h)
         return block.act(h)
+
     return encode
 
 
@@ -146,14 +150,21 @@ def _reconstruction_mse(encode, decoder, a, batch_size) -> float:
     total, n = 0.0, a.shape[-2]
     with torch.no_grad():
         for i in range(0, n, batch_size):
-            chunk = a[..., i:i + batch_size, :]
+            chunk = a[..., i : i + batch_size, :]
             recon = decoder(encode(chunk))
             total += float(((recon - chunk) ** 2).mean(dim=(0, 2)).sum())
     return total / n
 
 
-def pretrain_autoencoder_layer(block, a: torch.Tensor, *, config: PretrainConfig, layer: int,
-                               activation: str, generator: torch.Generator) -> dict:
+def pretrain_autoencoder_layer(
+    block,
+    a: torch.Tensor,
+    *,
+    config: PretrainConfig,
+    layer: int,
+    activation: str,
+    generator: torch.Generator,
+) -> dict:
     """Train ``block`` as the encoder of an (optionally denoising or sparse) autoencoder of
     its input ``a`` ((n, d) or (k, n, d)); returns the reconstruction error per epoch
     (entry 0: before training)."""
@@ -171,14 +182,18 @@ def pretrain_autoencoder_layer(block, a: torch.Tensor, *, config: PretrainConfig
     for _ in range(config.epochs[layer]):
         for idx in _batches(a.shape[-2], config.batch_size, generator):
             clean = a[..., idx.to(a.device), :]
-            noisy = (corrupt(clean, config.noise_kind, config.noise[layer], generator)
-                     if config.mode == "denoising" else clean)
+            noisy = (
+                corrupt(clean, config.noise_kind, config.noise[layer], generator)
+                if config.mode == "denoising"
+                else clean
+            )
             h = encode(noisy)
             target = clean if clean.dim() == 3 else clean.unsqueeze(0)
             loss = ((decoder(h) - target) ** 2).mean(dim=(1, 2)).sum()  # each member its own
             if config.mode == "sparse":
                 loss = loss + config.sparsity_weight[layer] * k * kl_sparsity(
-                    h, config.sparsity[layer], activation)
+                    h, config.sparsity[layer], activation
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -207,12 +222,15 @@ class RBM:
     def reconstruction_error(self, v) -> float:
         """Mean squared error of ``E[v | h = p(h | v)]`` against ``v``, per row."""
         v3 = _per_member(v, self.W.shape[0])
-        return float(((self.visible_mean(self.hidden_probs(v3)) - v3) ** 2).mean(dim=(0, 2)).sum()
-                     / v3.shape[1])
+        return float(
+            ((self.visible_mean(self.hidden_probs(v3)) - v3) ** 2).mean(dim=(0, 2)).sum()
+            / v3.shape[1]
+        )
 
 
-def cd_gradients(rbm: RBM, v0: torch.Tensor, uniforms: list[torch.Tensor], *,
-                 return_chain: bool = False):
+def cd_gradients(
+    rbm: RBM, v0: torch.Tensor, uniforms: list[torch.Tensor], *, return_chain: bool = False
+):
     """The CD-k estimate of the log-likelihood gradient, averaged over rows:
     ``(ΔW, Δc, Δb) = (⟨v hᵀ⟩_data - ⟨v hᵀ⟩_k, ⟨h⟩_data - ⟨h⟩_k, ⟨v⟩_data - ⟨v⟩_k)``.
 
@@ -235,8 +253,9 @@ def cd_gradients(rbm: RBM, v0: torch.Tensor, uniforms: list[torch.Tensor], *,
     return (dW, dc, db, v) if return_chain else (dW, dc, db)
 
 
-def pretrain_rbm_layer(block, a: torch.Tensor, *, config: PretrainConfig, layer: int,
-                       generator: torch.Generator) -> tuple[dict, RBM]:
+def pretrain_rbm_layer(
+    block, a: torch.Tensor, *, config: PretrainConfig, layer: int, generator: torch.Generator
+) -> tuple[dict, RBM]:
     """Train ``block.linear`` as the (W, c) of an RBM on ``a`` by CD-k with momentum; returns
     the reconstruction error per epoch (entry 0: before) and the RBM (its visible bias is
     kept for wake-sleep)."""
@@ -246,7 +265,11 @@ def pretrain_rbm_layer(block, a: torch.Tensor, *, config: PretrainConfig, layer:
         W.copy_(torch.randn(W.shape, generator=generator).mul_(0.01))
         c.zero_()
     a3 = _per_member(a, k)
-    b = a3.mean(dim=1, keepdim=True).clone() if layer == 0 else torch.zeros(k, 1, d_v, device=W.device)
+    b = (
+        a3.mean(dim=1, keepdim=True).clone()
+        if layer == 0
+        else torch.zeros(k, 1, d_v, device=W.device)
+    )
     rbm = RBM(W.data, c.data, b, gaussian=layer == 0)
     velocity = [torch.zeros_like(t) for t in (rbm.W, rbm.c, rbm.b)]
     errors = [rbm.reconstruction_error(a3)]
@@ -258,10 +281,13 @@ def pretrain_rbm_layer(block, a: torch.Tensor, *, config: PretrainConfig, layer:
         for idx in _batches(a3.shape[1], config.batch_size, generator):
             v0 = a3[:, idx.to(a3.device), :]
             shape = (k, v0.shape[1], rbm.W.shape[2])
-            uniforms = [torch.rand(shape, generator=generator).to(v0.device)
-                        for _ in range(config.cd_k)]
+            uniforms = [
+                torch.rand(shape, generator=generator).to(v0.device) for _ in range(config.cd_k)
+            ]
             with torch.no_grad():
-                for t, vel, g in zip((rbm.W, rbm.c, rbm.b), velocity, cd_gradients(rbm, v0, uniforms)):
+                for t, vel, g in zip(
+                    (rbm.W, rbm.c, rbm.b), velocity, cd_gradients(rbm, v0, uniforms)
+                ):
                     vel.mul_(momentum).add_(g, alpha=lr)
                     t.add_(vel)
         errors.append(rbm.reconstruction_error(a3))
@@ -274,8 +300,16 @@ class DeepBeliefNet:
     recognition R, r and generative G, g), the top RBM undirected."""
 
     def __init__(self, rbms: list[RBM]):
-        self.lower = [{"R": r.W.clone(), "r": r.c.clone(), "G": r.W.transpose(1, 2).clone(),
-                       "g": r.b.clone(), "gaussian": r.gaussian} for r in rbms[:-1]]
+        self.lower = [
+            {
+                "R": r.W.clone(),
+                "r": r.c.clone(),
+                "G": r.W.transpose(1, 2).clone(),
+                "g": r.b.clone(),
+                "gaussian": r.gaussian,
+            }
+            for r in rbms[:-1]
+        ]
         self.top = rbms[-1]
 
     def _recognize(self, layer, s):
@@ -306,8 +340,10 @@ class DeepBeliefNet:
         for layer in self.lower:
             wake.append(draw(self._recognize(layer, wake[-1])))
         top_v = wake[-1]
-        uniforms = [torch.rand((*top_v.shape[:2], self.top.W.shape[2]), generator=generator)
-                    .to(v.device) for _ in range(cd_k)]
+        uniforms = [
+            torch.rand((*top_v.shape[:2], self.top.W.shape[2]), generator=generator).to(v.device)
+            for _ in range(cd_k)
+        ]
         # the top RBM learns by CD-k from the wake state; its chain's end is the fantasy
         dW, dc, db, chain_end = cd_gradients(self.top, top_v, uniforms, return_chain=True)
         fantasy = draw(chain_end)
@@ -329,8 +365,9 @@ class DeepBeliefNet:
             layer["r"] += lr * err.mean(dim=1, keepdim=True)
 
 
-def wake_sleep(rbms: list[RBM], blocks, a0: torch.Tensor, *, config: PretrainConfig,
-               generator: torch.Generator) -> dict:
+def wake_sleep(
+    rbms: list[RBM], blocks, a0: torch.Tensor, *, config: PretrainConfig, generator: torch.Generator
+) -> dict:
     """Tune the RBM stack as a DBN by the up-down algorithm, then load the recognition
     weights into ``blocks``. Returns the reconstruction error before and after."""
     dbn = DeepBeliefNet(rbms)
@@ -348,14 +385,23 @@ def wake_sleep(rbms: list[RBM], blocks, a0: torch.Tensor, *, config: PretrainCon
             block.linear.bias.copy_(layer["r"])
         blocks[len(dbn.lower)].linear.weight.copy_(dbn.top.W)
         blocks[len(dbn.lower)].linear.bias.copy_(dbn.top.c)
-    return {"reconstruction_error_before": before, "reconstruction_error_after": after,
-            "epochs": config.wake_sleep_epochs}
+    return {
+        "reconstruction_error_before": before,
+        "reconstruction_error_after": after,
+        "epochs": config.wake_sleep_epochs,
+    }
 
 
 # ---------------------------------------------------------------------- the stack
-def pretrain_stack(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, *,
-                   config: PretrainConfig, activation: str,
-                   generator: torch.Generator) -> list[dict]:
+def pretrain_stack(
+    model: nn.Module,
+    x_num: torch.Tensor,
+    x_cat: torch.Tensor,
+    *,
+    config: PretrainConfig,
+    activation: str,
+    generator: torch.Generator,
+) -> list[dict]:
     """Pretrain every hidden layer of ``model`` greedily, bottom-up, on the rows of
     ``(x_num, x_cat)`` (labels are never seen), then optionally wake-sleep. Returns one
     history entry per layer (and one for wake-sleep)."""
@@ -374,18 +420,30 @@ def pretrain_stack(model: nn.Module, x_num: torch.Tensor, x_cat: torch.Tensor, *
             with torch.no_grad():
                 a = rbm.hidden_probs(a)
         else:
-            record = pretrain_autoencoder_layer(block, a, config=config, layer=l,
-                                                activation=activation, generator=generator)
+            record = pretrain_autoencoder_layer(
+                block, a, config=config, layer=l, activation=activation, generator=generator
+            )
             block.eval()
             with torch.no_grad():
                 a = _encoder(block)(a)
         if not all(math.isfinite(e) for e in record["reconstruction_error"]):
-            raise ValueError(f"pretraining diverged in hidden layer {l + 1} (reconstruction "
-                             f"error {record['reconstruction_error'][-1]}); lower pretrain_lr "
-                             f"(now {config.lr[l]})")
+            raise ValueError(
+                f"pretraining diverged in hidden layer {l + 1} (reconstruction "
+                f"error {record['reconstruction_error'][-1]}); lower pretrain_lr "
+                f"(now {config.lr[l]})"
+            )
         history.append(record)
     # Wake-sleep needs an RBM for every layer (a layer left at 0 epochs has none).
-    if config.mode == "rbm" and config.wake_sleep_epochs > 0 and len(rbms) == len(model.blocks) >= 2:
-        history.append({"wake_sleep": wake_sleep(rbms, list(model.blocks), a0, config=config,
-                                                  generator=generator)})
+    if (
+        config.mode == "rbm"
+        and config.wake_sleep_epochs > 0
+        and len(rbms) == len(model.blocks) >= 2
+    ):
+        history.append(
+            {
+                "wake_sleep": wake_sleep(
+                    rbms, list(model.blocks), a0, config=config, generator=generator
+                )
+            }
+        )
     return history

@@ -44,8 +44,11 @@ class TensorBoardLogger:
 
     def on_after_backward(self, model, last_in_epoch: bool):
         if last_in_epoch:
-            self._grads = {name: p.grad.detach().cpu().clone()
-                           for name, p in model.named_parameters() if p.grad is not None}
+            self._grads = {
+                name: p.grad.detach().cpu().clone()
+                for name, p in model.named_parameters()
+                if p.grad is not None
+            }
 
     def on_epoch_end(self, record: dict, model):
         for key, value in record.items():

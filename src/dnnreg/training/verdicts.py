@@ -23,30 +23,49 @@ def verdicts(history: list[dict], *, activation: str, loss: str) -> list[dict]:
     """
     found = []
     if loss == "sigmoid_mse":
-        found.append(_finding("sigmoid_mse", "sigmoid output with MSE loss saturates and slows "
-                              "learning", "loss='sigmoid_mse'", "use loss='cross_entropy'"))
+        found.append(
+            _finding(
+                "sigmoid_mse",
+                "sigmoid output with MSE loss saturates and slows learning",
+                "loss='sigmoid_mse'",
+                "use loss='cross_entropy'",
+            )
+        )
     records = [r["diagnostics"] for r in history if "diagnostics" in r]
     if not records:
         return found
     bad = [i + 1 for i, r in enumerate(records) if r["non_finite"]]
     if bad:
-        found.append(_finding("non_finite", f"non-finite values (NaN or inf) in gradients or "
-                              f"weights from epoch {bad[0]}", f"epochs {bad[:5]}",
-                              "lower learning_rate_init or set clip_grad_norm=1.0"))
+        found.append(
+            _finding(
+                "non_finite",
+                f"non-finite values (NaN or inf) in gradients or weights from epoch {bad[0]}",
+                f"epochs {bad[:5]}",
+                "lower learning_rate_init or set clip_grad_norm=1.0",
+            )
+        )
     found += _gradient_flow(records)
     last = records[-1]["layers"][:-1]  # hidden layers only
     for i, layer in enumerate(last, start=1):
         if (layer.get("dead") or 0) >= DEAD_ALERT:
-            found.append(_finding("dead_units", f"{100 * layer['dead']:.0f} % dead units in "
-                                  f"layer {i}", "their output is 0 on every probe row at the "
-                                  "last epoch", "lower learning_rate_init or use "
-                                  "activation='leaky_relu' or 'prelu'"))
+            found.append(
+                _finding(
+                    "dead_units",
+                    f"{100 * layer['dead']:.0f} % dead units in layer {i}",
+                    "their output is 0 on every probe row at the last epoch",
+                    "lower learning_rate_init or use activation='leaky_relu' or 'prelu'",
+                )
+            )
         if (layer.get("saturated") or 0) >= SATURATED_ALERT:
-            found.append(_finding("saturated_units", f"{100 * layer['saturated']:.0f} % of layer "
-                                  f"{i}'s {activation} activations are saturated",
-                                  "f′ < 0.05 there, so little gradient passes",
-                                  "use activation='relu' with init='he_normal', or "
-                                  "normalization='batch_norm'"))
+            found.append(
+                _finding(
+                    "saturated_units",
+                    f"{100 * layer['saturated']:.0f} % of layer "
+                    f"{i}'s {activation} activations are saturated",
+                    "f′ < 0.05 there, so little gradient passes",
+                    "use activation='relu' with init='he_normal', or normalization='batch_norm'",
+                )
+            )
     return found
 
 
@@ -54,17 +73,25 @@ def _gradient_flow(records) -> list[dict]:
     """Vanishing or exploding: the first hidden layer's gradient norm against the last
     hidden layer's, as the median over epochs (one noisy batch does not decide); and
     exploding too when some layer's gradient norm is over 100 × its weight norm."""
-    relative = sorted(max(layer["grad_norm"] / max(layer["weight_norm"], 1e-30)
-                          for layer in r["layers"]) for r in records
-                      if all(layer["grad_norm"] is not None and layer["weight_norm"] is not None
-                             for layer in r["layers"]))
+    relative = sorted(
+        max(layer["grad_norm"] / max(layer["weight_norm"], 1e-30) for layer in r["layers"])
+        for r in records
+        if all(
+            layer["grad_norm"] is not None and layer["weight_norm"] is not None
+            for layer in r["layers"]
+        )
+    )
     if relative and relative[len(relative) // 2] > EXPLODING_RELATIVE:
         worst = relative[len(relative) // 2]
-        return [_finding("exploding_gradients", f"exploding gradients: a layer's gradient norm "
-                         f"is {worst:.0f} × its weight norm", f"median over {len(relative)} "
-                         "epochs of max over layers of |∇W| / |W|",
-                         "lower learning_rate_init, set clip_grad_norm=1.0, or add "
-                         "normalization='layer_norm'")]
+        return [
+            _finding(
+                "exploding_gradients",
+                f"exploding gradients: a layer's gradient norm is {worst:.0f} × its weight norm",
+                f"median over {len(relative)} epochs of max over layers of |∇W| / |W|",
+                "lower learning_rate_init, set clip_grad_norm=1.0, or add "
+                "normalization='layer_norm'",
+            )
+        ]
     ratios = []
     for r in records:
         grads = [layer["grad_norm"] for layer in r["layers"][:-1]]
@@ -76,15 +103,25 @@ def _gradient_flow(records) -> list[dict]:
     n = len(records[0]["layers"]) - 1
     evidence = f"median over {len(ratios)} epochs of |∇W₁| / |∇W_{n}| = {ratio:.1e}"
     if ratio < VANISHING:
-        return [_finding("vanishing_gradients", f"vanishing gradients: layer 1's gradient norm "
-                         f"is {ratio:.0e} × layer {n}'s", evidence,
-                         "try activation='relu' with init='he_normal', "
-                         "normalization='batch_norm' or residual=True")]
+        return [
+            _finding(
+                "vanishing_gradients",
+                f"vanishing gradients: layer 1's gradient norm is {ratio:.0e} × layer {n}'s",
+                evidence,
+                "try activation='relu' with init='he_normal', "
+                "normalization='batch_norm' or residual=True",
+            )
+        ]
     if ratio > EXPLODING:
-        return [_finding("exploding_gradients", f"exploding gradients: layer 1's gradient norm "
-                         f"is {ratio:.0e} × layer {n}'s", evidence,
-                         "lower learning_rate_init, set clip_grad_norm=1.0, or add "
-                         "normalization='layer_norm'")]
+        return [
+            _finding(
+                "exploding_gradients",
+                f"exploding gradients: layer 1's gradient norm is {ratio:.0e} × layer {n}'s",
+                evidence,
+                "lower learning_rate_init, set clip_grad_norm=1.0, or add "
+                "normalization='layer_norm'",
+            )
+        ]
     return []
 
 
