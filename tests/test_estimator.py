@@ -105,13 +105,20 @@ def test_verbose_logs_one_line_per_epoch(mixed_frame, caplog, small_model):
 def test_default_batches_are_sliced_from_tensors_not_a_dataloader(
     monkeypatch, mixed_frame, small_model
 ):
+    """Patched on the classes themselves, so any reference to them (``from torch.utils.data
+    import DataLoader`` at import time included) is caught."""
     import torch.utils.data
 
     def forbidden(*a, **k):
-        raise AssertionError("DataLoader must not be used")
+        raise AssertionError("DataLoader or Dataset must not be used")
 
-    monkeypatch.setattr(torch.utils.data, "DataLoader", forbidden)
+    monkeypatch.setattr(torch.utils.data.DataLoader, "__init__", forbidden)
+    monkeypatch.setattr(torch.utils.data.TensorDataset, "__init__", forbidden)
     small_model(max_iter=2).fit(mixed_frame[["a", "b"]], mixed_frame["y"])
+    with pytest.raises(AssertionError, match="must not be used"):  # the patch does bite
+        from torch.utils.data import DataLoader
+
+        DataLoader([1, 2])
 
 
 def test_fit_callbacks_see_every_epoch_and_can_predict(mixed_frame, small_model):

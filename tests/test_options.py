@@ -1,6 +1,8 @@
 """Every option of the catalogue reaches the network from the estimator, behaves as
 documented, and is refused with a clear message when misspelt."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -8,42 +10,63 @@ import torch
 from dnnreg import DNNClassifier, DNNRegressor
 from dnnreg.cli import parse_settings
 from dnnreg.metrics import rmse
-from dnnreg.network.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
-from dnnreg.network.mlp import ACTIVATIONS, INIT_ALIASES, INITS
-from dnnreg.training.optim import SCHEDULES, SOLVERS
-
-OPTIONS = (
-    [("activation", a) for a in ACTIVATIONS]
-    + [("init", i) for i in list(INITS) + list(INIT_ALIASES)]
-    + [("normalization", n) for n in ("none", "batch_norm", "layer_norm")]
-    + [
-        ("residual", True),
-        ("dropout", 0.2),
-        ("alpha", 1e-3),
-        ("l1", 1e-4),
-        ("clip_grad_norm", 1.0),
-        ("clip_grad_value", 0.5),
-    ]
-    + [("loss", name) for name in REGRESSION_LOSSES]
-    + [("solver", s) for s in SOLVERS]
-    + [("lr_schedule", s) for s in SCHEDULES]
-    + [("early_stopping_metric", m) for m in ("loss", "rmse", "mae", "r2")]
-)
+from dnnreg.network.losses import CLASSIFICATION_LOSSES
+from dnnreg.network.mlp import ACTIVATIONS, INITS, EnsembleBatchNorm, EnsembleLayerNorm
+from dnnreg.options import OPTIONS as OPTIONS_TABLE
+from dnnreg.training.optim import SCHEDULES
 
 
-@pytest.mark.parametrize("key,value", OPTIONS, ids=[f"{k}={v}" for k, v in OPTIONS])
-def test_every_regression_option_trains_and_predicts(key, value, mixed_frame):
+@pytest.mark.parametrize("key", sorted(set(OPTIONS_TABLE) - {"random_state", "verbose"}))
+def test_the_cli_set_reaches_every_parameter(key):
+    """--set key=value gives the estimator the value itself (the table's default here)."""
+    default = OPTIONS_TABLE[key][0]
+    text = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default)
+    assert parse_settings([f"{key}={text}"], DNNRegressor) == {key: default}
+
+
+def test_the_signatures_repeat_the_option_table():
+    import inspect
+
+    from dnnreg.options import DEFAULTS
+
+    for cls in (DNNRegressor, DNNClassifier):
+        sig = inspect.signature(cls.__init__).parameters
+        assert {k: v.default for k, v in sig.items() if k != "self"} == DEFAULTS[cls.__name__]
+
+
+def test_every_vocabulary_matches_the_tables_keyed_by_it():
+    from dnnreg import options
+    from dnnreg.network import losses, mlp
+    from dnnreg.training import optim
+
+    assert set(mlp.ACTIVATIONS) == set(options.ACTIVATIONS)
+    assert set(mlp.NORMALIZATIONS) == set(options.NORMALIZATIONS)
+    for name in options.REGRESSION_LOSSES + options.CLASSIFICATION_LOSSES:
+        assert losses.make_loss(name, n_classes=3).name == name
+    for solver in options.SOLVERS:  # each builds
+        optim.make_optimizer(torch.nn.Linear(2, 1), solver=solver, lr=0.1, weight_decay=0.0)
+
+
+def test_a_changed_auto_rule_does_not_change_a_saved_model(tmp_path, mixed_frame, monkeypatch):
+    """Resolved values are recorded: after the embedding's column limit moves, a model
+    saved before still loads and predicts bit-identically."""
+    from dnnreg import load, options, save
+
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
-    if value == "poisson":
-        y = y - y.min()
-    model = DNNRegressor(
-        hidden_layer_sizes=(16, 16), n_ensemble=2, max_iter=3, random_state=0, **{key: value}
-    ).fit(X, y)
-    assert getattr(model, key) == value and np.isfinite(model.predict(X)).all()
-    # ... and the CLI's --set reaches the same parameter with the same value.
-    assert parse_settings(
-        [f"{key}={str(value).lower() if value is True else value}"], DNNRegressor
-    ) == {key: value}
+    model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=2, max_iter=2, random_state=0)
+    model.fit(X, y)
+    assert model.resolved_["numeric_embedding"] == "piecewise_linear"
+    save(model, tmp_path / "m")
+    monkeypatch.setattr(options, "AUTO_MAX_COLUMNS", 0)  # "auto" would now embed nothing
+    assert options.resolve_embedding("auto", 3) == "none"
+    again = load(tmp_path / "m")
+    assert again.resolved_ == {
+        **model.resolved_,
+        "n_epochs": 2,
+        "best_epoch": model.best_epoch_,
+        "fit_seconds": model.fit_seconds_,
+    }
+    assert np.array_equal(again.predict(X), model.predict(X))
 
 
 @pytest.mark.parametrize("loss", CLASSIFICATION_LOSSES)
@@ -222,3 +245,187 @@ def test_task_specific_methods_refuse_the_wrong_loss(mixed_frame, small_model):
         model.predict_mean_variance(mixed_frame[["a"]])
     with pytest.raises(ValueError, match="loss must be one of"):
         DNNClassifier(loss="mse").fit(mixed_frame[["a"]], mixed_frame["y"] > 0)
+
+
+# ------------------------------------------------------------ each option does what it says
+def _fit(frame, epochs=2, **params):
+    X, y = frame.drop(columns="y"), frame["y"]
+    settings = dict(hidden_layer_sizes=(16, 16), n_ensemble=2, max_iter=epochs, random_state=0)
+    return DNNRegressor(**{**settings, **params}).fit(X, y)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_each_activation_builds_its_module(activation, mixed_frame):
+    model = _fit(mixed_frame, epochs=1, activation=activation)
+    want = type(ACTIVATIONS[activation](2, 16))
+    assert [type(b.act) for b in model.model_.blocks] == [want, want]
+
+
+@pytest.mark.parametrize(
+    "normalization, module",
+    [("none", type(None)), ("batch_norm", EnsembleBatchNorm), ("layer_norm", EnsembleLayerNorm)],
+)
+def test_each_normalization_builds_its_module(normalization, module, mixed_frame):
+    model = _fit(mixed_frame, epochs=1, normalization=normalization)
+    assert all(type(b.norm) is module for b in model.model_.blocks)
+
+
+def test_residual_and_dropout_reach_the_blocks(mixed_frame):
+    plain, model = (
+        _fit(mixed_frame, epochs=1),
+        _fit(mixed_frame, epochs=1, residual=True, dropout=0.2),
+    )
+    assert [b.residual for b in model.model_.blocks] == [False, True]  # widths 16 -> 16 only
+    assert not any(b.residual for b in plain.model_.blocks)
+    assert all(b.dropout.p == 0.2 for b in model.model_.blocks)
+
+
+class _FirstWeights:
+    """Records the second hidden layer's weights before the first step."""
+
+    def on_epoch_begin(self, model):
+        if not hasattr(self, "w"):
+            self.w = model.blocks[1].linear.weight.detach().clone()
+
+
+@pytest.mark.parametrize("init", [i for i in INITS if i != "auto"] + ["auto"])
+def test_each_init_draws_the_variance_its_paper_gives(init, mixed_frame):
+    from dnnreg.network.mlp import init_variance
+    from dnnreg.options import resolve_init
+
+    probe = _FirstWeights()
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    DNNRegressor(
+        hidden_layer_sizes=(256, 256), n_ensemble=2, max_iter=1, init=init, random_state=0
+    ).fit(X, y, callbacks=[probe])
+    want = init_variance(resolve_init(init, "relu"), 256, 256, "relu")
+    got = float((probe.w**2).mean()) if init == "orthogonal" else float(probe.w.var())
+    assert got == pytest.approx(want, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "loss, d_out",
+    [("mse", 1), ("mae", 1), ("huber", 1), ("quantile", 3), ("gaussian_nll", 2), ("poisson", 1)],
+)
+def test_each_loss_is_the_one_trained_with(loss, d_out, mixed_frame):
+    frame = mixed_frame.assign(y=mixed_frame["y"] - mixed_frame["y"].min())
+    model = _fit(frame, epochs=1, loss=loss)
+    assert model.loss_.name == loss and model.model_.head.weight.shape[-1] == d_out
+    assert parse_settings([f"loss={loss}"], DNNRegressor) == {"loss": loss}
+
+
+@pytest.mark.parametrize(
+    "solver, cls, nesterov",
+    [
+        ("sgd", torch.optim.SGD, False),
+        ("momentum", torch.optim.SGD, False),
+        ("nesterov", torch.optim.SGD, True),
+        ("adagrad", torch.optim.Adagrad, None),
+        ("rmsprop", torch.optim.RMSprop, None),
+        ("adam", "FusedAdam", None),
+        ("adamw", "FusedAdam", None),
+        ("lbfgs", torch.optim.LBFGS, None),
+    ],
+)
+def test_each_solver_builds_its_optimiser(solver, cls, nesterov, mixed_frame, monkeypatch):
+    import dnnreg.training.loop as loop
+
+    made, make = [], loop.make_optimizer
+    monkeypatch.setattr(
+        loop, "make_optimizer", lambda *a, **k: made.append(make(*a, **k)) or made[-1]
+    )
+    _fit(mixed_frame, epochs=1, solver=solver, dropout=0.0)
+    opt = made[0]
+    assert (type(opt).__name__ == cls) if isinstance(cls, str) else type(opt) is cls
+    if solver in ("adam", "adamw"):  # torch's own fused kernel, Adam's or AdamW's
+        kernel = torch._fused_adamw_ if solver == "adamw" else torch._fused_adam_
+        assert opt.kernel is kernel
+    if nesterov is not None:
+        group = opt.param_groups[0]
+        assert group["nesterov"] is nesterov and group["momentum"] == (
+            0.0 if solver == "sgd" else 0.9
+        )
+
+
+def test_clipping_bounds_each_step(mixed_frame):
+    """With plain SGD a clipped gradient bounds the update: lr x clip per entry and step."""
+
+    def moved(**clip):
+        probe = _FirstWeights()
+        X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+        model = DNNRegressor(
+            hidden_layer_sizes=(16, 16),
+            n_ensemble=1,
+            max_iter=1,
+            solver="sgd",
+            learning_rate_init=0.1,
+            weight_decay=0.0,
+            lr_schedule="constant",
+            dropout=0.0,
+            early_stopping=False,
+            batch_size=300,
+            random_state=0,
+            **clip,
+        ).fit(X, y, callbacks=[probe])
+        return float((model.model_.blocks[1].linear.weight - probe.w).abs().max())
+
+    free = moved()
+    assert moved(clip_grad_value=1e-4) <= 0.1 * 1e-4 * 1.0001 < free
+    assert moved(clip_grad_norm=1e-4) <= 0.1 * 1e-4 * 1.0001 < free
+
+
+def test_penalties_shrink_the_weights(mixed_frame):
+    """L2 (alpha) and L1 penalties are in the gradient: strong ones pull the weights far
+    below the unpenalised fit's (same seed, same steps)."""
+
+    def norm(**penalty):
+        model = _fit(
+            mixed_frame,
+            epochs=5,
+            learning_rate_init=1e-2,
+            weight_decay=0.0,
+            dropout=0.0,
+            early_stopping=False,
+            **penalty,
+        )
+        return float(sum((b.linear.weight**2).sum() for b in model.model_.blocks))
+
+    free = norm()
+    assert norm(alpha=1.0) < 0.5 * free and norm(l1=0.1) < 0.5 * free
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_each_schedule_sets_the_rates_it_documents(schedule, mixed_frame):
+    """One step per epoch (a full batch), so epoch e's recorded rate is step e's."""
+    model = _fit(
+        mixed_frame,
+        epochs=10,
+        lr_schedule=schedule,
+        batch_size=300,
+        early_stopping=False,
+        lr_step_size=3,
+        lr_gamma=0.5,
+        dropout=0.0,
+    )
+    rates = np.array([r["lr"] for r in model.history_]) / 1e-3
+    steps = np.arange(1, 11)  # the rate after each epoch's one step
+    if schedule == "constant" or schedule == "reduce_on_plateau":  # nothing monitored: flat
+        np.testing.assert_allclose(rates, 1.0)
+    elif schedule == "step":
+        np.testing.assert_allclose(rates, 0.5 ** (steps // 3))
+    elif schedule == "exponential":
+        np.testing.assert_allclose(rates, 0.5 ** (steps / 10))
+    else:  # warm-up then annealing: up to the peak, then down
+        peak = int(np.argmax(rates))
+        assert 0 <= peak < 9 and rates[peak] == pytest.approx(1.0, abs=0.05)
+        assert np.all(np.diff(rates[peak:]) <= 1e-12) and rates[-1] < 0.05
+
+
+@pytest.mark.parametrize(
+    "metric, best",
+    [("loss", np.argmin), ("rmse", np.argmin), ("mae", np.argmin), ("r2", np.argmax)],
+)
+def test_early_stopping_keeps_the_best_epoch_of_its_metric(metric, best, mixed_frame):
+    model = _fit(mixed_frame, epochs=8, early_stopping_metric=metric, n_iter_no_change=100)
+    curve = [r[f"val_{metric}"] for r in model.history_]
+    assert model.best_epoch_ == int(best(curve)) + 1
