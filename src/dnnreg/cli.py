@@ -606,16 +606,7 @@ def _overwrite_arg(p) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from dnnreg.studies.pretrain_study import STUDY_MODES  # torch-free
-
-    parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
-    parser.add_argument("--version", action="version", version=f"dnnreg {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train on a CSV/Parquet table and save a run directory")
     p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
     p.add_argument("--target", required=True, help="name of the column to predict")
@@ -666,16 +657,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_train)
 
+
+def _add_report(sub) -> None:
     p = sub.add_parser("report", help="one self-contained HTML page about a run")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE", help="default: RUN_DIR/report.html")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_report)
 
+
+def _add_diagnose(sub) -> None:
     p = sub.add_parser("diagnose", help="verdicts on a run's gradient health")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(func=cmd_diagnose)
 
+
+def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict with a saved model")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("data", metavar="DATA")
@@ -689,17 +686,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_predict)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--target", required=True)
     p.set_defaults(func=cmd_evaluate)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="train the default network on bundled California housing")
     p.add_argument("--out", default="runs/demo", metavar="RUN_DIR")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_demo)
 
+
+def _add_compare(sub) -> None:
     p = sub.add_parser("compare", help="the DNN against shallow baselines on identical splits")
     _data_args(p)
     group = p.add_mutually_exclusive_group()
@@ -709,6 +712,8 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_arg(p)
     p.set_defaults(func=cmd_compare)
 
+
+def _add_learning_curve(sub) -> None:
     p = sub.add_parser(
         "learning-curve", help="test error of each model family against training-set size"
     )
@@ -718,6 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_arg(p)
     p.set_defaults(func=cmd_learning_curve)
 
+
+def _add_tune(sub) -> None:
     p = sub.add_parser(
         "tune",
         help="search the DNN's hyperparameters (Optuna TPE with "
@@ -752,6 +759,10 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_arg(p)
     p.set_defaults(func=cmd_tune)
 
+
+def _add_pretrain_study(sub) -> None:
+    from dnnreg.studies.pretrain_study import STUDY_MODES  # torch-free
+
     p = sub.add_parser(
         "pretrain-study",
         help="does layer-wise pretraining help on this "
@@ -776,14 +787,43 @@ def build_parser() -> argparse.ArgumentParser:
     _overwrite_arg(p)
     p.set_defaults(func=cmd_pretrain_study)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a saved model to ONNX, preprocessing included")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
     _overwrite_arg(p)
     p.set_defaults(func=cmd_export)
 
+
+def _add_datasets(sub) -> None:
     p = sub.add_parser("datasets", help="list the bundled datasets")
     p.set_defaults(func=cmd_datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `dnnreg` parser: global flags, then one sub-parser per command (`_add_*`)."""
+    parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
+    parser.add_argument("--version", action="version", version=f"dnnreg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in (
+        _add_train,
+        _add_report,
+        _add_diagnose,
+        _add_predict,
+        _add_evaluate,
+        _add_demo,
+        _add_compare,
+        _add_learning_curve,
+        _add_tune,
+        _add_pretrain_study,
+        _add_export,
+        _add_datasets,
+    ):
+        add(sub)
     return parser
 
 

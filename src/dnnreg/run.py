@@ -90,24 +90,7 @@ def train_run(
         "best_epoch": model.best_epoch_,
         "n_epochs": model.n_iter_,
     }
-    pred_frames = []
-    for name, rows in splits.items():
-        if rows is None:
-            continue
-        metrics[name] = score_model(model, X.iloc[rows], y.iloc[rows])
-        metrics.setdefault(f"baseline_{baseline_name}", {})[name] = score_model(
-            baseline, X.iloc[rows], y.iloc[rows]
-        )
-        pred_frames.append(
-            pd.concat(
-                [
-                    pd.DataFrame({"row": rows, "split": name, target: y.iloc[rows].to_numpy()}),
-                    prediction_frame(model, X.iloc[rows]),
-                ],
-                axis=1,
-            )
-        )
-
+    predictions = _score_splits(metrics, model, baseline, baseline_name, X, y, splits, target)
     held_out = test if test is not None else (val if val is not None else train)
     importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
 
@@ -131,8 +114,25 @@ def train_run(
         )
         write_json(tmp / "history.json", model.history_)
         write_json(tmp / "metrics.json", metrics)
-        pd.concat(pred_frames).to_csv(tmp / "predictions.csv", index=False)
+        predictions.to_csv(tmp / "predictions.csv", index=False)
     return metrics
+
+
+def _score_splits(metrics, model, baseline, baseline_name, X, y, splits, target) -> pd.DataFrame:
+    """Fill ``metrics`` with the model's and the baseline's scores on each split; return
+    every row's prediction, tagged with its split (the run's ``predictions.csv``)."""
+    frames = []
+    for name, rows in splits.items():
+        if rows is None:
+            continue
+        X_part, y_part = X.iloc[rows], y.iloc[rows]
+        metrics[name] = score_model(model, X_part, y_part)
+        metrics.setdefault(f"baseline_{baseline_name}", {})[name] = score_model(
+            baseline, X_part, y_part
+        )
+        rows_frame = pd.DataFrame({"row": rows, "split": name, target: y_part.to_numpy()})
+        frames.append(pd.concat([rows_frame, prediction_frame(model, X_part)], axis=1))
+    return pd.concat(frames)
 
 
 def permutation_importance_records(model, X, y, seed: int) -> list[dict]:

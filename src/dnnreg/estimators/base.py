@@ -303,16 +303,43 @@ class _DNNBase(BaseEstimator):
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
         start = time.perf_counter()
+        frame, y = self._checked_input(X, y)
+        self._fit_target(y)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        frame, y, val_frame, y_val = self._split_validation(frame, y, rng, eval_set)
+        frame_unlabeled = self._unlabeled_frame(X_unlabeled, frame.columns)
+        self._prepare(frame, y)
+        train = self._tensors(frame, y, device="fit")
+        val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
+        callbacks = self._plugged_callbacks(callbacks, train, val_frame)
+        with torch.random.fork_rng(devices=[]):  # only the generators this fit owns
+            torch.manual_seed(seed)
+            generator = torch.Generator().manual_seed(seed)
+            self._initialise(train, generator)
+            self._pretrain(train, frame_unlabeled, generator, callbacks)
+            self._start_at_marginal(train[2])
+            result = self._train(train, val, y_val, generator, callbacks)
+        self._finish(result, val, y_val)
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    # The steps of fit, in order.
+    def _checked_input(self, X, y):
+        """The feature frame and the checked target, of equal length, at least 2 rows."""
         frame = self._frame_for_fit(X)
         y = self._check_y(y)
         check_consistent_length(frame, y)
         if len(y) < 2:
             raise ValueError(
-                f"{name} needs at least 2 rows to fit, got 1 sample (n_samples={len(y)}); add rows"
+                f"{type(self).__name__} needs at least 2 rows to fit, got 1 sample "
+                f"(n_samples={len(y)}); add rows"
             )
-        self._fit_target(y)
-        rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
+        return frame, y
+
+    def _split_validation(self, frame, y, rng, eval_set):
+        """``(train frame, train y, validation frame, validation y)``: ``eval_set`` when
+        given, else the early-stopping rows held out of ``frame`` (or none)."""
         train_rows, val_rows = self._validation_split(y, rng, eval_set is not None)
         val_frame, y_val = None, None
         if eval_set is not None:
@@ -320,23 +347,28 @@ class _DNNBase(BaseEstimator):
             y_val = self._check_y(eval_set[1])
         elif val_rows is not None:
             val_frame, y_val = frame.iloc[val_rows], y[val_rows]
-        frame, y = frame.iloc[train_rows], y[train_rows]
-        frame_unlabeled = None
-        if X_unlabeled is not None:
-            frame_unlabeled = as_frame(X_unlabeled, columns=frame.columns)
-            if self.pretrain == "none":
-                logger.warning(
-                    "X_unlabeled is used only by pretraining; with pretrain='none' "
-                    "it is ignored (set pretrain='autoencoder', 'rbm', ...)"
-                )
-                frame_unlabeled = None
+        return frame.iloc[train_rows], y[train_rows], val_frame, y_val
 
+    def _unlabeled_frame(self, X_unlabeled, columns):
+        if X_unlabeled is None:
+            return None
+        frame = as_frame(X_unlabeled, columns=columns)  # checked even when unused
+        if self.pretrain == "none":
+            logger.warning(
+                "X_unlabeled is used only by pretraining; with pretrain='none' "
+                "it is ignored (set pretrain='autoencoder', 'rbm', ...)"
+            )
+            return None
+        return frame
+
+    def _prepare(self, frame, y) -> None:
+        """Fit the preprocessing, pick the device, and resolve every "auto" once (recorded
+        in ``resolved_`` and the model file)."""
         self.preprocessor_ = TablePreprocessor(
             numeric_scaling=self.numeric_scaling, categorical_encoding=self.categorical_encoding
         ).fit(frame)
         self.device_ = resolve_device(self.device)
         check_precision(self.precision, self.device_)
-        # Every "auto" is decided here, once, and recorded (saved with the model).
         self.resolved_ = resolve_auto(
             self.get_params(),
             n_train=len(y),
@@ -346,61 +378,55 @@ class _DNNBase(BaseEstimator):
         self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
-        train = self._tensors(frame, y, device="fit")
-        evaluate, val = None, None
-        if val_frame is not None:
-            val = self._tensors(val_frame, y_val, device=self.device_)
-            evaluate = self._evaluator(val, y_val)
-        metric = self.early_stopping_metric
+
+    def _plugged_callbacks(self, callbacks, train, val_frame) -> list:
+        """The user's callbacks plus diagnostics and TensorBoard when asked for: they plug
+        into the loop from here, so the loop never imports them."""
         callbacks = list(callbacks)
         if self.diagnostics:
             from dnnreg.training.diagnostics import Diagnostics
 
             probe = train if val_frame is None else self._tensors(val_frame)
-            callbacks.append(
-                Diagnostics(
-                    (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_)),
-                    self.activation,
-                )
-            )
+            rows = (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_))
+            callbacks.append(Diagnostics(rows, self.activation))
         if self.tensorboard_dir is not None:
             from dnnreg.training.tensorboard import TensorBoardLogger
 
-            callbacks.append(
-                TensorBoardLogger(
-                    self.tensorboard_dir,
-                    (train[0][:4].to(self.device_), train[1][:4].to(self.device_)),
-                )
+            rows = (train[0][:4].to(self.device_), train[1][:4].to(self.device_))
+            callbacks.append(TensorBoardLogger(self.tensorboard_dir, rows))
+        return callbacks
+
+    def _initialise(self, train, generator) -> None:
+        """Build and initialise the network on the CPU with the CPU generator, then move
+        it: the same seed gives the same initial weights on every device."""
+        self.model_ = self._build_model()
+        self.model_.reset_parameters(generator, init=self.resolved_["init"])
+        if self.model_.num_embedding is not None:
+            self.model_.num_embedding.set_bins(
+                train[0].cpu().numpy(), train[2].cpu().numpy(), classification=is_classifier(self)
             )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            generator = torch.Generator().manual_seed(seed)
-            # Initialise on the CPU with the CPU generator, then move: the same seed gives
-            # the same initial weights on every device.
-            self.model_ = self._build_model()
-            self.model_.reset_parameters(generator, init=self.resolved_["init"])
-            if self.model_.num_embedding is not None:
-                self.model_.num_embedding.set_bins(
-                    train[0].cpu().numpy(),
-                    train[2].cpu().numpy(),
-                    classification=is_classifier(self),
-                )
-            self.model_.to(self.device_)
-            self._pretrain(train, frame_unlabeled, generator, callbacks)
-            self._start_at_marginal(train[2])
-            result = fit_model(
-                self.model_,
-                self.loss_,
-                train,
-                config=self._train_config(),
-                generator=generator,
-                evaluate=evaluate,
-                monitor=f"val_{metric}",
-                maximize=metric != "loss" and self._metrics[metric][1],
-                callbacks=callbacks,
-                log_every=1 if self.verbose else 0,
-                log_keys=(f"val_{next(iter(self._metrics))}",),
-            )
+        self.model_.to(self.device_)
+
+    def _train(self, train, val, y_val, generator, callbacks):
+        """The training loop (:func:`dnnreg.training.loop.fit_model`), early-stopped on the
+        validation rows when there are any."""
+        metric = self.early_stopping_metric
+        return fit_model(
+            self.model_,
+            self.loss_,
+            train,
+            config=self._train_config(),
+            generator=generator,
+            evaluate=None if val is None else self._evaluator(val, y_val),
+            monitor=f"val_{metric}",
+            maximize=metric != "loss" and self._metrics[metric][1],
+            callbacks=callbacks,
+            log_every=1 if self.verbose else 0,
+            log_keys=(f"val_{next(iter(self._metrics))}",),
+        )
+
+    def _finish(self, result, val, y_val) -> None:
+        """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
         self.model_.eval()
         self._after_fit(val, y_val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
@@ -411,8 +437,6 @@ class _DNNBase(BaseEstimator):
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:
                 logger.warning("diagnostics: %s", format_verdict(v))
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
 
     def _warn_unsound_combinations(self, n_rows: int) -> None:
         """Combinations that run but work against themselves get a warning, not an error."""
