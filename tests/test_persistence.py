@@ -130,3 +130,19 @@ def test_weights_that_do_not_match_the_config_are_refused(fitted, tmp_path):
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFormatError, match="does not match config.json"):
         load(tmp_path / "m")
+
+
+def test_a_model_saved_before_values_were_recorded_still_loads(fitted, tmp_path, small_model):
+    """Format-2 files of the previous release recorded no embedding kind, patience or init:
+    the loader reads the kind from the weights, never from today's "auto" rule."""
+    X = fitted[1]
+    model = small_model(max_iter=2).fit(X, X["b"] * 2)  # defaults: piecewise-linear embedding
+    save(model, tmp_path / "m")
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    for key in ("numeric_embedding", "n_iter_no_change", "init"):
+        del config["resolved"][key]
+    path.write_text(json.dumps(config))  # config.json itself is not checksummed
+    again = load(tmp_path / "m")
+    assert again.resolved_["numeric_embedding"] == "piecewise_linear"
+    assert np.array_equal(again.predict(X), model.predict(X))

@@ -228,11 +228,10 @@ def tune(
 
     Without ``storage`` the study lives in ``default_dir`` (:func:`study_dir`): an earlier
     study there is resumed, or replaced with ``overwrite=True``."""
-    from sklearn.model_selection import train_test_split
-
     from dnnreg.estimators.classifier import DNNClassifier
     from dnnreg.estimators.regressor import DNNRegressor
     from dnnreg.studies.evaluation import PRIMARY, score
+    from dnnreg.tables.splits import holdout
 
     metric, maximize = PRIMARY[task]
     study = open_study(
@@ -248,11 +247,8 @@ def tune(
     X = X.reset_index(drop=True) if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
     y = pd.Series(np.asarray(y))
     if eval_set is None:
-        fit_rows, val_rows = train_test_split(
-            np.arange(len(y)),
-            test_size=val_fraction,
-            random_state=seed,
-            stratify=y if task == "classification" else None,
+        fit_rows, val_rows = holdout(
+            len(y), val_fraction, seed=seed, stratify=y if task == "classification" else None
         )
         X_fit, y_fit, X_val, y_val = (
             X.iloc[fit_rows],
