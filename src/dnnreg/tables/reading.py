@@ -1,4 +1,5 @@
-"""Reading tables and splitting them into features, target and train/validation/test rows.
+"""Reading tables and splitting them into features and target (row splits live in
+:mod:`dnnreg.tables.splits`).
 
 Numbers go in, errors come out early: every problem with a user's table is reported here
 with its column name and a fix, before any training starts.

@@ -1,4 +1,4 @@
-"""Gradient health, dead and saturated units, and plain-language verdicts.
+"""Gradient health, dead and saturated units, recorded each epoch by a training callback.
 
 :class:`Diagnostics` is a training callback (see :mod:`dnnreg.training.loop`): once per epoch it
 records, for every hidden layer (and the output layer's gradient), the gradient norm on
