@@ -367,7 +367,7 @@ def test_clipping_bounds_each_step(mixed_frame):
             random_state=0,
             **clip,
         ).fit(X, y, callbacks=[probe])
-        return float((model.model_.blocks[1].linear.weight - probe.w).abs().max())
+        return float((model.model_.blocks[1].linear.weight.detach() - probe.w).abs().max())
 
     free = moved()
     assert moved(clip_grad_value=1e-4) <= 0.1 * 1e-4 * 1.0001 < free
@@ -388,7 +388,7 @@ def test_penalties_shrink_the_weights(mixed_frame):
             early_stopping=False,
             **penalty,
         )
-        return float(sum((b.linear.weight**2).sum() for b in model.model_.blocks))
+        return float(sum((b.linear.weight.detach() ** 2).sum() for b in model.model_.blocks))
 
     free = norm()
     assert norm(alpha=1.0) < 0.5 * free and norm(l1=0.1) < 0.5 * free
