@@ -205,7 +205,7 @@ def _libc_renameat2():
     return fn
 
 
-_RENAMEAT2 = _libc_renameat2() if hasattr(os, "fsencode") and os.name == "posix" else None
+_RENAMEAT2 = _libc_renameat2() if os.name == "posix" else None
 _AT_FDCWD, _NOREPLACE, _EXCHANGE = -100, 1, 2
 
 
@@ -260,6 +260,13 @@ def _fsync_tree(root: Path) -> None:
         fsync_path(Path(directory))
 
 
+def _inside_active(path: Path) -> bool:
+    """True when ``path`` lies in a temp directory this process is still filling: nobody
+    sees it before its commit, which fsyncs the whole tree, so the files written inside
+    need no flush (nor leftover scan) of their own."""
+    return any(str(parent) in _active for parent in path.parents)
+
+
 def _sibling(path: Path, tag: str) -> Path:
     return path.with_name(f".{path.name}{_TAG}{tag}-{os.getpid()}-{secrets.token_hex(4)}")
 
@@ -275,15 +282,18 @@ def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overw
     path = Path(path)
     check_output_file(path, overwrite=overwrite, flag=flag)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean_leftovers(path)
+    durable = not _inside_active(path)  # else the enclosing commit flushes it
+    if durable:
+        clean_leftovers(path)
     tmp = _sibling(path, "tmp")
     _active.add(str(tmp))
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         if overwrite:
             check_output_file(path, overwrite=True, flag=flag)  # it may be a dir by now
             os.replace(tmp, path)
@@ -296,7 +306,8 @@ def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overw
                     f"it; pass {flag} to replace it, or choose a new "
                     "path"
                 ) from None
-        fsync_path(path.parent)
+        if durable:
+            fsync_path(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -410,7 +421,8 @@ def output_dir(
             files={**(files or {}), **_manifest(tmp)},
             transient=list(transient),
         )
-        _fsync_tree(tmp)
+        if not _inside_active(path):  # a nested output is flushed with the enclosing one
+            _fsync_tree(tmp)
         _commit(tmp, path, overwrite=overwrite, flag=flag)
     except BaseException:
         if tmp.exists():
@@ -440,7 +452,8 @@ def _commit(tmp: Path, path: Path, *, overwrite: bool, flag: str) -> None:
             os.rename(path, aside)  # a kill here leaves no output: restored at next write
             os.rename(tmp, path)
             tmp = aside
-    fsync_path(path.parent)
+    if not _inside_active(path):
+        fsync_path(path.parent)
     if old is None:  # it was absent, or an empty directory
         _rmdir_if_empty(tmp)
     else:

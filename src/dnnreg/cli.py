@@ -548,10 +548,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from dnnreg._files import check_output_file
     from dnnreg.inference.onnx import export_onnx
 
-    check_output_file(args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
     path = export_onnx(model_dir(args.model), args.onnx, overwrite=args.overwrite, flag=OVERWRITE)
     print(
         f"wrote {path}: one input per feature column (numeric: double, categorical: "

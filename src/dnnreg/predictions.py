@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnnreg.options import VARIANCE_FLOOR
+from dnnreg.options import SOFTPLUS_THRESHOLD, VARIANCE_FLOOR
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
+def sigmoid(z):
+    """The logistic function, overflow-free (also the runtime's activation)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def softplus(z):
+    """log(1 + e^z), returning z itself beyond torch's threshold, as torch does."""
+    return np.where(z > SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
 
 
 def output_map(loss: str, out: np.ndarray) -> np.ndarray:
@@ -27,17 +33,15 @@ def output_map(loss: str, out: np.ndarray) -> np.ndarray:
     if loss == "quantile":
         return np.sort(out, axis=-1)
     if loss == "gaussian_nll":
-        s = out[..., 1]
-        softplus = np.where(s > 20.0, s, np.log1p(np.exp(np.minimum(s, 20.0))))
-        return np.stack([out[..., 0], softplus + VARIANCE_FLOOR], axis=-1)
+        return np.stack([out[..., 0], softplus(out[..., 1]) + VARIANCE_FLOOR], axis=-1)
     if loss == "poisson":
         return np.exp(out[..., 0])
     if loss in ("cross_entropy", "sigmoid_mse"):
         if out.shape[-1] == 1:
-            p = _sigmoid(out[..., 0])
+            p = sigmoid(out[..., 0])
             return np.stack([1.0 - p, p], axis=-1)
         if loss == "sigmoid_mse":
-            p = _sigmoid(out)
+            p = sigmoid(out)
             return p / p.sum(axis=-1, keepdims=True)
         e = np.exp(out - out.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)

@@ -20,8 +20,6 @@ from dnnreg._version import __version__
 from dnnreg.metrics import score_model
 from dnnreg.tables.splits import run_split
 
-FILES = ("config.json", "history.json", "metrics.json", "importance.json", "predictions.csv")
-
 
 def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None = None) -> str:
     """``task``, or for ``auto`` what the target column and ``loss`` imply (regression when

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from dnnreg.model_file import read_config, read_preprocessor, read_weights
-from dnnreg.options import LEAKY_SLOPE, NORM_EPS, SOFTPLUS_THRESHOLD
-from dnnreg.predictions import output_map, point_prediction
+from dnnreg.options import LEAKY_SLOPE, NORM_EPS
+from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
 
@@ -46,14 +46,6 @@ def _leaky_relu(z):
     return np.maximum(z, LEAKY_SLOPE * z, out=z)  # slope < 1: max(z, az) is leaky ReLU
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # overflow-free logistic function
-
-
-def _softplus(z):
-    return np.where(z > SOFTPLUS_THRESHOLD, z, np.log1p(np.exp(np.minimum(z, SOFTPLUS_THRESHOLD))))
-
-
 # Forward forms of every activation (the derivatives live in the reference, for training
 # checks); in place or float32-preserving where that is cheap.
 _ACTIVATIONS = {
@@ -62,11 +54,11 @@ _ACTIVATIONS = {
     "leaky_relu": _leaky_relu,
     "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, 0.0))),
     "gelu": lambda z: 0.5 * z * (1.0 + _erf(z * np.float32(1.0 / math.sqrt(2.0)))),
-    "silu": lambda z: z * _sigmoid(z),
-    "mish": lambda z: z * np.tanh(_softplus(z)),
+    "silu": lambda z: z * sigmoid(z),
+    "mish": lambda z: z * np.tanh(softplus(z)),
     "tanh": lambda z: np.tanh(z, out=z),
-    "sigmoid": _sigmoid,
-    "softplus": _softplus,
+    "sigmoid": sigmoid,
+    "softplus": softplus,
 }
 
 
