@@ -1,32 +1,40 @@
-"""Accuracy on ten regression tables, the standard protocol of the tabular-DL literature:
-a fixed 64/16/20 train/validation/test split per seed
-(``dnnreg.tables.splits.train_val_test_indices``),
-``SEEDS`` seeds, test RMSE mean ± std, in the target's units.
+"""Accuracy on ten regression tables against the strongest tabular models, the standard
+protocol of the tabular-DL literature: a fixed 64/16/20 train/validation/test split per
+seed (``dnnreg.tables.splits.train_val_test_indices``), test RMSE mean ± std in the
+target's units.
 
-Models, each on the same rows: dnnreg defaults (early stopping on the validation rows);
-dnnreg tuned (``dnnreg.studies.tune`` for ``--budget`` seconds); LightGBM defaults (100 trees,
-trained on the training rows); LightGBM with 2,000 trees and early stopping on the
-validation rows; LightGBM tuned by Optuna TPE with the same budget; sklearn's MLPRegressor
-(3x256, standardized, its own early stopping). Per dataset the models are ranked by mean
-RMSE; the table also gives each model's RMSE relative to the dataset's best.
+Every model gets the same training rows and the same validation rows (for early
+stopping): dnnreg's defaults, and the peers of ``peers.py`` — RealMLP-TD, TabM-D and
+CatBoost-TD from pytabkit, CatBoost's and LightGBM's defaults, LightGBM early-stopped.
+``--models`` adds the older rows too: dnnreg tuned and LightGBM tuned (``--budget``
+seconds of TPE search each) and scikit-learn's MLP. ``--variant 'label={"n_ensemble": 16}'``
+(repeatable) adds dnnreg with the defaults updated by those parameters, the way candidate
+defaults are measured.
 
-Run: ``.venv/bin/python bench/accuracy.py [--seeds 3] [--budget 30] [--datasets a,b]``
-(about 25 minutes plus 2 x budget per dataset and seed; `--reuse` skips refitting the
-named baselines).
-Results: results/accuracy.{json,md}.
+Each run is kept in ``results/accuracy_runs.json`` as it ends (``_runs.RunStore``);
+``--reuse`` takes the named models' stored runs instead of refitting them (peers whose code
+and version did not change). ``--limit 'TabM-D=1:10000'`` runs a model on one seed and only
+on tables of at most 10,000 rows (TabM-D costs minutes per thousand rows on two cores).
+The summary compares models on the (table, seed) pairs all of them ran.
+
+Run: ``.venv/bin/python bench/accuracy.py [--seeds 3] [--datasets a,b] [--reuse M1,M2]``.
+Results: results/accuracy.{json,md} and results/accuracy_runs.json.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 
 import numpy as np
 
 from _common import tables, write
+from _runs import RunStore, parse_limits, summary, summary_lines
 from dnnreg import DNNRegressor
 from dnnreg.studies.baselines import Tabular
-from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.splits import train_val_test_indices
+from peers import PEERS, versions
 
 DATASETS = {
     "california_housing": "MedHouseVal",
@@ -45,36 +53,14 @@ DATASETS = {
 _LAST = {}  # the defaults' model of the current dataset and seed, reused by the tuned row
 
 
-def fit_dnnreg(X, y, tr, va, seed):
-    model = DNNRegressor(random_state=seed).fit(
+def fit_dnnreg(X, y, tr, va, seed, params=None):
+    """DNNRegressor with its defaults (or the defaults updated by ``params``, a variant),
+    early-stopped on the validation rows."""
+    model = DNNRegressor(random_state=seed, **(params or {})).fit(
         X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va])
     )
     _LAST.update(model=model, seed=seed, n=len(tr))
     return model
-
-
-def fit_lgbm(X, y, tr, va, seed):
-    from lightgbm import LGBMRegressor
-
-    return Tabular(LGBMRegressor(random_state=seed, verbose=-1)).fit(X.iloc[tr], y.iloc[tr])
-
-
-def fit_lgbm_early_stopping(X, y, tr, va, seed):
-    """LightGBM with up to 2,000 trees, stopped by the validation rows (100 rounds of
-    patience); encoded with the same preprocessing as the other baselines."""
-    import lightgbm
-    from lightgbm import LGBMRegressor
-
-    encode = _lgbm_encoder(X.iloc[tr])
-    est = LGBMRegressor(n_estimators=2000, learning_rate=0.05, random_state=seed, verbose=-1)
-    est.fit(
-        encode(X.iloc[tr]),
-        y.iloc[tr],
-        eval_X=encode(X.iloc[va]),
-        eval_y=y.iloc[va],
-        callbacks=[lightgbm.early_stopping(100, verbose=False)],
-    )
-    return _Encoded(est, encode)
 
 
 def _lgbm_encoder(X_train):
@@ -94,7 +80,7 @@ class _Encoded:
         return self.est.predict(self.encode(frame))
 
 
-def fit_dnnreg_tuned(X, y, tr, va, seed):
+def fit_dnnreg_tuned(X, y, tr, va, seed, task=None):
     """``dnnreg.studies.tune`` for ``BUDGET`` seconds (TPE; each trial fitted on the training rows,
     scored and early-stopped on the validation rows, stopped when the budget ends), with
     the defaults as its first trial: that trial is the "dnnreg defaults" model just fitted
@@ -120,7 +106,7 @@ def fit_dnnreg_tuned(X, y, tr, va, seed):
     return min(models, key=val)
 
 
-def fit_lgbm_tuned(X, y, tr, va, seed):
+def fit_lgbm_tuned(X, y, tr, va, seed, task=None):
     """LightGBM tuned the same way: Optuna TPE (seeded, first trial LightGBM's defaults)
     for ``BUDGET`` seconds over the usual ranges, up to 2,000 trees early-stopped on the
     validation rows (patience 100), scored by validation RMSE; the best trial's model."""
@@ -173,7 +159,7 @@ def fit_lgbm_tuned(X, y, tr, va, seed):
     return _Encoded(best["est"], encode)
 
 
-def fit_mlp(X, y, tr, va, seed):
+def fit_mlp(X, y, tr, va, seed, task=None):
     from sklearn.neural_network import MLPRegressor
 
     mlp = MLPRegressor(
@@ -184,151 +170,150 @@ def fit_mlp(X, y, tr, va, seed):
         return Tabular(mlp).fit(X.iloc[np.concatenate([tr, va])], y.iloc[np.concatenate([tr, va])])
 
 
-MODELS = {
-    "dnnreg defaults": fit_dnnreg,
-    "dnnreg tuned": fit_dnnreg_tuned,
-    "LightGBM defaults": fit_lgbm,
-    "LightGBM early stopping": fit_lgbm_early_stopping,
-    "LightGBM tuned": fit_lgbm_tuned,
-    "sklearn MLP": fit_mlp,
-}
+MODELS = {"dnnreg defaults": fit_dnnreg, **PEERS}
+EXTRA = {"dnnreg tuned": fit_dnnreg_tuned, "LightGBM tuned": fit_lgbm_tuned, "sklearn MLP": fit_mlp}
 BUDGET = 30.0  # seconds of search per dataset, seed and tuned model
+STORE = "accuracy"
 
 
-def previous_runs(models: list[str], seeds: int) -> dict:
-    """The runs of ``models`` in the committed results, to reuse rather than refit: for
-    baselines whose code did not change, when dnnreg's rows are rerun. Only runs made with
-    the same seeds and budget are taken."""
-    if not models:
-        return {}
-    import json
-    from pathlib import Path
-
-    old = json.loads((Path(__file__).parent / "results" / "accuracy.json").read_text())
-    if old["budget_seconds"] != BUDGET:
-        raise SystemExit(
-            f"--reuse needs the same --budget as the stored run ({old['budget_seconds']})"
-        )
-    out = {}
-    for name, r in old["datasets"].items():
-        for m in models:
-            runs = [x for x in r["runs"][m] if x["seed"] < seeds]
-            if len(runs) == seeds:
-                out[(name, m)] = runs
-    return out
+def variant(label: str, params: dict):
+    """A candidate default: dnnreg with the defaults updated by ``params``."""
+    fit = lambda X, y, tr, va, seed, task: fit_dnnreg(X, y, tr, va, seed, params)  # noqa: E731
+    fit.params = params
+    return fit
 
 
-def main(seeds: int = 3, reuse: tuple = ()):
-    results, reused = {}, previous_runs(list(reuse), seeds)
+def run_all(models: dict, seeds: int, reuse: set, limits: dict, store: RunStore) -> None:
+    """Fit every model on every table and seed not already reused from the store."""
     for name, X, y in tables(DATASETS):
         X, y = X.reset_index(drop=True), y.reset_index(drop=True)
-        runs = {m: list(reused.get((name, m), [])) for m in MODELS}
         for seed in range(seeds):
             tr, va, te = train_val_test_indices(len(X), seed=seed)
-            for model_name, fit in MODELS.items():
-                if (name, model_name) in reused:
+            for model_name, fit in models.items():
+                max_seeds, max_rows = limits.get(model_name, (seeds, None))
+                if seed >= max_seeds or (max_rows and len(X) > max_rows):
                     continue
-                start = time.perf_counter()
-                model = fit(X, y, tr, va, seed)
+                if model_name in reuse and store.get(name, model_name, seed):
+                    continue
+                if model_name == "dnnreg tuned" and _LAST.get("seed") != seed:
+                    fit_dnnreg(X, y, tr, va, seed)  # its first trial, when not fitted above
+                start, cpu = time.perf_counter(), time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model = fit(X, y, tr, va, seed, "regression")
+                seconds = time.perf_counter() - start
+                cpu = time.process_time() - cpu
                 rmse = float(np.sqrt(np.mean((model.predict(X.iloc[te]) - y.iloc[te]) ** 2)))
-                runs[model_name].append(
-                    {"seed": seed, "rmse": rmse, "fit_seconds": time.perf_counter() - start}
-                )
-                print(name, seed, model_name, f"{rmse:.4g}", flush=True)
-        means = {m: float(np.mean([r["rmse"] for r in v])) for m, v in runs.items()}
+                run = {
+                    "rmse": rmse,
+                    "fit_seconds": seconds,
+                    "cpu_seconds": cpu,  # all threads' CPU: robust to a busy machine
+                    "n_train": len(tr),
+                    "n_rows": len(X),
+                    # the 1-minute load average after the fit: above ~2 on two cores
+                    # something else ran beside it, and its seconds are not comparable
+                    "load_after": round(os.getloadavg()[0], 2),
+                }
+                if getattr(fit, "params", None):
+                    run["params"] = fit.params
+                store.put(name, model_name, seed, run)
+                print(name, seed, model_name, f"{rmse:.4g}", f"{seconds:.1f}s", flush=True)
+
+
+def report(store: RunStore, models: list[str], command: str, limits: dict) -> None:
+    """The per-table table and the summaries, from the store's runs of ``models``."""
+    runs = {t: store.runs[t] for t in DATASETS if t in store.runs}
+    lines = ["| dataset (rows) | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for table, r in runs.items():
+        means = {m: np.mean([x["rmse"] for x in r[m].values()]) for m in models if m in r}
+        best = min(means.values())
         order = sorted(means, key=means.get)
-        results[name] = {
-            "rows": len(X),
-            "runs": runs,
-            "mean_rmse": means,
-            "rank": {m: order.index(m) + 1 for m in means},
-        }
-        report(results, seeds, reuse)  # after every table: a cut-short run leaves results
-
-
-def report(results: dict, seeds: int, reuse: tuple = ()) -> None:
-    models = list(MODELS)
-    lines = ["| dataset | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for name, r in results.items():
-        best = min(r["mean_rmse"].values())
         cells = []
         for m in models:
-            rm = [x["rmse"] for x in r["runs"][m]]
+            if m not in r:
+                cells.append("–")
+                continue
+            rm = [x["rmse"] for x in r[m].values()]
             cells.append(
-                f"{np.mean(rm):.4g} ± {np.std(rm):.2g} (#{r['rank'][m]}, "
-                f"{100 * (np.mean(rm) / best - 1):+.1f} %)"
+                f"{np.mean(rm):.4g} ± {np.std(rm):.2g} ({len(rm)}; #{order.index(m) + 1}, "
+                f"{100 * (means[m] / best - 1):+.1f} %)"
             )
-        lines.append(f"| {name} ({r['rows']}) | " + " | ".join(cells) + " |")
-    mean_rank = {m: float(np.mean([r["rank"][m] for r in results.values()])) for m in models}
-    lines.append("| mean rank | " + " | ".join(f"{mean_rank[m]:.2f}" for m in models) + " |")
+        n_rows = next(iter(next(iter(r.values())).values()))["n_rows"]
+        lines.append(f"| {table} ({n_rows}) | " + " | ".join(cells) + " |")
     lines.append(
-        f"\n64/16/20 split per seed, {seeds} seeds; test RMSE mean ± std (rank, gap to "
-        "the dataset's best model)."
+        "\nTest RMSE mean ± std (seeds run; rank among the models run on that table, gap to "
+        "the table's best mean). 64/16/20 split per seed."
     )
+    limited = [m for m in models if m in limits]
+    groups = [("All models but " + ", ".join(limited), [m for m in models if m not in limited])]
+    groups = groups if limited else []
+    groups.append(("All models, on the (table, seed) pairs every one ran", models))
+    summaries = {}
+    for title, group in groups:
+        s = summary(runs, list(runs), group, "rmse")
+        summaries[title] = s
+        lines += summary_lines(title, s, group)
     lines += [
-        "\nMean seconds per fit (the tuned dnnreg row adds its search to the defaults' "
-        "fit, which it reuses as its first trial):\n",
-        "| dataset | " + " | ".join(models) + " |",
-        "|---|" + "---|" * len(models),
+        "\nMedian fit seconds per 1,000 training rows are over the same tables. pytabkit's "
+        "models are given both cores (their default is half the logical cores).",
+        f"\nReproduce: `{command}`",
     ]
-    for name, r in results.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(f"{np.mean([x['fit_seconds'] for x in r['runs'][m]]):.1f}" for m in models)
-            + " |"
-        )
-    command = (
-        f"python bench/accuracy.py --seeds {seeds} --budget {BUDGET:g} --datasets "
-        + ",".join(DATASETS)
-        + (f" --reuse '{','.join(reuse)}'" if reuse else "")
-    )
-    lines.append(
-        f"\nReproduce: `{command}`; tuned models search {BUDGET:g} s per dataset and "
-        "seed (TPE, first trial the defaults, scored on the validation rows)."
-    )
-    if reuse:
-        lines.append(
-            f"\nNot refitted in this run: {', '.join(reuse)} — their runs (same seeds, "
-            "splits, budget and machine; their code unchanged) come from the previous "
-            "results file, so their seconds were measured in that run."
-        )
     write(
         "accuracy",
         {
-            "protocol": f"train_val_test_indices 64/16/20, seeds 0..{seeds - 1}",
+            "protocol": "train_val_test_indices 64/16/20; runs in accuracy_runs.json",
             "command": command,
-            "budget_seconds": BUDGET,
-            "reused": list(reuse),
-            "datasets": results,
-            "mean_rank": mean_rank,
+            "peer_versions": versions(),
+            "limits": {m: list(v) for m, v in limits.items()},
+            "models": models,
+            "summaries": summaries,
         },
         "\n".join(lines),
     )
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    global BUDGET, DATASETS
     import argparse
+    import json
+    import shlex
+    import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument(
-        "--budget",
-        type=float,
-        default=BUDGET,
-        help="seconds of search per dataset, seed and tuned model",
-    )
+    parser.add_argument("--budget", type=float, default=BUDGET, help="tuned models' seconds")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument(
-        "--reuse",
-        default="",
-        help="comma-separated models whose runs are taken from the committed "
-        "results instead of refitted (e.g. 'LightGBM tuned,sklearn MLP')",
+        "--models", default=",".join(MODELS), help="from " + ", ".join({**MODELS, **EXTRA})
     )
-    args = parser.parse_args()
+    parser.add_argument("--variant", action="append", default=[], help="label=JSON params")
+    parser.add_argument("--reuse", default="", help="models taken from the stored runs")
+    parser.add_argument("--limit", default="TabM-D=1:10000", help="MODEL=SEEDS[:MAX_ROWS],...")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report")
+    args = parser.parse_args(argv)
     BUDGET = args.budget
     DATASETS = {name: DATASETS[name] for name in args.datasets.split(",")}
-    reuse = tuple(m for m in args.reuse.split(",") if m)
-    unknown = [m for m in reuse if m not in MODELS]
-    if unknown:
-        raise SystemExit(f"--reuse: unknown model(s) {unknown}; choose from {list(MODELS)}")
-    main(args.seeds, reuse)
+    known = {**MODELS, **EXTRA}
+    models = {}
+    for m in filter(None, args.models.split(",")):
+        if m not in known:
+            raise SystemExit(f"--models: unknown model {m!r}; choose from {list(known)}")
+        models[m] = known[m]
+    for v in args.variant:
+        label, _, params = v.partition("=")
+        models[f"dnnreg: {label}"] = variant(label, json.loads(params))
+    reuse = {m for m in args.reuse.split(",") if m}
+    limits = parse_limits(args.limit)
+    store = RunStore(STORE)
+    if not args.report_only:
+        run_all(models, args.seeds, reuse, limits, store)
+    report(
+        store,
+        list(models),
+        "python bench/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        limits,
+    )
+
+
+if __name__ == "__main__":
+    main()

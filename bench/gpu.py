@@ -17,7 +17,7 @@ from dnnreg import DNNRegressor
 from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
 from dnnreg.tables.datasets import load_california_housing
-from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.splits import train_val_test_indices
 from dnnreg.training.loop import TrainConfig, fit_model
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from _common import write
 from dnnreg import DNNRegressor, load, load_numpy, save
 from dnnreg.tables.datasets import load_california_housing
-from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.splits import train_val_test_indices
 
 
 def latency_ms(predict, row, repeats=200) -> float:

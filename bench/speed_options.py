@@ -72,7 +72,7 @@ class Trace:
 
 def split():
     from dnnreg.tables.datasets import load_california_housing
-    from dnnreg.tables.reading import train_val_test_indices
+    from dnnreg.tables.splits import train_val_test_indices
 
     X, y = load_california_housing(return_X_y=True)
     tr, va, te = train_val_test_indices(len(X))

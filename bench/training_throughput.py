@@ -25,7 +25,7 @@ from _common import write
 from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
 from dnnreg.tables.datasets import load_california_housing
-from dnnreg.tables.reading import train_val_test_indices
+from dnnreg.tables.splits import train_val_test_indices
 from dnnreg.training.loop import TrainConfig, fit_model
 
 EPOCHS, REPEATS = 2, 2
