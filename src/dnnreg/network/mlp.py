@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dnnreg.network.dropout import DropoutMasks
 from dnnreg.options import ENSEMBLE_KINDS, INIT_ALIASES, INITS, LEAKY_SLOPE, NORM_EPS, resolve_init  # noqa: F401
 from dnnreg.tables.preprocessing import embedding_dim
 
@@ -271,12 +272,17 @@ class Block(nn.Module):
         if self.residual:
             self.alpha = nn.Parameter(torch.zeros(k, 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask``: this step's dropout mask for the block's output, drawn by the MLP with
+        all the others (:class:`~dnnreg.network.dropout.DropoutMasks`); without one the
+        block drops units itself, through ``nn.Dropout``."""
         h = self.linear(x)
         if self.norm is not None:
             h = self.norm(h)
         h = self.act(h)
-        if self.dropout is not None:
+        if mask is not None:
+            h = h * mask
+        elif self.dropout is not None:
             h = self.dropout(h)
         return x + self.alpha * h if self.residual else h
 
@@ -359,6 +365,8 @@ class MLP(nn.Module):
             d = width
         self.blocks = nn.ModuleList(blocks)
         self.head = EnsembleLinear(n_ensemble, d, d_out)
+        self.dropout = dropout
+        self.dropout_masks: DropoutMasks | None = None  # set by seed_dropout
         self.reset_parameters()  # never leave torch.empty's garbage in the weights
 
     def reset_parameters(
@@ -376,6 +384,22 @@ class MLP(nn.Module):
             with torch.no_grad():
                 emb.weight.normal_(0.0, 1.0, generator=generator)
 
+    def seed_dropout(self, seed: int) -> None:
+        """Draw this network's dropout masks on the CPU from a generator seeded with
+        ``seed``, all layers and members of a step at once (:mod:`dnnreg.network.dropout`);
+        the training loop calls it. On other devices the blocks keep ``nn.Dropout``."""
+        self.dropout_masks = DropoutMasks(self.dropout, seed) if self.dropout > 0 else None
+
+    def _step_masks(self, x: torch.Tensor) -> list | None:
+        """This training step's masks, one per block, for ``x: (k, n, d)``; ``None`` when
+        the blocks drop units themselves (evaluation, no dropout, not on the CPU)."""
+        if not self.training or self.dropout_masks is None or x.device.type != "cpu":
+            return None
+        k, n = x.shape[:2]
+        shapes = [(k, n, block.linear.bias.shape[-1]) for block in self.blocks]
+        dtype = x.dtype if not torch.is_autocast_enabled("cpu") else torch.bfloat16
+        return self.dropout_masks.draw(shapes, dtype)
+
     def inputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         """The first layer's input: numeric columns and embedding rows side by side.
         Shape: ``-> ([k,] n, d)``."""
@@ -388,6 +412,7 @@ class MLP(nn.Module):
         x = self.inputs(x_num, x_cat)  # ([k,] n, d)
         if x.dim() == 2:  # the same rows for every member
             x = x.unsqueeze(0).expand(self.k, -1, -1)
-        for block in self.blocks:
-            x = block(x)
+        masks = self._step_masks(x) or [None] * len(self.blocks)
+        for block, mask in zip(self.blocks, masks):
+            x = block(x, mask)
         return self.head(x)  # (k, n, d_out)

@@ -134,6 +134,10 @@ def fit_model(
         gamma=config.lr_gamma,
         patience=config.lr_patience,
     )
+    if getattr(model, "dropout", 0) > 0 and hasattr(model, "seed_dropout"):
+        # the masks' own generator, seeded from the fit's: reproducible, and independent
+        # of the batch order drawn below
+        model.seed_dropout(int(torch.randint(2**62, (1,), generator=generator)))
     weights, _ = decayed_parameters(model)
     alpha = config.alpha + (config.weight_decay if config.solver == "lbfgs" else 0.0)
 
