@@ -328,6 +328,11 @@ _SHARED_PARAMETERS = """
     compile : bool, default=False
         Train through ``torch.compile`` (inductor). Costs 3-15 s of compilation per fit
         and measured 0-25 % faster epochs on CPU: worth it for fits of minutes, not seconds.
+    n_threads : int or "auto", default="auto"
+        torch's CPU threads during ``fit`` and ``predict`` (restored afterwards). "auto" uses
+        the usable cores (affinity, cgroup quota) not taken by other runnable processes,
+        re-read after every epoch: a second thread on a busy core makes every operation
+        wait for it (:mod:`dnnreg.training.threads`).
     tensorboard_dir : str or None, default=None
         Write TensorBoard events there: scalars per epoch, weight and gradient histograms
         per layer, and the network graph (needs the ``tensorboard`` package).
@@ -430,6 +435,7 @@ OPTIONS = {
     "device": ("auto", DEVICES),
     "precision": ("fp32", PRECISIONS),
     "compile": (False, "True or False"),
+    "n_threads": ("auto", "an integer >= 1 or 'auto'"),
     "pretrain": ("none", PRETRAIN_MODES),
     "pretrain_epochs": (10, "an integer >= 0, or one per hidden layer"),
     "pretrain_lr": (None, "a number > 0, one per hidden layer, or None"),

@@ -49,6 +49,7 @@ from dnnreg.tables.splits import validation_rows
 from dnnreg.training.devices import check_precision, data_device, resolve_device
 from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
+from dnnreg.training.threads import thread_scope
 
 logger = logging.getLogger("dnnreg")
 
@@ -160,6 +161,9 @@ class _DNNBase(BaseEstimator):
                 check_choice("precision", self.precision, PRECISIONS),
                 *self._check_pretrain_params(),
                 _check_bool("compile", self.compile),
+                None
+                if self.n_threads == "auto"
+                else check_number("n_threads", self.n_threads, low=1, integer=True),
                 *self._check_task_params(),
             ]
         )
@@ -313,14 +317,17 @@ class _DNNBase(BaseEstimator):
         train = self._tensors(frame, y, device="fit")
         val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
         callbacks = self._plugged_callbacks(callbacks, train, val_frame)
-        with torch.random.fork_rng(devices=[]):  # only the generators this fit owns
+        with (
+            torch.random.fork_rng(devices=[]),  # only the generators this fit owns
+            thread_scope(self.n_threads) as threads,  # restored after the fit
+        ):
             torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             self._initialise(train, generator)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
-            result = self._train(train, val, y_val, generator, callbacks)
-        self._finish(result, val, y_val)
+            result = self._train(train, val, y_val, generator, [*callbacks, threads])
+            self._finish(result, val, y_val)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -658,7 +665,8 @@ class _DNNBase(BaseEstimator):
     def _outputs(self, X) -> torch.Tensor:
         """Every member's raw outputs for ``X``. Shape: ``(k, n, d_out)``."""
         x_num, x_cat = self._tensors(self._frame_for_predict(X))
-        return forward_in_chunks(self.model_, x_num, x_cat)
+        with thread_scope(getattr(self, "n_threads", "auto")):
+            return forward_in_chunks(self.model_, x_num, x_cat)
 
 
 def _recorded(config: dict, weights: dict) -> dict:

@@ -100,6 +100,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         device="auto",
         precision="fp32",
         compile=False,
+        n_threads="auto",
         pretrain="none",
         pretrain_epochs=10,
         pretrain_lr=None,

@@ -117,6 +117,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         device="auto",
         precision="fp32",
         compile=False,
+        n_threads="auto",
         pretrain="none",
         pretrain_epochs=10,
         pretrain_lr=None,
