@@ -333,3 +333,37 @@ def test_classifier_fits_with_tree_bins(mixed_frame):
     assert set(clf.predict(X)) <= {"hi", "lo"}
     emb = clf.model_.num_embedding
     assert torch.isfinite(emb.left).all() and (emb.width > 0).all()
+
+
+@pytest.mark.parametrize("k", [1, 8])
+def test_piecewise_linear_lookup_equals_the_codes_times_the_maps(k):
+    """The prefix-sum lookup (large batches) computes the codes' product exactly, values
+    beyond the training range and padded (few-valued) columns included; so do its weight
+    gradients."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=400), rng.exponential(size=400), rng.integers(0, 2, 400)])
+    emb = NumericEmbedding(
+        "piecewise_linear", columns=[0, 1, 2], d_numeric=3, d_embedding=4, n_bins=9
+    )
+    emb.set_bins(x)
+    emb.reset_parameters(torch.Generator().manual_seed(0))
+    xt = torch.tensor(np.concatenate([x, 5 * rng.normal(size=(112, 3))]), dtype=torch.float32)
+    xt = xt.reshape(k, -1, 3)[..., emb.columns]
+    by_codes = torch.einsum("...fc,fcd->...fd", emb.codes(xt), emb.weight)
+    by_lookup = emb.piecewise_linear(xt)
+    torch.testing.assert_close(by_lookup, by_codes, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(by_codes)
+    (grad_codes,) = torch.autograd.grad((by_codes * g).sum(), emb.weight)
+    (grad_lookup,) = torch.autograd.grad((emb.piecewise_linear(xt) * g).sum(), emb.weight)
+    torch.testing.assert_close(grad_lookup, grad_codes, rtol=1e-4, atol=1e-4)
+
+
+def test_piecewise_linear_lookup_gradient_by_finite_differences():
+    from dnnreg.network.embeddings import piecewise_linear
+
+    emb = NumericEmbedding("piecewise_linear", columns=[0], d_numeric=1, d_embedding=2, n_bins=4)
+    emb.set_bins(np.linspace(0, 1, 50)[:, None])
+    tables = [getattr(emb, n).double() for n in ("left", "width", "lower", "upper")]
+    w = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
+    x = torch.tensor([[-0.3], [0.1], [0.4], [0.8], [1.7]], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w: piecewise_linear(x, *tables, w), (x, w))

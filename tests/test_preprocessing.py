@@ -155,3 +155,32 @@ def test_scaled_columns_go_by_role_not_by_name():
     pre = TablePreprocessor().fit(df)
     assert pre.feature_names_out() == ["a", "a__missing", "a__missing"]
     assert pre.scaled_columns() == [0, 2]  # the indicator (position 1) is not embedded
+
+
+def test_auto_encoding_pools_rare_levels_and_chooses_by_cardinality():
+    from dnnreg.tables.preprocessing import MIN_LEVEL_COUNT, ONEHOT_MAX_LEVELS
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    few = rng.choice(["a", "b", "c"], n)
+    many = np.array([f"L{i}" for i in rng.integers(0, 40, n)], dtype=object)  # ~50 per level
+    many[:3] = ["rare1", "rare1", "rare2"]  # seen fewer than MIN_LEVEL_COUNT times
+    frame = pd.DataFrame({"few": few, "many": many, "x": rng.normal(size=n)})
+    pre = TablePreprocessor(categorical_encoding="auto").fit(frame)
+    assert pre.encoding("few") == "onehot" and pre.encoding("many") == "embedding"
+    assert len(pre.categorical["many"]["categories"]) > ONEHOT_MAX_LEVELS
+    assert "rare1" not in pre.categorical["many"]["categories"]
+    assert pre.categorical["many"]["pooled"] == 2 and MIN_LEVEL_COUNT > 2
+    enc = pre.transform(frame)
+    assert enc.categorical.shape == (n, 1)  # only "many" is embedded
+    assert enc.categorical[:3, 0].tolist() == [0, 0, 0]  # rare -> the unknown bucket
+    assert pre.cardinalities() == [len(pre.categorical["many"]["categories"]) + 1]
+    assert [c for c in pre.feature_names_out() if c.startswith("few=")] == [
+        "few=<unknown>",
+        "few=a",
+        "few=b",
+        "few=c",
+    ]
+    again = TablePreprocessor.from_dict(pre.to_dict())
+    assert np.array_equal(again.transform(frame).numeric, enc.numeric)
+    assert np.array_equal(again.transform(frame).categorical, enc.categorical)

@@ -154,7 +154,7 @@ def _encoded_inputs(g: _Graph, pre) -> tuple[str, list[str]]:
             blocks.extend(_numeric_blocks(g, col, pre.numeric[col]))
             continue
         code = _codes(g, col, pre.categorical[col]["categories"])
-        if pre.categorical_encoding == "onehot":
+        if pre.encoding(col) == "onehot":
             k = len(pre.categorical[col]["categories"]) + 1
             blocks.append(
                 g.op("Cast", g.op("Equal", code, g.const(np.arange(k, dtype=np.int64))), to=11)

@@ -229,14 +229,7 @@ class NumericEmbedding(nn.Module):
         instead of T code entries and a (T x d) product. The same function, with far less
         arithmetic (measured in bench/member_cost.py); :class:`_BinLookup` computes it.
         Shape: ``(..., f) -> (..., f, d_embedding)``."""
-        f, n_bins, d = self.weight.shape
-        padding = (self.lower == 0) & (self.upper == 0)  # bins a column does not have
-        bounds = torch.where(padding, torch.inf, self.left)[:, 1:].contiguous()  # (f, T-1)
-        flat = x.reshape(-1, f)
-        t = torch.searchsorted(bounds, flat.T.contiguous(), right=True).T  # (m, f): x's bin
-        index = (t + torch.arange(f, device=x.device) * n_bins).flatten()  # rows of (f*T, d)
-        z = (flat.flatten() - self.left.flatten()[index]) / self.width.flatten()[index]
-        return _BinLookup.apply(index, z, self.weight).reshape(*x.shape, d)
+        return piecewise_linear(x, self.left, self.width, self.lower, self.upper, self.weight)
 
     def forward(self, x_num: torch.Tensor) -> torch.Tensor:
         x = x_num[..., self.columns]  # (..., f)
@@ -247,6 +240,19 @@ class NumericEmbedding(nn.Module):
             e = torch.relu(torch.einsum("...fc,fcd->...fd", v, self.weight) + self.bias)
         parts = [e.flatten(-2), x_num[..., self.passthrough]]
         return torch.cat(parts, dim=-1)  # (..., f*d_embedding + n_passthrough)
+
+
+def piecewise_linear(x, left, width, lower, upper, weight) -> torch.Tensor:
+    """:meth:`NumericEmbedding.piecewise_linear` on explicit tables (``left, width, lower,
+    upper: (f, T)``, ``weight: (f, T, d)``). Shape: ``(..., f) -> (..., f, d)``."""
+    f, n_bins, d = weight.shape
+    padding = (lower == 0) & (upper == 0)  # bins a column does not have
+    bounds = torch.where(padding, torch.inf, left)[:, 1:].contiguous()  # (f, T-1)
+    flat = x.reshape(-1, f)
+    t = torch.searchsorted(bounds, flat.T.contiguous(), right=True).T  # (m, f): x's bin
+    index = (t + torch.arange(f, device=x.device) * n_bins).flatten()  # rows of (f*T, d)
+    z = (flat.flatten() - left.flatten()[index]) / width.flatten()[index]
+    return _BinLookup.apply(index, z, weight).reshape(*x.shape, d)
 
 
 class _BinLookup(torch.autograd.Function):

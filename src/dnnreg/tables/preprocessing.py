@@ -20,6 +20,13 @@ from dnnreg.options import CATEGORICAL_ENCODINGS, SCALINGS  # noqa: F401
 
 # smooth_clip: z / √(1 + (z/3)²) after robust scaling (RealMLP, Holzmüller et al. 2024).
 SMOOTH_CLIP = 3.0
+# categorical_encoding="auto": a column keeps one 0/1 input per level up to this many kept
+# levels and gets a learned embedding beyond (RealMLP-TD's rule, Holzmüller et al. 2024),
+# and levels seen fewer than MIN_LEVEL_COUNT times in training share the unknown bucket: a
+# level seen once or twice cannot be learned, and with thousands of them (tail numbers,
+# timestamps) they are most of the width of the input layer.
+ONEHOT_MAX_LEVELS = 8
+MIN_LEVEL_COUNT = 5
 # Normal scores are clipped where sklearn's QuantileTransformer clips them (±5.2σ).
 _QUANTILE_BOUND = 1e-7
 
@@ -120,9 +127,11 @@ class TablePreprocessor:
         z / √(1 + (z/3)²), which is the identity near 0 and bends outliers smoothly into
         (-3, 3) (RealMLP, Holzmüller, Grinsztajn & Steinwart 2024, "Better by Default");
         ``standard`` uses mean and std.
-    categorical_encoding : {"onehot", "embedding"}
+    categorical_encoding : {"auto", "onehot", "embedding"}
         ``onehot`` expands codes into 0/1 columns here; ``embedding`` leaves integer codes
-        for an embedding layer in the network.
+        for an embedding layer in the network; ``auto`` decides per column: levels seen
+        fewer than :data:`MIN_LEVEL_COUNT` times join the unknown bucket, then one-hot up
+        to :data:`ONEHOT_MAX_LEVELS` kept levels, an embedding beyond.
     n_quantiles : int
         Knots of the quantile map (capped at the number of training rows).
 
@@ -164,7 +173,9 @@ class TablePreprocessor:
         for name in self.columns:
             values = _numeric_or_none(frame[name])
             if values is None:
-                self.categorical[name] = self._fit_categorical(frame[name])
+                self.categorical[name] = self._fit_categorical(
+                    frame[name], self.categorical_encoding
+                )
             else:
                 self._check_finite(name, values)
                 self.numeric[name] = self._fit_numeric(values)
@@ -196,9 +207,21 @@ class TablePreprocessor:
         return state
 
     @staticmethod
-    def _fit_categorical(col: pd.Series) -> dict:
-        present = col.dropna().astype(str)
-        return {"categories": sorted(present.unique().tolist())}
+    def _fit_categorical(col: pd.Series, mode: str) -> dict:
+        """The column's kept levels (sorted; code i+1 is level i, code 0 the unknown
+        bucket) and, under ``mode="auto"``, its own encoding and how many rare levels
+        were pooled into the bucket."""
+        counts = col.dropna().astype(str).value_counts()
+        if mode != "auto":
+            return {"categories": sorted(counts.index.tolist())}
+        kept = sorted(counts.index[counts >= MIN_LEVEL_COUNT].tolist())
+        encoding = "onehot" if len(kept) <= ONEHOT_MAX_LEVELS else "embedding"
+        return {"categories": kept, "encoding": encoding, "pooled": int(len(counts) - len(kept))}
+
+    def encoding(self, name: str) -> str:
+        """How categorical column ``name`` enters the network: "onehot" or "embedding"
+        (decided per column under ``categorical_encoding="auto"``)."""
+        return self.categorical[name].get("encoding", self.categorical_encoding)
 
     # ---------------------------------------------------------------- encoding
     def select_columns(self, X) -> pd.DataFrame:
@@ -236,7 +259,7 @@ class TablePreprocessor:
                 blocks.extend(self._encode_numeric(name, frame[name]))
             else:
                 c = self._codes(name, frame[name])
-                if self.categorical_encoding == "onehot":
+                if self.encoding(name) == "onehot":
                     k = len(self.categorical[name]["categories"]) + 1
                     blocks.append(np.eye(k, dtype=np.float64)[c])
                 else:
@@ -336,7 +359,7 @@ class TablePreprocessor:
                 yield name, "scaled"
                 if self.numeric[name]["indicator"]:
                     yield f"{name}__missing", "missing"
-            elif self.categorical_encoding == "onehot":
+            elif self.encoding(name) == "onehot":
                 yield f"{name}=<unknown>", "onehot"
                 for c in self.categorical[name]["categories"]:
                     yield f"{name}={c}", "onehot"
@@ -353,12 +376,10 @@ class TablePreprocessor:
 
     def cardinalities(self) -> list[int]:
         """Number of codes (categories + the unknown bucket) of each embedded column."""
-        if self.categorical_encoding == "onehot":
-            return []
         return [
             len(self.categorical[c]["categories"]) + 1
             for c in self.columns
-            if c in self.categorical
+            if c in self.categorical and self.encoding(c) == "embedding"
         ]
 
     def schema(self) -> list[dict]:
