@@ -307,6 +307,13 @@ _SHARED_PARAMETERS = """
         "loss" (the training loss on the validation rows) or a metric: rmse, mae, r2 for
         regression; accuracy, log_loss, roc_auc (binary) for classification.
     validation_fraction : float, default=0.1
+    bagging : bool, default=False
+        Without ``eval_set``, hold out a different fold for each ensemble member instead
+        of one shared validation split: member i early-stops on fold ``i mod F`` (F the
+        largest divisor of ``n_ensemble`` up to 8) and trains on the rest, so every row
+        trains most members. Early stopping watches the out-of-fold loss; the out-of-fold
+        predictions are kept in ``oof_prediction_`` (:mod:`dnnreg.training.bagging`).
+        Needs ``n_ensemble >= 2``; otherwise, and with ``eval_set``, the holdout is used.
     n_iter_no_change : int or "auto", default="auto" (DNNClassifier: 20)
         Epochs without improvement before stopping; "auto" is half of the epochs. Under
         the one-cycle schedule the validation loss can stall while the rate is high and
@@ -427,6 +434,7 @@ OPTIONS = {
     "early_stopping": (True, "True or False"),
     "early_stopping_metric": ("loss", "'loss' or a metric of the task"),
     "validation_fraction": (0.1, "a number in (0, 1)"),
+    "bagging": (False, "True or False"),
     "n_iter_no_change": ("auto", "an integer >= 1 or 'auto'"),
     "restore_best_weights": (True, "True or False"),
     "max_time": (None, "a number > 0 or None"),

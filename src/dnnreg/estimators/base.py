@@ -45,7 +45,8 @@ from dnnreg.options import (
     resolve_auto,
 )
 from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
-from dnnreg.tables.splits import validation_rows
+from dnnreg.tables.splits import bagging_folds, validation_rows
+from dnnreg.training.bagging import Bagging, n_folds
 from dnnreg.training.devices import check_precision, data_device, resolve_device
 from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
@@ -135,6 +136,7 @@ class _DNNBase(BaseEstimator):
                 if self.max_iter == "auto"
                 else check_number("max_iter", self.max_iter, low=1, integer=True),
                 _check_bool("early_stopping", self.early_stopping),
+                _check_bool("bagging", self.bagging),
                 check_choice(
                     "early_stopping_metric", self.early_stopping_metric, ["loss", *self._metrics]
                 ),
@@ -253,8 +255,16 @@ class _DNNBase(BaseEstimator):
     def _check_task_params(self) -> list:
         return []
 
-    def _after_fit(self, val, y_val) -> None:
-        """Decisions taken on the validation rows once the weights are final."""
+    def _after_fit(self, out, y_val) -> None:
+        """Decisions taken on the validation rows once the weights are final; ``out`` is
+        the members' outputs there (out-of-fold under bagging), ``None`` without any."""
+
+    def _keep_oof(self, pred, rows, n) -> None:
+        """``oof_prediction_``: each training row's out-of-fold prediction (NaN for the
+        few rows in no fold), after a bagged fit."""
+        oof = np.full((n, *pred.shape[1:]), np.nan)
+        oof[rows] = pred
+        self.oof_prediction_ = oof
 
     @classmethod
     def from_preset(cls, preset: str, **params):
@@ -326,8 +336,8 @@ class _DNNBase(BaseEstimator):
             self._initialise(train, generator)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2])
-            result = self._train(train, val, y_val, generator, [*callbacks, threads])
-            self._finish(result, val, y_val)
+            result = self._train(train, val, y_val, generator, [*callbacks, threads], y)
+            self._finish(result, val, y_val, train, y)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -346,7 +356,20 @@ class _DNNBase(BaseEstimator):
 
     def _split_validation(self, frame, y, rng, eval_set):
         """``(train frame, train y, validation frame, validation y)``: ``eval_set`` when
-        given, else the early-stopping rows held out of ``frame`` (or none)."""
+        given, else the early-stopping rows held out of ``frame`` (or none). Under
+        ``bagging`` every row trains and ``bagging_`` maps members to their folds."""
+        self.bagging_ = None
+        k = int(self.n_ensemble)
+        if (
+            self.bagging
+            and eval_set is None
+            and self.early_stopping
+            and self.solver != "lbfgs"
+            and n_folds(k, len(y)) > 1
+        ):
+            folds = bagging_folds(y, n_folds(k, len(y)), rng, stratify=is_classifier(self))
+            self.bagging_ = Bagging(folds, k)
+            return frame, y, None, None
         train_rows, val_rows = self._validation_split(y, rng, eval_set is not None)
         val_frame, y_val = None, None
         if eval_set is not None:
@@ -414,7 +437,7 @@ class _DNNBase(BaseEstimator):
             )
         self.model_.to(self.device_)
 
-    def _train(self, train, val, y_val, generator, callbacks):
+    def _train(self, train, val, y_val, generator, callbacks, y_train=None):
         """The training loop (:func:`dnnreg.training.loop.fit_model`), early-stopped on the
         validation rows when there are any."""
         metric = self.early_stopping_metric
@@ -424,18 +447,31 @@ class _DNNBase(BaseEstimator):
             train,
             config=self._train_config(),
             generator=generator,
-            evaluate=None if val is None else self._evaluator(val, y_val),
+            evaluate=self._bagged_evaluator(train, y_train)
+            if self.bagging_ is not None
+            else None
+            if val is None
+            else self._evaluator(val, y_val),
             monitor=f"val_{metric}",
             maximize=metric != "loss" and self._metrics[metric][1],
             callbacks=callbacks,
             log_every=1 if self.verbose else 0,
             log_keys=(f"val_{next(iter(self._metrics))}",),
+            member_rows=None if self.bagging_ is None else self.bagging_.trained,
         )
 
-    def _finish(self, result, val, y_val) -> None:
+    def _finish(self, result, val, y_val, train, y) -> None:
         """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
         self.model_.eval()
-        self._after_fit(val, y_val)
+        if self.bagging_ is not None:
+            bag = self.bagging_
+            out = bag.oof(bag.outputs(self.model_, train[0], train[1]))
+            rows = bag.rows.numpy()
+            self._keep_oof(self._from_outputs(out), rows, len(y))
+            self._after_fit(out, y[rows])
+        else:
+            out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
+            self._after_fit(out, y_val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         if self.diagnostics:
@@ -494,20 +530,44 @@ class _DNNBase(BaseEstimator):
     def _evaluator(self, val, y_val):
         """``evaluate(model) -> {"val_loss", "val_<metric>", ...}`` on the validation rows."""
         x_num, x_cat, target = val
+        score = self._scorer(y_val)
+
+        def evaluate(model):
+            out = forward_in_chunks(model, x_num, x_cat)
+            return score(out, target.expand(out.shape[0], *target.shape), out)
+
+        return evaluate
+
+    def _bagged_evaluator(self, train, y):
+        """The same record out of fold: each member's loss on the fold it holds out, the
+        metrics on the out-of-fold ensemble predictions (:mod:`dnnreg.training.bagging`)."""
+        bag, (x_num, x_cat, target) = self.bagging_, train
+        held_target = bag.targets(target)
+        score = self._scorer(np.asarray(y)[bag.rows.numpy()])
+
+        def evaluate(model):
+            out = bag.outputs(model, x_num, x_cat)
+            return score(out, held_target, bag.oof(out))
+
+        return evaluate
+
+    def _scorer(self, y_val):
+        """``score(out, target, ensemble_out) -> record``: the mean member loss of ``out``
+        against ``target`` and each metric of the ensemble of ``ensemble_out`` against
+        ``y_val`` (the targets as given to fit)."""
         y_metric = self._metric_target(y_val)
         # ROC AUC needs two classes, both present among the validation rows.
         skip = set() if len(np.unique(y_metric)) == 2 else {"roc_auc"}
 
-        def evaluate(model):
-            out = forward_in_chunks(model, x_num, x_cat)
-            record = {"val_loss": float(self.loss_(out, target.expand(out.shape[0], -1)))}
-            pred = self._from_outputs(out)
+        def score(out, target, ensemble_out):
+            record = {"val_loss": float(self.loss_(out, target))}
+            pred = self._from_outputs(ensemble_out)
             for name, (fn, _) in self._metrics.items():
                 if name not in skip:
                     record[f"val_{name}"] = fn(y_metric, pred)
             return record
 
-        return evaluate
+        return score
 
     def _frame_for_fit(self, X):
         if not isinstance(X, pd.DataFrame):

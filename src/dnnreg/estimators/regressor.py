@@ -14,7 +14,6 @@ from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
 from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from dnnreg.predictions import point_prediction
 from dnnreg.tables.preprocessing import TargetScaler
-from dnnreg.training.loop import forward_in_chunks
 
 
 class DNNRegressor(RegressorMixin, _DNNBase):
@@ -109,6 +108,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         early_stopping=True,
         early_stopping_metric="loss",
         validation_fraction=0.1,
+        bagging=False,
         n_iter_no_change="auto",
         restore_best_weights=True,
         max_time=None,
@@ -190,13 +190,13 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         if not self.standardize_target:
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, 1.0
 
-    def _after_fit(self, val, y_val) -> None:
+    def _after_fit(self, out, y_val) -> None:
         """Decide ``clip_predictions="auto"``: clip when the validation RMSE is no worse."""
         clip = self.clip_predictions
         if clip == "auto":
             clip = False
-            if val is not None:
-                pred = self._from_outputs(forward_in_chunks(self.model_, val[0], val[1]))
+            if out is not None:
+                pred = self._from_outputs(out)
                 clipped = np.clip(pred, self.target_scaler_.low, self.target_scaler_.high)
                 clip = bool(np.mean((clipped - y_val) ** 2) <= np.mean((pred - y_val) ** 2))
         self.target_scaler_.clip = bool(clip)

@@ -139,3 +139,27 @@ def validation_rows(y, rng, fraction: float, *, stratify: bool = False):
         rows, test_size=len(val), stratify=y, random_state=rng.randint(np.iinfo(np.int32).max)
     )
     return np.sort(fit), np.sort(val)
+
+
+def bagging_folds(y, n_folds: int, rng, *, stratify: bool = False) -> np.ndarray:
+    """The fold of each row for bagging: ``n_folds`` folds of exactly ``len(y) // n_folds``
+    rows (member i of the ensemble holds out fold ``i % n_folds``); the ``len(y) % n_folds``
+    rows left over are in no fold (``-1``) and train every member. Equal folds give every
+    member the same number of training rows, so the members still train as one batched
+    model. ``rng`` is the fit's ``RandomState``; with ``stratify`` (classification) the
+    rows are dealt out class by class, so each fold keeps each class's share.
+
+    >>> folds = bagging_folds(np.arange(10), 3, np.random.RandomState(0))
+    >>> sorted(np.bincount(folds[folds >= 0]).tolist()), int((folds == -1).sum())
+    ([3, 3, 3], 1)
+    """
+    n = len(y)
+    m = n // n_folds
+    perm = rng.permutation(n)
+    spare, dealt = perm[: n - m * n_folds], perm[n - m * n_folds :]
+    if stratify:
+        dealt = dealt[np.argsort(np.asarray(y)[dealt], kind="stable")]
+    folds = np.full(n, -1, dtype=np.int64)
+    folds[dealt] = np.arange(len(dealt)) % n_folds
+    del spare  # in no fold: they train every member
+    return folds

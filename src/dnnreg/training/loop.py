@@ -104,6 +104,7 @@ def fit_model(
     callbacks=(),
     log_every: int = 1,
     log_keys: tuple = (),
+    member_rows: torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train = (x_num, x_cat, y)``.
 
@@ -112,10 +113,13 @@ def fit_model(
     (largest if ``maximize``) is kept, and training stops after ``n_iter_no_change``
     epochs without improvement. Without ``evaluate`` every epoch runs and the last is kept.
     Every ``log_every`` epochs one progress line goes to the "dnnreg" logger, showing the
-    validation loss, ``monitor`` and the entries named in ``log_keys``.
+    validation loss, ``monitor`` and the entries named in ``log_keys``. ``member_rows``
+    (``(k, r)`` row indices) restricts member i to the rows ``member_rows[i]`` (bagging,
+    :mod:`dnnreg.training.bagging`); by default every member draws from every row.
     """
     x_num, x_cat, y = train
-    n, k = x_num.shape[0], getattr(model, "k", 1)
+    k = getattr(model, "k", 1)
+    n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
     steps_per_epoch = 1 if config.solver == "lbfgs" else math.ceil(n / config.batch_size)
     optimizer = make_optimizer(
         model,
@@ -169,6 +173,7 @@ def fit_model(
                 config,
                 generator,
                 callbacks,
+                member_rows,
             )
         record = {
             "epoch": epoch,
@@ -239,17 +244,30 @@ def _compile(model: nn.Module):
 
 
 def _minibatch_epoch(
-    step_model, model, optimizer, schedule, objective, train, config, generator, callbacks=()
+    step_model,
+    model,
+    optimizer,
+    schedule,
+    objective,
+    train,
+    config,
+    generator,
+    callbacks=(),
+    member_rows=None,
 ) -> float:
     """One pass over the rows in mini-batches. ``step_model`` runs the forward pass (the
     model itself, or its compiled form); batches move to the model's device if the table
-    lives elsewhere (a table too large for the GPU stays in host memory)."""
+    lives elsewhere (a table too large for the GPU stays in host memory). With
+    ``member_rows`` each member shuffles only its own rows."""
     x_num, x_cat, y = train
-    n, k = x_num.shape[0], getattr(model, "k", 1)
+    k = getattr(model, "k", 1)
+    n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
     device = next(model.parameters()).device
     copy_batches = x_num.device != device
     # Each member sees its own shuffle, as if trained alone: members decorrelate.
     order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
+    if member_rows is not None:
+        order = torch.gather(member_rows, 1, order)
     order = order.to(x_num.device)
     total = torch.zeros((), dtype=torch.float64, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
