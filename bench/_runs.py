@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
+import warnings
 
 import numpy as np
 
@@ -39,6 +41,10 @@ class RunStore:
         return self.runs.get(table, {}).get(model, {}).get(str(seed))
 
     def put(self, table: str, model: str, seed: int, run: dict) -> None:
+        """Store one run, merged into the file as it is now: two benchmarks writing the
+        same store (or an entry removed by hand) do not undo each other."""
+        if self.path.exists():
+            self.runs = json.loads(self.path.read_text())
         self.runs.setdefault(table, {}).setdefault(model, {})[str(seed)] = run
         RESULTS.mkdir(exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=RESULTS, prefix=".runs-")
@@ -117,3 +123,87 @@ def parse_limits(text: str) -> dict:
         seeds, _, rows = spec.partition(":")
         out[model.strip()] = (int(seeds), int(rows) if rows else None)
     return out
+
+
+def run_grid(
+    tables,
+    models: dict,
+    seeds: int,
+    reuse: set,
+    limits: dict,
+    store: RunStore,
+    *,
+    task: str,
+    split,
+    score,
+    before=None,
+) -> None:
+    """Fit every model on every ``(name, X, y)`` of ``tables`` and every seed, skipping
+    runs that ``reuse`` takes from the store and runs beyond a model's ``limits``.
+
+    ``split(X, y, seed) -> (tr, va, te)`` gives the rows; ``score(model, X_te, y_te)``
+    the run's scores (a dict); ``before(model_name, X, y, tr, va, seed)`` runs first (the
+    tuned row refits the defaults it starts from). Each run is stored as it ends, with its
+    wall and CPU seconds and the load average after it."""
+    for name, X, y in tables:
+        X, y = X.reset_index(drop=True), y.reset_index(drop=True)
+        for seed in range(seeds):
+            tr, va, te = split(X, y, seed)
+            for model_name, fit in models.items():
+                max_seeds, max_rows = limits.get(model_name, (seeds, None))
+                if seed >= max_seeds or (max_rows and len(X) > max_rows):
+                    continue
+                if model_name in reuse and store.get(name, model_name, seed):
+                    continue
+                if before is not None:
+                    before(model_name, X, y, tr, va, seed)
+                start, cpu = time.perf_counter(), time.process_time()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model = fit(X, y, tr, va, seed, task)
+                seconds = time.perf_counter() - start
+                cpu = time.process_time() - cpu
+                run = {
+                    **score(model, X.iloc[te], y.iloc[te]),
+                    "fit_seconds": seconds,
+                    "cpu_seconds": cpu,  # all threads' CPU: robust to a busy machine
+                    "n_train": len(tr),
+                    "n_rows": len(X),
+                    # the 1-minute load average after the fit: above ~2 on two cores
+                    # something else ran beside it, and its seconds are not comparable
+                    "load_after": round(os.getloadavg()[0], 2),
+                }
+                if getattr(fit, "params", None):
+                    run["params"] = fit.params
+                store.put(name, model_name, seed, run)
+                shown = {
+                    k: round(v, 4) for k, v in run.items() if k in ("rmse", "accuracy", "log_loss")
+                }
+                print(name, seed, model_name, shown, f"{seconds:.1f}s", flush=True)
+
+
+def table_lines(runs: dict, models: list[str], key: str, label: str) -> list[str]:
+    """Per table: ``key`` mean ± std over the seeds run, (seeds; rank, gap to the table's
+    best mean); lower is better."""
+    lines = [
+        f"| dataset (rows): {label} | " + " | ".join(models) + " |",
+        "|---|" + "---|" * len(models),
+    ]
+    for table, r in runs.items():
+        means = {m: np.mean([x[key] for x in r[m].values()]) for m in models if m in r}
+        if not means:
+            continue
+        best = min(means.values())
+        order = sorted(means, key=means.get)
+        cells = []
+        for m in models:
+            if m not in r:
+                cells.append("–")
+                continue
+            v = [x[key] for x in r[m].values()]
+            gap = 100 * (means[m] / best - 1) if best > 0 else 0.0
+            rank = order.index(m) + 1
+            cells.append(f"{np.mean(v):.4g} ± {np.std(v):.2g} ({len(v)}; #{rank}, {gap:+.1f} %)")
+        n_rows = next(iter(next(iter(r.values())).values()))["n_rows"]
+        lines.append(f"| {table} ({n_rows}) | " + " | ".join(cells) + " |")
+    return lines

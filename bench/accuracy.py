@@ -23,14 +23,12 @@ Results: results/accuracy.{json,md} and results/accuracy_runs.json.
 
 from __future__ import annotations
 
-import os
-import time
 import warnings
 
 import numpy as np
 
 from _common import tables, write
-from _runs import RunStore, parse_limits, summary, summary_lines
+from _runs import RunStore, parse_limits, run_grid, summary, summary_lines, table_lines
 from dnnreg import DNNRegressor
 from dnnreg.studies.baselines import Tabular
 from dnnreg.tables.splits import train_val_test_indices
@@ -55,10 +53,15 @@ _LAST = {}  # the defaults' model of the current dataset and seed, reused by the
 
 def fit_dnnreg(X, y, tr, va, seed, params=None):
     """DNNRegressor with its defaults (or the defaults updated by ``params``, a variant),
-    early-stopped on the validation rows."""
-    model = DNNRegressor(random_state=seed, **(params or {})).fit(
-        X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va])
-    )
+    early-stopped on the validation rows. A bagged model (``bagging=True``) is given the
+    training and validation rows together, as ``fit(X, y)``: each member then holds out
+    its own fold of them, which is how bagging uses the rows the others validate on."""
+    model = DNNRegressor(random_state=seed, **(params or {}))
+    if model.bagging:
+        rows = np.concatenate([tr, va])
+        model.fit(X.iloc[rows], y.iloc[rows])
+    else:
+        model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
     _LAST.update(model=model, seed=seed, n=len(tr))
     return model
 
@@ -185,61 +188,35 @@ def variant(label: str, params: dict):
 
 def run_all(models: dict, seeds: int, reuse: set, limits: dict, store: RunStore) -> None:
     """Fit every model on every table and seed not already reused from the store."""
-    for name, X, y in tables(DATASETS):
-        X, y = X.reset_index(drop=True), y.reset_index(drop=True)
-        for seed in range(seeds):
-            tr, va, te = train_val_test_indices(len(X), seed=seed)
-            for model_name, fit in models.items():
-                max_seeds, max_rows = limits.get(model_name, (seeds, None))
-                if seed >= max_seeds or (max_rows and len(X) > max_rows):
-                    continue
-                if model_name in reuse and store.get(name, model_name, seed):
-                    continue
-                if model_name == "dnnreg tuned" and _LAST.get("seed") != seed:
-                    fit_dnnreg(X, y, tr, va, seed)  # its first trial, when not fitted above
-                start, cpu = time.perf_counter(), time.process_time()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model = fit(X, y, tr, va, seed, "regression")
-                seconds = time.perf_counter() - start
-                cpu = time.process_time() - cpu
-                rmse = float(np.sqrt(np.mean((model.predict(X.iloc[te]) - y.iloc[te]) ** 2)))
-                run = {
-                    "rmse": rmse,
-                    "fit_seconds": seconds,
-                    "cpu_seconds": cpu,  # all threads' CPU: robust to a busy machine
-                    "n_train": len(tr),
-                    "n_rows": len(X),
-                    # the 1-minute load average after the fit: above ~2 on two cores
-                    # something else ran beside it, and its seconds are not comparable
-                    "load_after": round(os.getloadavg()[0], 2),
-                }
-                if getattr(fit, "params", None):
-                    run["params"] = fit.params
-                store.put(name, model_name, seed, run)
-                print(name, seed, model_name, f"{rmse:.4g}", f"{seconds:.1f}s", flush=True)
+
+    def split(X, y, seed):
+        return train_val_test_indices(len(X), seed=seed)
+
+    def score(model, X_te, y_te):
+        return {"rmse": float(np.sqrt(np.mean((model.predict(X_te) - y_te.to_numpy()) ** 2)))}
+
+    def before(model_name, X, y, tr, va, seed):
+        if model_name == "dnnreg tuned" and _LAST.get("seed") != seed:
+            fit_dnnreg(X, y, tr, va, seed)  # its first trial, when not fitted above
+
+    run_grid(
+        tables(DATASETS),
+        models,
+        seeds,
+        reuse,
+        limits,
+        store,
+        task="regression",
+        split=split,
+        score=score,
+        before=before,
+    )
 
 
 def report(store: RunStore, models: list[str], command: str, limits: dict) -> None:
     """The per-table table and the summaries, from the store's runs of ``models``."""
     runs = {t: store.runs[t] for t in DATASETS if t in store.runs}
-    lines = ["| dataset (rows) | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    for table, r in runs.items():
-        means = {m: np.mean([x["rmse"] for x in r[m].values()]) for m in models if m in r}
-        best = min(means.values())
-        order = sorted(means, key=means.get)
-        cells = []
-        for m in models:
-            if m not in r:
-                cells.append("–")
-                continue
-            rm = [x["rmse"] for x in r[m].values()]
-            cells.append(
-                f"{np.mean(rm):.4g} ± {np.std(rm):.2g} ({len(rm)}; #{order.index(m) + 1}, "
-                f"{100 * (means[m] / best - 1):+.1f} %)"
-            )
-        n_rows = next(iter(next(iter(r.values())).values()))["n_rows"]
-        lines.append(f"| {table} ({n_rows}) | " + " | ".join(cells) + " |")
+    lines = table_lines(runs, models, "rmse", "test RMSE")
     lines.append(
         "\nTest RMSE mean ± std (seeds run; rank among the models run on that table, gap to "
         "the table's best mean). 64/16/20 split per seed."

@@ -1,22 +1,36 @@
-"""DNNClassifier with its defaults against logistic regression and LightGBM (defaults) on
-five classification tables: a stratified 80/20 split with seed 0, as the tests use.
+"""DNNClassifier's defaults against the strongest tabular classifiers, the protocol of
+bench/accuracy.py: a stratified 64/16/20 train/validation/test split per seed, every model
+given the same training rows and the same validation rows (for early stopping), test
+accuracy and log-loss.
 
-Run: ``.venv/bin/python bench/classification.py`` (``make bench`` runs every benchmark).
-Digits is bundled; the others are read from ../shared/datasets and skipped when absent.
+Models: dnnreg's defaults; from ``peers.py`` RealMLP-TD, TabM-D, CatBoost-TD (pytabkit),
+CatBoost's and LightGBM's defaults and LightGBM early-stopped; logistic regression.
+``--variant 'label={"n_ensemble": 8}'`` adds candidate defaults, ``--reuse`` takes stored
+runs, ``--limit 'TabM-D=1:10000'`` bounds the expensive peer, as in accuracy.py. Runs are
+kept in ``results/classification_runs.json``; the summaries rank on the error rate
+(1 - accuracy) and on log-loss.
+
+Tables: digits (bundled), MNIST-5k, adult, magic telescope, letter recognition from
+../shared/datasets (skipped when absent).
+
+Run: ``.venv/bin/python bench/classification.py [--seeds 3]``.
+Results: results/classification.{json,md}.
 """
 
 from __future__ import annotations
 
-import time
+import json
+import shlex
+import sys
 
 import numpy as np
-import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from _common import tables, write
+from _runs import RunStore, parse_limits, run_grid, summary, summary_lines, table_lines
 from dnnreg import DNNClassifier
-from dnnreg.metrics import classification_metrics
 from dnnreg.studies.baselines import LogisticBaseline
+from dnnreg.tables.splits import train_val_test_indices
+from peers import PEERS, versions
 
 DATASETS = {
     "digits": "digit",
@@ -27,61 +41,101 @@ DATASETS = {
 }
 
 
-def models():
-    out = {"dnnreg": lambda: DNNClassifier(random_state=0), "logistic regression": LogisticBaseline}
-    try:
-        from lightgbm import LGBMClassifier
+def fit_dnnreg(X, y, tr, va, seed, task, params=None):
+    """DNNClassifier with its defaults (updated by ``params``), early-stopped on the
+    validation rows; a bagged variant gets training and validation rows together."""
+    model = DNNClassifier(random_state=seed, **(params or {}))
+    if model.bagging:
+        rows = np.concatenate([tr, va])
+        return model.fit(X.iloc[rows], y.iloc[rows])
+    return model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
 
-        out["lightgbm"] = lambda: LGBMClassifier(random_state=0, verbose=-1)
-    except ImportError:
-        pass
-    return out
+
+def fit_logistic(X, y, tr, va, seed, task):
+    return LogisticBaseline().fit(X.iloc[tr], y.iloc[tr])
 
 
-def run_one(make, Xtr, Xte, ytr, yte) -> dict:
-    model = make()
-    if type(model).__name__ == "LGBMClassifier":  # LightGBM wants pandas categories
-        Xtr, Xte = (
-            X.apply(lambda c: c if pd.api.types.is_numeric_dtype(c) else c.astype("category"))
-            for X in (Xtr, Xte)
+MODELS = {"dnnreg defaults": fit_dnnreg, **PEERS, "logistic regression": fit_logistic}
+
+
+def variant(params: dict):
+    fit = lambda X, y, tr, va, seed, task: fit_dnnreg(X, y, tr, va, seed, task, params)  # noqa: E731
+    fit.params = params
+    return fit
+
+
+def score(model, X_te, y_te) -> dict:
+    """Accuracy, error rate and log-loss (probabilities clipped at 1e-15, as sklearn)."""
+    from sklearn.metrics import log_loss
+
+    proba = np.asarray(model.predict_proba(X_te), dtype=np.float64)
+    classes = np.asarray(model.classes_)
+    y = np.asarray(y_te)
+    accuracy = float(np.mean(classes[proba.argmax(axis=1)] == y))
+    proba = proba / proba.sum(axis=1, keepdims=True)
+    return {
+        "accuracy": accuracy,
+        "error": 1.0 - accuracy,
+        "log_loss": float(log_loss(y, proba, labels=classes)),
+    }
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--variant", action="append", default=[], help="label=JSON params")
+    parser.add_argument("--reuse", default="")
+    parser.add_argument("--limit", default="TabM-D=1:10000")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    datasets = {name: DATASETS[name] for name in args.datasets.split(",")}
+    models = {}
+    for m in filter(None, args.models.split(",")):
+        if m not in MODELS:
+            raise SystemExit(f"--models: unknown model {m!r}; choose from {list(MODELS)}")
+        models[m] = MODELS[m]
+    for v in args.variant:
+        label, _, params = v.partition("=")
+        models[f"dnnreg: {label}"] = variant(json.loads(params))
+    limits = parse_limits(args.limit)
+    store = RunStore("classification")
+
+    def split(X, y, seed):
+        return train_val_test_indices(len(X), seed=seed, stratify=np.asarray(y))
+
+    if not args.report_only:
+        run_grid(
+            tables(datasets),
+            models,
+            args.seeds,
+            {m for m in args.reuse.split(",") if m},
+            limits,
+            store,
+            task="classification",
+            split=split,
+            score=score,
         )
-    start = time.perf_counter()
-    model.fit(Xtr, ytr)
-    seconds = time.perf_counter() - start
-    index = np.searchsorted(model.classes_, np.asarray(yte))
-    result = classification_metrics(index, model.predict_proba(Xte))
-    return {**result, "fit_seconds": seconds}
-
-
-def main():
-    rows = []
-    for name, X, y in tables(DATASETS):
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)
-        for model_name, make in models().items():
-            r = run_one(make, Xtr, Xte, ytr, yte)
-            rows.append(
-                {
-                    "dataset": name,
-                    "model": model_name,
-                    "rows": len(X),
-                    "classes": int(y.nunique()),
-                    **r,
-                }
-            )
-            print(rows[-1], flush=True)
-    table = [
-        "| dataset | rows | classes | model | accuracy | log-loss | fit s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    table += [
-        f"| {r['dataset']} | {r['rows']} | {r['classes']} | {r['model']} | "
-        f"{r['accuracy']:.4f} | {r['log_loss']:.4f} | {r['fit_seconds']:.1f} |"
-        for r in rows
-    ]
+    command = "python bench/classification.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    runs = {t: store.runs[t] for t in datasets if t in store.runs}
+    names = list(models)
+    lines = table_lines(runs, names, "error", "test error rate (1 - accuracy)")
+    lines += [""] + table_lines(runs, names, "log_loss", "test log-loss")
+    summaries = {}
+    for key in ("error", "log_loss"):
+        s = summary(runs, list(runs), names, key)
+        summaries[key] = s
+        lines += summary_lines(
+            f"{key}: all models, on the (table, seed) pairs every one ran", s, names
+        )
+    lines.append(f"\nStratified 64/16/20 split per seed. Reproduce: `{command}`")
     write(
         "classification",
-        {"protocol": "stratified 80/20 split, seed 0; defaults", "results": rows},
-        "\n".join(table),
+        {"command": command, "peer_versions": versions(), "models": names, "summaries": summaries},
+        "\n".join(lines),
     )
 
 
