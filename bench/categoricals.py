@@ -96,7 +96,9 @@ def main():
         "inputs are per member, after the numerical embedding.",
         "\nReproduce: `python bench/categoricals.py`",
     ]
-    write("categoricals", {"command": "python bench/categoricals.py", "runs": rows}, "\n".join(lines))
+    write(
+        "categoricals", {"command": "python bench/categoricals.py", "runs": rows}, "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
 from dnnreg.tables.datasets import load_california_housing
 from dnnreg.tables.splits import train_val_test_indices
-from dnnreg.training.loop import TrainConfig, fit_model
+from dnnreg.training.loop import fit_model, plain_config
 
 
 def rate(X, y, width, batch, k=1, precision="fp32", epochs=3) -> float:
@@ -31,25 +31,11 @@ def rate(X, y, width, batch, k=1, precision="fp32", epochs=3) -> float:
         activation="relu",
         n_ensemble=k,
     ).to(dev)
-    config = TrainConfig(
+    config = plain_config(
         batch_size=batch,
         max_iter=epochs + 1,
         solver="adamw",
-        lr=1e-3,
-        momentum=0.9,
-        weight_decay=0.0,
-        alpha=0.0,
-        l1=0.0,
-        clip_grad_norm=None,
-        clip_grad_value=None,
-        lr_schedule="constant",
-        lr_warmup=0.1,
-        lr_step_size=10,
-        lr_gamma=0.1,
-        lr_patience=5,
         n_iter_no_change=100,
-        restore_best=False,
-        max_time=None,
         precision=precision,
     )
     data = (X.to(dev), torch.zeros(len(X), 0, dtype=torch.long, device=dev), y.to(dev))

@@ -26,7 +26,7 @@ from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
 from dnnreg.tables.datasets import load_california_housing
 from dnnreg.tables.splits import train_val_test_indices
-from dnnreg.training.loop import TrainConfig, fit_model
+from dnnreg.training.loop import fit_model, plain_config
 
 EPOCHS, REPEATS = 2, 2
 BATCHES, WIDTHS = (256, 1024, 4096), (64, 256, 1024)
@@ -66,25 +66,10 @@ def dnnreg_rate(X, y, width, batch, k=1, precision="fp32", compile=False) -> flo
         activation="relu",
         n_ensemble=k,
     )
-    config = TrainConfig(
+    config = plain_config(
         batch_size=batch,
         max_iter=EPOCHS + 1,
-        solver="adam",
-        lr=1e-3,
-        momentum=0.9,
-        weight_decay=0.0,
-        alpha=0.0,
-        l1=0.0,
-        clip_grad_norm=None,
-        clip_grad_value=None,
-        lr_schedule="constant",
-        lr_warmup=0.1,
-        lr_step_size=10,
-        lr_gamma=0.1,
-        lr_patience=5,
         n_iter_no_change=100,
-        restore_best=False,
-        max_time=None,
         precision=precision,
         compile=compile,
     )

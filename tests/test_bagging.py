@@ -11,7 +11,7 @@ from dnnreg.network.losses import make_loss
 from dnnreg.network.mlp import MLP
 from dnnreg.tables.splits import bagging_folds
 from dnnreg.training.bagging import Bagging, n_folds
-from dnnreg.training.loop import TrainConfig, fit_model
+from dnnreg.training.loop import fit_model, plain_config
 
 
 def test_folds_are_equal_and_stratified():
@@ -54,26 +54,7 @@ def test_a_member_is_blind_to_the_targets_of_its_fold():
     y = x.sum(1)
     folds = bagging_folds(np.arange(n), 2, np.random.RandomState(0))
     bag = Bagging(folds, k=2)
-    config = TrainConfig(
-        batch_size=16,
-        max_iter=3,
-        solver="adam",
-        lr=1e-2,
-        momentum=0.9,
-        weight_decay=0.0,
-        alpha=0.0,
-        l1=0.0,
-        clip_grad_norm=None,
-        clip_grad_value=None,
-        lr_schedule="constant",
-        lr_warmup=0.0,
-        lr_step_size=1,
-        lr_gamma=1.0,
-        lr_patience=1,
-        n_iter_no_change=10,
-        restore_best=False,
-        max_time=None,
-    )
+    config = plain_config(batch_size=16, max_iter=3, lr=1e-2)
 
     def train(target):
         net = MLP(

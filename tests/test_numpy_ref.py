@@ -191,7 +191,7 @@ def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
     """The engine itself (dnnreg.training.loop.fit_model: its batching, loss and optimiser), not
     just torch.optim: same initial weights, same batches, 20 SGD steps, float64."""
     from dnnreg.inference.reference import train_numpy
-    from dnnreg.training.loop import TrainConfig, fit_model
+    from dnnreg.training.loop import fit_model, plain_config
 
     net, ref = _torch_and_numpy("tanh", "layernorm-residual", k=1, seed=5)
     rng = np.random.default_rng(6)
@@ -204,25 +204,15 @@ def test_numpy_sgd_matches_dnnregs_training_loop_after_20_steps():
         for i in range(0, 64, 16)
     ]
     train_numpy(ref, x, y, batches, optimizer="sgd", lr=0.05, loss="huber")
-    config = TrainConfig(
+    config = plain_config(
         batch_size=16,
         max_iter=5,
         solver="sgd",
         lr=0.05,
         momentum=0.0,
-        weight_decay=0.0,
-        alpha=0.0,
-        l1=0.0,
-        clip_grad_norm=None,
-        clip_grad_value=None,
-        lr_schedule="constant",
-        lr_warmup=0.1,
         lr_step_size=1,
-        lr_gamma=0.1,
         lr_patience=1,
         n_iter_no_change=5,
-        restore_best=False,
-        max_time=None,
     )
     data = (torch.from_numpy(x), torch.zeros(64, 0, dtype=torch.long), torch.from_numpy(y))
     fit_model(

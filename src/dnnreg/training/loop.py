@@ -63,6 +63,37 @@ class TrainConfig:
     compile: bool = False
 
 
+def plain_config(**changes) -> TrainConfig:
+    """A :class:`TrainConfig` for experiments and tests that drive the loop directly:
+    constant-rate Adam at 1e-3, batch 256, 10 epochs, no decay, penalty, clipping or early
+    stopping, updated by ``changes``. (The estimators build theirs from their parameters.)
+
+    >>> plain_config(solver="sgd", lr=0.05).lr
+    0.05
+    """
+    values = dict(
+        batch_size=256,
+        max_iter=10,
+        solver="adam",
+        lr=1e-3,
+        momentum=0.9,
+        weight_decay=0.0,
+        alpha=0.0,
+        l1=0.0,
+        clip_grad_norm=None,
+        clip_grad_value=None,
+        lr_schedule="constant",
+        lr_warmup=0.1,
+        lr_step_size=10,
+        lr_gamma=0.1,
+        lr_patience=5,
+        n_iter_no_change=10**9,
+        restore_best=False,
+        max_time=None,
+    )
+    return TrainConfig(**{**values, **changes})
+
+
 @dataclass
 class TrainResult:
     """What training leaves behind: per-epoch history (plain data) and the best epoch."""
