@@ -207,3 +207,28 @@ def table_lines(runs: dict, models: list[str], key: str, label: str) -> list[str
         n_rows = next(iter(next(iter(r.values())).values()))["n_rows"]
         lines.append(f"| {table} ({n_rows}) | " + " | ".join(cells) + " |")
     return lines
+
+
+def add_arguments(parser, datasets: dict, models: dict) -> None:
+    """The options both accuracy benchmarks take."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", default=",".join(datasets))
+    parser.add_argument("--models", default=",".join(models), help="comma-separated")
+    parser.add_argument("--variant", action="append", default=[], help="label=JSON params")
+    parser.add_argument("--reuse", default="", help="models taken from the stored runs")
+    parser.add_argument("--limit", default="TabM-D=1:10000", help="MODEL=SEEDS[:MAX_ROWS],...")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report only")
+
+
+def chosen_models(args, known: dict, variant) -> dict:
+    """``{name: fit}`` of ``--models`` (from ``known``) and of each ``--variant``
+    ``label=JSON`` (``variant(params)`` makes its fitter, named ``dnnreg: label``)."""
+    models = {}
+    for m in filter(None, args.models.split(",")):
+        if m not in known:
+            raise SystemExit(f"--models: unknown model {m!r}; choose from {list(known)}")
+        models[m] = known[m]
+    for v in args.variant:
+        label, _, params = v.partition("=")
+        models[f"dnnreg: {label}"] = variant(json.loads(params))
+    return models

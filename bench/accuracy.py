@@ -28,7 +28,16 @@ import warnings
 import numpy as np
 
 from _common import tables, write
-from _runs import RunStore, parse_limits, run_grid, summary, summary_lines, table_lines
+from _runs import (
+    RunStore,
+    add_arguments,
+    chosen_models,
+    parse_limits,
+    run_grid,
+    summary,
+    summary_lines,
+    table_lines,
+)
 from dnnreg import DNNRegressor
 from dnnreg.studies.baselines import Tabular
 from dnnreg.tables.splits import train_val_test_indices
@@ -179,7 +188,7 @@ BUDGET = 30.0  # seconds of search per dataset, seed and tuned model
 STORE = "accuracy"
 
 
-def variant(label: str, params: dict):
+def variant(params: dict):
     """A candidate default: dnnreg with the defaults updated by ``params``."""
     fit = lambda X, y, tr, va, seed, task: fit_dnnreg(X, y, tr, va, seed, params)  # noqa: E731
     fit.params = params
@@ -252,33 +261,16 @@ def report(store: RunStore, models: list[str], command: str, limits: dict) -> No
 def main(argv=None):
     global BUDGET, DATASETS
     import argparse
-    import json
     import shlex
     import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    add_arguments(parser, DATASETS, MODELS)
     parser.add_argument("--budget", type=float, default=BUDGET, help="tuned models' seconds")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument(
-        "--models", default=",".join(MODELS), help="from " + ", ".join({**MODELS, **EXTRA})
-    )
-    parser.add_argument("--variant", action="append", default=[], help="label=JSON params")
-    parser.add_argument("--reuse", default="", help="models taken from the stored runs")
-    parser.add_argument("--limit", default="TabM-D=1:10000", help="MODEL=SEEDS[:MAX_ROWS],...")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report")
     args = parser.parse_args(argv)
     BUDGET = args.budget
     DATASETS = {name: DATASETS[name] for name in args.datasets.split(",")}
-    known = {**MODELS, **EXTRA}
-    models = {}
-    for m in filter(None, args.models.split(",")):
-        if m not in known:
-            raise SystemExit(f"--models: unknown model {m!r}; choose from {list(known)}")
-        models[m] = known[m]
-    for v in args.variant:
-        label, _, params = v.partition("=")
-        models[f"dnnreg: {label}"] = variant(label, json.loads(params))
+    models = chosen_models(args, {**MODELS, **EXTRA}, variant)
     reuse = {m for m in args.reuse.split(",") if m}
     limits = parse_limits(args.limit)
     store = RunStore(STORE)

@@ -19,14 +19,22 @@ Results: results/classification.{json,md}.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
 import numpy as np
 
 from _common import tables, write
-from _runs import RunStore, parse_limits, run_grid, summary, summary_lines, table_lines
+from _runs import (
+    RunStore,
+    add_arguments,
+    chosen_models,
+    parse_limits,
+    run_grid,
+    summary,
+    summary_lines,
+    table_lines,
+)
 from dnnreg import DNNClassifier
 from dnnreg.studies.baselines import LogisticBaseline
 from dnnreg.tables.splits import train_val_test_indices
@@ -84,23 +92,10 @@ def main(argv=None):
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--variant", action="append", default=[], help="label=JSON params")
-    parser.add_argument("--reuse", default="")
-    parser.add_argument("--limit", default="TabM-D=1:10000")
-    parser.add_argument("--report-only", action="store_true")
+    add_arguments(parser, DATASETS, MODELS)
     args = parser.parse_args(argv)
     datasets = {name: DATASETS[name] for name in args.datasets.split(",")}
-    models = {}
-    for m in filter(None, args.models.split(",")):
-        if m not in MODELS:
-            raise SystemExit(f"--models: unknown model {m!r}; choose from {list(MODELS)}")
-        models[m] = MODELS[m]
-    for v in args.variant:
-        label, _, params = v.partition("=")
-        models[f"dnnreg: {label}"] = variant(json.loads(params))
+    models = chosen_models(args, MODELS, variant)
     limits = parse_limits(args.limit)
     store = RunStore("classification")
 
