@@ -1,6 +1,7 @@
 """The thread policy (dnnreg.training.threads): never more threads than idle usable cores,
 an explicit n_threads obeyed, and torch's own setting restored after fit and predict."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,3 +45,12 @@ def test_bad_n_threads_is_refused(mixed_frame):
     X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
     with pytest.raises(ValueError, match="n_threads"):
         DNNRegressor(n_threads=0).fit(X, y)
+
+
+def test_the_thread_count_does_not_change_the_result(mixed_frame):
+    """'auto' may pick another count on a busy machine; a seed must still fix the model."""
+    X, y = mixed_frame.drop(columns="y"), mixed_frame["y"]
+    fit = lambda n: DNNRegressor(  # noqa: E731
+        hidden_layer_sizes=(64, 64), n_ensemble=2, max_iter=3, n_threads=n, random_state=0
+    ).fit(X, y)
+    assert np.array_equal(fit(1).predict(X), fit(2).predict(X))
