@@ -13,7 +13,8 @@ seeds: the overall statistics are
 
 - **mean rank** over tables (rank of the mean score over the common seeds),
 - **geometric mean of score / per-table best** (for a loss: RMSE, log-loss, error rate),
-- **fit seconds per 1,000 training rows**, the median over tables.
+- **fit seconds per 1,000 training rows**, the median over tables, from the runs whose
+  load average says nothing else ran beside them (:func:`quiet_run`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ class RunStore:
         os.replace(tmp, self.path)
 
 
+# A run's seconds count only if the 1-minute load average after it was at most the cores
+# plus a little: its own threads load the machine by about the core count; more means
+# something else ran beside it (another benchmark, the test suite).
+LOAD_LIMIT = (os.cpu_count() or 1) + 0.75
+
+
+def quiet_run(run: dict) -> bool:
+    """Whether a stored run's seconds were measured with nothing else running."""
+    return run.get("load_after", 0.0) <= LOAD_LIMIT
+
+
 def common_seeds(runs: dict, models: list[str]) -> list[str]:
     """The seeds of one table that every model in ``models`` has run."""
     sets = [set(runs.get(m, {})) for m in models]
@@ -79,9 +91,13 @@ def summary(store: dict, tables: list[str], models: list[str], key: str) -> dict
         for m in models:
             ranks[m].append(order.index(m) + 1)
             ratios[m].append(mean[m] / best)
-            per_1k[m].append(
-                np.mean([1000 * runs[m][s]["fit_seconds"] / runs[m][s]["n_train"] for s in seeds])
-            )
+            quiet = [s for s in seeds if quiet_run(runs[m][s])]
+            if quiet:
+                per_1k[m].append(
+                    np.mean(
+                        [1000 * runs[m][s]["fit_seconds"] / runs[m][s]["n_train"] for s in quiet]
+                    )
+                )
     return {
         "tables": used,
         "mean_rank": {m: float(np.mean(v)) for m, v in ranks.items() if v},

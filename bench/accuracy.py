@@ -240,8 +240,10 @@ def report(store: RunStore, models: list[str], command: str, limits: dict) -> No
         summaries[title] = s
         lines += summary_lines(title, s, group)
     lines += [
-        "\nMedian fit seconds per 1,000 training rows are over the same tables. pytabkit's "
-        "models are given both cores (their default is half the logical cores).",
+        "\nMedian fit seconds per 1,000 training rows (of the training split) are over the "
+        "same tables, from runs with nothing else running beside them (1-minute load "
+        "average after the fit at most the cores + 0.75). pytabkit's models are given both "
+        "cores (their default is half the logical cores).",
         f"\nReproduce: `{command}`",
     ]
     write(
