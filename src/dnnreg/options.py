@@ -71,6 +71,9 @@ AUTO_STEPS = 4000
 AUTO_EPOCHS = (60, 300)
 # numeric_embedding="auto" embeds tables with at most this many scaled numeric columns.
 AUTO_MAX_COLUMNS = 100
+# Schedules with no planned end: "auto" epochs and patience let early stopping end them.
+OPEN_ENDED_SCHEDULES = ("constant", "reduce_on_plateau")
+OPEN_ENDED_PATIENCE = 16
 _RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "gelu", "silu", "mish", "softplus")
 
 
@@ -84,29 +87,38 @@ def auto_batch_size(n_rows: int, steps_per_epoch: int) -> int:
     return min(256, max(16, n_rows // steps_per_epoch))
 
 
-def auto_epochs(n_rows: int, batch_size: int) -> int:
+def auto_epochs(n_rows: int, batch_size: int, schedule: str = "onecycle") -> int:
     """``max_iter="auto"``: the epochs that make :data:`AUTO_STEPS` optimiser steps, within
     :data:`AUTO_EPOCHS`. Small tables need many epochs to take enough steps (yacht, 197
     rows, 13 steps per epoch: 300 epochs); large ones reach the floor (California, 65 steps
-    per epoch: 62).
+    per epoch: 62). A schedule that does not anneal to a planned end (``constant``,
+    ``reduce_on_plateau``) gets the ceiling: early stopping ends it.
 
     >>> auto_epochs(197, 16), auto_epochs(13209, 206), auto_epochs(34522, 256)
     (300, 62, 60)
+    >>> auto_epochs(13209, 206, "constant")
+    300
     """
-    steps_per_epoch = math.ceil(n_rows / batch_size)
     low, high = AUTO_EPOCHS
+    if schedule in OPEN_ENDED_SCHEDULES:
+        return high
+    steps_per_epoch = math.ceil(n_rows / batch_size)
     return int(min(high, max(low, math.ceil(AUTO_STEPS / steps_per_epoch))))
 
 
-def auto_patience(max_iter: int) -> int:
-    """``n_iter_no_change="auto"``: half the epochs. Under one-cycle the validation loss
-    often stalls while the rate is high and improves again as it anneals, so a patience
-    shorter than the annealing stops too soon (measured: yacht 0.49 with 20 epochs of
-    patience against 0.42 without stopping, concrete 4.82 against 4.55).
+def auto_patience(max_iter: int, schedule: str = "onecycle") -> int:
+    """``n_iter_no_change="auto"``: half the epochs under a schedule that anneals to a
+    planned end. Under one-cycle the validation loss often stalls while the rate is high
+    and improves again as it anneals, so a patience shorter than the annealing stops too
+    soon (measured: yacht 0.49 with 20 epochs of patience against 0.42 without stopping,
+    concrete 4.82 against 4.55). At a constant rate nothing is planned for later, and
+    :data:`OPEN_ENDED_PATIENCE` epochs (TabM's 16) end the run.
 
-    >>> auto_patience(300), auto_patience(1)
-    (150, 1)
+    >>> auto_patience(300), auto_patience(1), auto_patience(300, "constant")
+    (150, 1, 16)
     """
+    if schedule in OPEN_ENDED_SCHEDULES:
+        return min(max_iter, OPEN_ENDED_PATIENCE)
     return max(1, max_iter // 2)
 
 
@@ -173,9 +185,10 @@ def resolve_auto(
     batch = params["batch_size"]
     batch = auto_batch_size(n_train, steps_per_epoch) if batch == "auto" else int(batch)
     epochs = params["max_iter"]
-    epochs = auto_epochs(n_train, batch) if epochs == "auto" else int(epochs)
+    schedule = params.get("lr_schedule", "onecycle")
+    epochs = auto_epochs(n_train, batch, schedule) if epochs == "auto" else int(epochs)
     patience = params["n_iter_no_change"]
-    patience = auto_patience(epochs) if patience == "auto" else int(patience)
+    patience = auto_patience(epochs, schedule) if patience == "auto" else int(patience)
     embedding = params["numeric_embedding"]
     if embedding == "auto" and params["pretrain"] != "none":
         embedding = "none"  # layer-wise pretraining learns from the scaled inputs themselves
