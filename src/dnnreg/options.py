@@ -320,7 +320,7 @@ _SHARED_PARAMETERS = """
         "loss" (the training loss on the validation rows) or a metric: rmse, mae, r2 for
         regression; accuracy, log_loss, roc_auc (binary) for classification.
     validation_fraction : float, default=0.1
-    bagging : bool, default=False
+    bagging : bool, default=True (DNNClassifier: False)
         Without ``eval_set``, hold out a different fold for each ensemble member instead
         of one shared validation split: member i early-stops on fold ``i mod F`` (F the
         largest divisor of ``n_ensemble`` up to 8) and trains on the rest, so every row
@@ -447,7 +447,7 @@ OPTIONS = {
     "early_stopping": (True, "True or False"),
     "early_stopping_metric": ("loss", "'loss' or a metric of the task"),
     "validation_fraction": (0.1, "a number in (0, 1)"),
-    "bagging": (False, "True or False"),
+    "bagging": (True, "True or False"),
     "n_iter_no_change": ("auto", "an integer >= 1 or 'auto'"),
     "restore_best_weights": (True, "True or False"),
     "max_time": (None, "a number > 0 or None"),
@@ -479,6 +479,7 @@ CLASSIFIER_DEFAULTS = {
     "numeric_embedding": "none",
     "max_iter": 60,
     "n_iter_no_change": 20,
+    "bagging": False,
 }
 DEFAULTS = {
     "DNNRegressor": {name: default for name, (default, _) in OPTIONS.items()},

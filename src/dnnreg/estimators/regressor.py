@@ -108,7 +108,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         early_stopping=True,
         early_stopping_metric="loss",
         validation_fraction=0.1,
-        bagging=False,
+        bagging=True,
         n_iter_no_change="auto",
         restore_best_weights=True,
         max_time=None,

@@ -233,7 +233,9 @@ class NumericEmbedding(nn.Module):
 
     def forward(self, x_num: torch.Tensor) -> torch.Tensor:
         x = x_num[..., self.columns]  # (..., f)
-        if self.kind == "piecewise_linear" and x.numel() >= LOOKUP_MIN_ENTRIES:
+        # a traced graph (TensorBoard's) keeps the codes: plain ops, no size-dependent branch
+        lookup = not torch.jit.is_tracing() and x.numel() >= LOOKUP_MIN_ENTRIES
+        if self.kind == "piecewise_linear" and lookup:
             e = torch.relu(self.piecewise_linear(x) + self.bias)
         else:
             v = self.codes(x)  # (..., f, d_code)
