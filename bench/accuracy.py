@@ -60,7 +60,7 @@ DATASETS = {
 _LAST = {}  # the defaults' model of the current dataset and seed, reused by the tuned row
 
 
-def fit_dnnreg(X, y, tr, va, seed, params=None):
+def fit_dnnreg(X, y, tr, va, seed, task=None, params=None):
     """DNNRegressor with its defaults (or the defaults updated by ``params``, a variant),
     early-stopped on the validation rows. A bagged model (``bagging=True``) is given the
     training and validation rows together, as ``fit(X, y)``: each member then holds out
@@ -190,7 +190,7 @@ STORE = "accuracy"
 
 def variant(params: dict):
     """A candidate default: dnnreg with the defaults updated by ``params``."""
-    fit = lambda X, y, tr, va, seed, task: fit_dnnreg(X, y, tr, va, seed, params)  # noqa: E731
+    fit = lambda X, y, tr, va, seed, task: fit_dnnreg(X, y, tr, va, seed, params=params)  # noqa: E731
     fit.params = params
     return fit
 
