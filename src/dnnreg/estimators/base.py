@@ -360,14 +360,10 @@ class _DNNBase(BaseEstimator):
         ``bagging`` every row trains and ``bagging_`` maps members to their folds."""
         self.bagging_ = None
         k = int(self.n_ensemble)
-        if (
-            self.bagging
-            and eval_set is None
-            and self.early_stopping
-            and self.solver != "lbfgs"
-            and n_folds(k, len(y)) > 1
-        ):
-            folds = bagging_folds(y, n_folds(k, len(y)), rng, stratify=is_classifier(self))
+        f = n_folds(k, len(y))
+        wanted = self.bagging and eval_set is None and self.early_stopping
+        if wanted and self.solver != "lbfgs" and f > 1:
+            folds = bagging_folds(y, f, rng, stratify=is_classifier(self))
             self.bagging_ = Bagging(folds, k)
             return frame, y, None, None
         train_rows, val_rows = self._validation_split(y, rng, eval_set is not None)
@@ -447,11 +443,7 @@ class _DNNBase(BaseEstimator):
             train,
             config=self._train_config(),
             generator=generator,
-            evaluate=self._bagged_evaluator(train, y_train)
-            if self.bagging_ is not None
-            else None
-            if val is None
-            else self._evaluator(val, y_val),
+            evaluate=self._validation(train, val, y_val, y_train),
             monitor=f"val_{metric}",
             maximize=metric != "loss" and self._metrics[metric][1],
             callbacks=callbacks,
@@ -526,6 +518,13 @@ class _DNNBase(BaseEstimator):
         if bias is not None:
             with torch.no_grad():
                 self.model_.head.bias.copy_(bias.to(self.model_.head.bias))
+
+    def _validation(self, train, val, y_val, y_train):
+        """What early stopping watches: the out-of-fold rows under bagging, else the
+        validation rows, else nothing (``None``)."""
+        if self.bagging_ is not None:
+            return self._bagged_evaluator(train, y_train)
+        return None if val is None else self._evaluator(val, y_val)
 
     def _evaluator(self, val, y_val):
         """``evaluate(model) -> {"val_loss", "val_<metric>", ...}`` on the validation rows."""

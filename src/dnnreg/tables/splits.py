@@ -155,11 +155,9 @@ def bagging_folds(y, n_folds: int, rng, *, stratify: bool = False) -> np.ndarray
     """
     n = len(y)
     m = n // n_folds
-    perm = rng.permutation(n)
-    spare, dealt = perm[: n - m * n_folds], perm[n - m * n_folds :]
+    dealt = rng.permutation(n)[n - m * n_folds :]  # the first n % n_folds stay in no fold
     if stratify:
         dealt = dealt[np.argsort(np.asarray(y)[dealt], kind="stable")]
     folds = np.full(n, -1, dtype=np.int64)
     folds[dealt] = np.arange(len(dealt)) % n_folds
-    del spare  # in no fold: they train every member
     return folds

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from dnnreg.training.loop import forward_in_chunks
+
 MAX_FOLDS = 8  # TabArena's and AutoGluon's 8-fold bagging
 
 
@@ -41,26 +43,19 @@ class Bagging:
     """
 
     def __init__(self, folds: np.ndarray, k: int):
-        self.folds = np.asarray(folds)
-        self.k, self.n_folds = k, int(self.folds.max()) + 1
-        per_fold = [np.flatnonzero(self.folds == f) for f in range(self.n_folds)]
-        others = [np.flatnonzero(self.folds != f) for f in range(self.n_folds)]
+        folds = np.asarray(folds)
+        self.n_folds = int(folds.max()) + 1
+        per_fold = [np.flatnonzero(folds == f) for f in range(self.n_folds)]
+        others = [np.flatnonzero(folds != f) for f in range(self.n_folds)]
         fold_of = [i % self.n_folds for i in range(k)]
         self.held = torch.from_numpy(np.stack([per_fold[f] for f in fold_of]))
         self.trained = torch.from_numpy(np.stack([others[f] for f in fold_of]))
         self.rows = torch.from_numpy(np.concatenate(per_fold))
 
-    @torch.no_grad()
-    def outputs(self, model, x_num, x_cat, *, batch_size: int = 2048) -> torch.Tensor:
+    def outputs(self, model, x_num, x_cat) -> torch.Tensor:
         """Each member's raw outputs on the rows it holds out. Shape: ``(k, m, d_out)``."""
-        model.eval()
-        device = next(model.parameters()).device
         held = self.held.to(x_num.device)
-        outs = []
-        for i in range(0, held.shape[1], batch_size):
-            idx = held[:, i : i + batch_size]
-            outs.append(model(x_num[idx].to(device), x_cat[idx].to(device)))
-        return torch.cat(outs, dim=1)
+        return forward_in_chunks(model, x_num[held], x_cat[held])
 
     def oof(self, out: torch.Tensor) -> torch.Tensor:
         """Member outputs regrouped so that "row" j is ``rows[j]`` and the members are the
