@@ -206,6 +206,7 @@ def table_lines(runs: dict, models: list[str], key: str, label: str) -> list[str
         "|---|" + "---|" * len(models),
     ]
     for table, r in runs.items():
+        r = {m: seeds for m, seeds in r.items() if seeds}  # a model whose runs were cut off
         means = {m: np.mean([x[key] for x in r[m].values()]) for m in models if m in r}
         if not means:
             continue

@@ -2,8 +2,13 @@
 calls, preprocessing included; the row passed as a one-row DataFrame and as a NumPy array)
 and throughput on 100k rows, for dnnreg's torch engine, its NumPy runtime and
 onnxruntime (same saved model), against sklearn's MLPRegressor and LightGBM, each fitted
-on the same training split. dnnreg is measured with its default 4-member ensemble and with
-one member (the plain 3x256 network that sklearn's MLP also is).
+on the same training split. dnnreg is measured with its default ensemble and with one
+member (the plain 3x256 network that sklearn's MLP also is). The dnnreg models train two
+epochs only: what a prediction costs depends on the architecture, not on the weights.
+
+The arithmetic bounds the throughput: each row costs ``2 x`` the multiply-adds of every
+member's layers (reported as MFLOP per row), so rows/s x MFLOP/row is the GFLOP/s the
+engine reached, against the few hundred a 2-core AVX2 machine can do at best.
 
 Run: ``.venv/bin/python bench/inference.py``.
 """
@@ -19,8 +24,11 @@ import pandas as pd
 
 from _common import write
 from dnnreg import DNNRegressor, load, load_numpy, save
+from dnnreg.options import DEFAULTS
 from dnnreg.tables.datasets import load_california_housing
 from dnnreg.tables.splits import train_val_test_indices
+
+K = DEFAULTS["DNNRegressor"]["n_ensemble"]
 
 
 def latency_ms(predict, row, repeats=200) -> float:
@@ -41,7 +49,8 @@ def rows_per_second(predict, frame) -> float:
 
 
 def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
-    model = DNNRegressor(random_state=0, **params).fit(X_train, y_train)
+    model = DNNRegressor(random_state=0, max_iter=2, **params).fit(X_train, y_train)
+    FLOPS[label] = mflop_per_row(model)
     save(model, path)
     out = {
         f"dnnreg torch ({label})": load(path).predict,
@@ -65,9 +74,25 @@ def dnnreg_engines(X_train, y_train, path: Path, label: str, **params) -> dict:
     return out
 
 
+FLOPS: dict = {}
+
+
+def mflop_per_row(model) -> float:
+    """Multiply-adds of one row through every matrix, x 2, in millions: a member-batched
+    weight ``(k, d_in, d_out)`` (or the embedding's ``(columns, bins, d)``) costs the
+    product of its dimensions, a shared 2-D weight (TabM) ``d_in x d_out`` per member;
+    categorical embeddings are lookups and cost nothing here."""
+    macs = 0
+    for name, w in model.net_.state_dict().items():
+        if not name.endswith("weight") or w.ndim < 2 or name.startswith("embeddings."):
+            continue
+        macs += w.numel() * (model.net_.k if w.ndim == 2 else 1)
+    return 2 * macs / 1e6
+
+
 def engines(X_train, y_train, workdir: Path) -> dict:
     out = {
-        **dnnreg_engines(X_train, y_train, workdir / "m4", "4 members"),
+        **dnnreg_engines(X_train, y_train, workdir / "mk", f"{K} members"),
         **dnnreg_engines(X_train, y_train, workdir / "m1", "1 member", n_ensemble=1),
     }
     from sklearn.neural_network import MLPRegressor
@@ -107,22 +132,32 @@ def main():
     base = next(r for r in results if r["engine"] == "sklearn MLPRegressor")
     table = [
         "| engine | single row, DataFrame (µs) | single row, NumPy array (µs) | 100k rows/s "
-        "| throughput vs sklearn MLP |",
-        "|---|---|---|---|---|",
+        "| throughput vs sklearn MLP | MFLOP/row | GFLOP/s reached |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         arr = r["single_array_row_us"]
+        label = next((k for k in FLOPS if r["engine"].endswith(f"({k})")), None)
+        mflop = FLOPS.get(label)
+        flops = f"{mflop:.2f} | {mflop * r['rows_per_second_100k'] / 1e3:.1f}" if mflop else "– | –"
         table.append(
             f"| {r['engine']} | {r['single_row_us']:.0f} | "
             f"{'n/a' if arr is None else f'{arr:.0f}'} | "
             f"{r['rows_per_second_100k']:,.0f} | "
-            f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f}× |"
+            f"{r['rows_per_second_100k'] / base['rows_per_second_100k']:.2f}× | {flops} |"
         )
+    table += [
+        "",
+        "dnnreg's models train two epochs (prediction cost does not depend on the weights).",
+        "",
+        "Reproduce: `python bench/inference.py`",
+    ]
     write(
         "inference",
         {
             "dataset": "california_housing (test rows, repeated to 100k)",
-            "model": "DNNRegressor defaults (3x256, 4 members) and n_ensemble=1",
+            "model": f"DNNRegressor defaults ({K} members) and n_ensemble=1, 2 epochs",
+            "mflop_per_row": FLOPS,
             "results": results,
         },
         "\n".join(table),
