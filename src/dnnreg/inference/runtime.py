@@ -25,11 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dnnreg import cores
 from dnnreg.model_file import read_config, read_preprocessor, read_weights
 from dnnreg.options import LEAKY_SLOPE, NORM_EPS
 from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
+THREADED_ROWS = 256  # from here on the thread policy applies (see InferenceNet.outputs)
 
 
 def _erf(z):
@@ -228,14 +230,25 @@ class InferenceNet:
             )
         return x
 
-    def outputs(self, x_num, x_cat=None, *, batch_size: int = CHUNK) -> np.ndarray:
-        """Raw outputs for encoded inputs, in chunks. Shape: ``-> (k, n, d_out)``."""
+    def outputs(
+        self, x_num, x_cat=None, *, batch_size: int = CHUNK, n_threads="auto"
+    ) -> np.ndarray:
+        """Raw outputs for encoded inputs, in chunks. Shape: ``-> (k, n, d_out)``.
+
+        From :data:`THREADED_ROWS` rows on, BLAS gets ``n_threads`` threads, "auto" the
+        idle usable cores (:func:`dnnreg.cores.auto_threads`): OpenBLAS's threads stall
+        on a core another process holds (measured: 5x slower on 2 busy cores). Smaller
+        inputs run as they are (BLAS keeps small products on one thread, and counting
+        the idle cores would cost more than the prediction)."""
         x = self.embed(x_num, x_cat)
-        if len(x) <= batch_size:
+        if len(x) < THREADED_ROWS:
             return self.forward(x)
-        return np.concatenate(
-            [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)], axis=1
-        )
+        n = cores.auto_threads() if n_threads == "auto" else int(n_threads)
+        with cores.blas_threads(n):
+            return np.concatenate(
+                [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)],
+                axis=1,
+            )
 
 
 # ---------------------------------------------------------------------- a saved model
@@ -247,7 +260,7 @@ class NumpyModel:
     units, or a class label; ``predict_proba`` exists for classifiers.
     """
 
-    def __init__(self, config: dict, preprocessor, target_scaler, net):
+    def __init__(self, config: dict, preprocessor, target_scaler, net, n_threads="auto"):
         # Attribute names match the estimators', so callers treat both engines alike.
         self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
             config,
@@ -257,13 +270,15 @@ class NumpyModel:
         )
         self.metadata_ = config.get("metadata", {})
         self.loss = config["params"]["loss"]
+        self.n_threads = n_threads
         classes = config.get("classes")
         if classes is not None:
             self.classes_ = np.asarray(classes)
 
     def _point(self, X):
         enc = self.preprocessor_.transform(X)
-        per_member = output_map(self.loss, self.net_.outputs(enc.numeric, enc.categorical))
+        raw = self.net_.outputs(enc.numeric, enc.categorical, n_threads=self.n_threads)
+        per_member = output_map(self.loss, raw)
         return point_prediction(
             self.loss, per_member, quantiles=self.config_["params"].get("quantiles", (0.5,))
         )
@@ -284,11 +299,13 @@ class NumpyModel:
         return self.target_scaler_.inverse(self._point(X))
 
 
-def load_numpy(path) -> NumpyModel:
+def load_numpy(path, *, n_threads="auto") -> NumpyModel:
     """Load a saved model for torch-free inference (float32 NumPy, as the torch engine).
 
     Predictions equal the torch model's to about 1e-6 relative. An all-numeric model
     predicts a NumPy array without building a DataFrame (the low-latency path).
+    ``n_threads``: BLAS threads for large inputs, "auto" the idle usable cores
+    (:meth:`InferenceNet.outputs`); the model's ``n_threads`` attribute may be changed.
     """
     path = Path(path)
     config = read_config(path)
@@ -301,4 +318,4 @@ def load_numpy(path) -> NumpyModel:
         normalization=params["normalization"],
         residual=params["residual"],
     )
-    return NumpyModel(config, pre, target, net)
+    return NumpyModel(config, pre, target, net, n_threads=n_threads)
