@@ -6,10 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench lint clean
 
-# torch is installed first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+# torch is installed first and pinned, so that dnnreg's torch>=2.4 never resolves to another
+# build. Which build torch==2.13.0 is depends on the index: empty TORCH_INDEX uses pip's
+# configured one (a CPU build on this machine and CI); on the public index Linux gets the
+# CUDA build, so CPU-only machines pass https://download.pytorch.org/whl/cpu.
+TORCH_INDEX ?=
+TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 $(TORCH_FROM)
 	$(PY) -m pip install --quiet -e '.[test,lint,baselines,onnx,tensorboard,tune]'
 	touch $(STAMP)
 
