@@ -66,14 +66,15 @@ def test_bf16_multiplies_in_bf16_and_keeps_fp32_weights_and_quality():
     assert abs(r2_bf16 - r2_fp32) < 0.02, (r2_fp32, r2_bf16)
 
 
-def test_bf16_on_emulating_hardware_warns(caplog, monkeypatch):
+def test_bf16_on_emulating_hardware_warns(monkeypatch):
+    from dnnreg.notices import DNNRegWarning
+
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
     assert not bf16_is_native(torch.device("cpu"))
-    with caplog.at_level("WARNING", logger="dnnreg"):
+    with pytest.warns(DNNRegWarning, match="emulated and slower than fp32"):
         DNNRegressor(hidden_layer_sizes=(8,), max_iter=1, precision="bf16", device="cpu").fit(
             *_wave(50)
         )
-    assert "emulated and slower than fp32" in caplog.text
 
 
 def test_compiled_training_reaches_the_eager_quality():

@@ -5,7 +5,7 @@ import logging
 import subprocess
 import sys
 
-from dnnreg.report.progress import ProgressHandler
+from dnnreg.progress import ProgressHandler
 
 
 class Terminal(io.StringIO):

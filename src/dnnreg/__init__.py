@@ -5,6 +5,8 @@ predictions / report, one folder (a wing) per stage and one file per concept:
 
 - ``options``: every option's values, defaults, presets, the shared constants, and
   ``resolve_auto``, the one place each "auto" is decided (torch-free);
+- ``notices``, ``progress``, ``cores``: how dnnreg talks to its user (warnings, verbose
+  output, the progress bar) and which CPU cores it may use (torch-free);
 - ``tables/``: reading files, the bundled datasets, row splits, preprocessing (torch-free);
 - ``metrics``, ``predictions``, ``model_file``: metrics, outputs → predictions for both
   engines, the model file's format (torch-free; they sit beside ``tables`` because the
@@ -14,18 +16,19 @@ predictions / report, one folder (a wing) per stage and one file per concept:
   the plain-data verdicts (torch-free, here because a fit reports them when it ends);
 - ``estimators/``: ``DNNRegressor``, ``DNNClassifier``, ``save`` / ``load``;
 - ``inference/``: the torch-free runtime, ONNX export, the reference oracle (tests only);
-- ``studies/``, ``report/``, ``run``: comparisons and tuning; plots, HTML report and
-  progress (torch-free); the run directory;
+- ``studies/``, ``report/``, ``run``: comparisons and tuning; plots and the HTML report
+  (torch-free); the run directory;
 - ``cli``: the ``dnnreg`` command.
 
 Import layers (``tests/test_architecture.py`` holds them): 0 ``_validation``,
-``_optional``, ``_files``, ``_version``, ``options``; 1 ``tables``, ``metrics``,
-``predictions``, ``model_file``; 2 ``network``; 3 ``training``; 4 ``estimators``;
-5 ``inference``; 6 ``studies``, ``report``, ``run``; 7 ``cli`` and this package's public
-names. A module imports only its own layer or below; nothing imports ``cli``; nothing in
-production imports ``inference.reference``. Two departures from ARCHITECTURE.md's sketch,
-for the reasons above: the verdicts live in ``training`` rather than ``report``, and
-``metrics`` / ``predictions`` / ``model_file`` are top-level modules at layer 1.
+``_optional``, ``_files``, ``_version``, ``options``, ``notices``, ``progress``,
+``cores``; 1 ``tables``, ``metrics``, ``predictions``, ``model_file``; 2 ``network``;
+3 ``training``; 4 ``estimators``; 5 ``inference``; 6 ``studies``, ``report``, ``run``;
+7 ``cli`` and this package's public names. A module imports only its own layer or
+below; nothing imports ``cli``; nothing in production imports ``inference.reference``.
+Two departures from ARCHITECTURE.md's sketch, for the reasons above: the verdicts live in
+``training`` rather than ``report``, and ``metrics`` / ``predictions`` / ``model_file``
+are top-level modules at layer 1.
 
 Torch-backed names (``DNNRegressor``, ``DNNClassifier``, ``save``, ``load``) are imported
 lazily, so that ``import dnnreg`` and the torch-free parts stay light.
@@ -34,6 +37,11 @@ lazily, so that ``import dnnreg`` and the torch-free parts stay light.
 from __future__ import annotations
 
 import importlib
+import logging
+
+# A library's logger stays silent unless its user configures logging (or asks for
+# verbose output, see dnnreg.notices): no "No handlers could be found" and no output.
+logging.getLogger("dnnreg").addHandler(logging.NullHandler())
 
 from dnnreg._version import __version__  # noqa: E402
 from dnnreg.metrics import classification_metrics, regression_metrics  # noqa: E402

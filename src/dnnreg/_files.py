@@ -39,9 +39,10 @@ import os
 import secrets
 import shutil
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
+
+from dnnreg.notices import warn
 
 MARKER = ".dnnreg.json"
 """The file that marks a directory as a dnnreg output: its kind and its manifest."""
@@ -485,11 +486,9 @@ def remove_output(directory: Path, *, visible_name: Path | None = None) -> None:
         if visible_name is not None:
             os.rename(directory, visible_name)
             kept = visible_name
-        warnings.warn(
+        warn(
             f"{str(kept)!r} kept files dnnreg did not write ({_describe(sorted(foreign))}); "
-            "the rest of the replaced output was removed",
-            UserWarning,
-            stacklevel=3,
+            "the rest of the replaced output was removed"
         )
         return
     (directory / MARKER).unlink(missing_ok=True)

@@ -10,12 +10,14 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from dnnreg._validation import did_you_mean
 from dnnreg._version import __version__
+from dnnreg.notices import cli_showwarning
 from dnnreg.run import features_for, model_dir, prediction_frame, resolve_task, train_run
 
 logger = logging.getLogger("dnnreg")
@@ -836,12 +838,23 @@ def _check_fractions(args) -> None:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
-    handler = None
+    # Warnings print as one "dnnreg: warning: ..." line for this command only
+    # (catch_warnings restores the process's showwarning and filters afterwards).
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = cli_showwarning
+        return _run(argv, debug)
+
+
+def _run(argv, debug: bool) -> int:
+    """Parse and run one command; every expected failure becomes one line and an exit
+    code, and the dnnreg logger is left as it was found."""
+    handler, level = None, logger.level
     try:
         args = build_parser().parse_args(argv)
         _check_fractions(args)
-        if not args.quiet and not logger.handlers:
-            from dnnreg.report.progress import ProgressHandler
+        if not args.quiet and not _real_handlers():
+            from dnnreg.progress import ProgressHandler
 
             # Installed for this command only: a caller in the same process (a notebook,
             # a test) must not keep writing to this call's stderr afterwards.
@@ -866,6 +879,12 @@ def main(argv=None) -> int:
     finally:
         if handler is not None:
             logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _real_handlers() -> list:
+    """The dnnreg logger's handlers other than the library's NullHandler."""
+    return [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -378,7 +378,11 @@ _SHARED_PARAMETERS = """
         Seed for the validation split, initialisation, shuffling and dropout; a fixed seed
         gives identical results on the same machine.
     verbose : int, default=0
-        Log one line per epoch to the "dnnreg" logger when > 0."""
+        1: one line per epoch on stderr (epoch, losses, the first validation metric,
+        seconds); 2: also a line of the resolved settings before training, and every
+        validation metric and the thread count per epoch. The lines are records of the
+        "dnnreg" logger: when the user's logging already shows its INFO records they go
+        there instead, once. 0: silent; conditions to act on are Python warnings."""
 
 _SHARED_ATTRIBUTES = """
     model_ : torch.nn.Module

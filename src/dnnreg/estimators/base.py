@@ -25,6 +25,7 @@ from dnnreg._validation import check_choice, check_number, raise_all
 from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
 from dnnreg.network.mlp import MLP
+from dnnreg.notices import verbose_output, warn
 from dnnreg.options import (
     ACTIVATIONS,
     BINNINGS,
@@ -316,6 +317,10 @@ class _DNNBase(BaseEstimator):
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        with verbose_output(self.verbose):
+            return self._fit(X, y, eval_set, X_unlabeled, callbacks)
+
+    def _fit(self, X, y, eval_set, X_unlabeled, callbacks):
         start = time.perf_counter()
         frame, y = self._checked_input(X, y)
         self._fit_target(y)
@@ -324,6 +329,8 @@ class _DNNBase(BaseEstimator):
         frame, y, val_frame, y_val = self._split_validation(frame, y, rng, eval_set)
         frame_unlabeled = self._unlabeled_frame(X_unlabeled, frame.columns)
         self._prepare(frame, y)
+        if self.verbose >= 2:
+            logger.info(self._fit_summary(len(y), val_frame))
         train = self._tensors(frame, y, device="fit")
         val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
         callbacks = self._plugged_callbacks(callbacks, train, val_frame)
@@ -380,9 +387,9 @@ class _DNNBase(BaseEstimator):
             return None
         frame = as_frame(X_unlabeled, columns=columns)  # checked even when unused
         if self.pretrain == "none":
-            logger.warning(
+            warn(
                 "X_unlabeled is used only by pretraining; with pretrain='none' "
-                "it is ignored (set pretrain='autoencoder', 'rbm', ...)"
+                "it is ignored (set pretrain='autoencoder', 'rbm', ...)",
             )
             return None
         return frame
@@ -448,9 +455,28 @@ class _DNNBase(BaseEstimator):
             maximize=metric != "loss" and self._metrics[metric][1],
             callbacks=callbacks,
             log_every=1 if self.verbose else 0,
-            log_keys=(f"val_{next(iter(self._metrics))}",),
+            log_keys=self._logged_keys(),
             member_rows=None if self.bagging_ is None else self.bagging_.trained,
         )
+
+    def _fit_summary(self, n_rows: int, val_frame) -> str:
+        """One line before training (``verbose >= 2``): rows, validation, network and the
+        resolved "auto" settings."""
+        if self.bagging_ is not None:
+            validation = f"bagged over {self.bagging_.n_folds} folds"
+        else:
+            validation = "none" if val_frame is None else f"{len(val_frame)} rows"
+        auto = ", ".join(f"{k}={v}" for k, v in self.resolved_.items())
+        return (
+            f"fit: {n_rows} training rows, validation {validation}, {self.n_ensemble} x "
+            f"{tuple(self.hidden_layer_sizes)} on {self.device_}; {auto}"
+        )
+
+    def _logged_keys(self) -> tuple:
+        """The progress line's entries: the first validation metric; with ``verbose >= 2``
+        every validation metric and the thread count too."""
+        metrics = [f"val_{m}" for m in self._metrics]
+        return tuple(metrics + ["threads"]) if self.verbose >= 2 else tuple(metrics[:1])
 
     def _finish(self, result, val, y_val, train, y) -> None:
         """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
@@ -471,22 +497,20 @@ class _DNNBase(BaseEstimator):
 
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:
-                logger.warning("diagnostics: %s", format_verdict(v))
+                warn(f"diagnostics: {format_verdict(v)}")
 
     def _warn_unsound_combinations(self, n_rows: int) -> None:
         """Combinations that run but work against themselves get a warning, not an error."""
         if self.solver == "lbfgs" and self.dropout > 0:
-            logger.warning(
-                "solver='lbfgs' with dropout=%s: dropout makes every evaluation of "
-                "the objective random, which breaks L-BFGS's line search; use "
-                "dropout=0 or a first-order solver",
-                self.dropout,
+            warn(
+                f"solver='lbfgs' with dropout={self.dropout}: dropout makes every "
+                "evaluation of the objective random, which breaks L-BFGS's line search; "
+                "use dropout=0 or a first-order solver",
             )
         if self.solver == "lbfgs" and n_rows > 20000:
-            logger.warning(
-                "solver='lbfgs' uses every row in each step; with %d rows a "
+            warn(
+                f"solver='lbfgs' uses every row in each step; with {n_rows} rows a "
                 "mini-batch solver (adamw) is far faster",
-                n_rows,
             )
 
     def _train_config(self) -> TrainConfig:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnreg import cores
+import dnnreg.cores as cores
 from dnnreg.model_file import read_config, read_preprocessor, read_weights
 from dnnreg.options import LEAKY_SLOPE, NORM_EPS
 from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus

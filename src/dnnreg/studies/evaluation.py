@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from dnnreg.notices import warn
 from dnnreg.tables.splits import evaluation_splits
 
 logger = logging.getLogger("dnnreg")
@@ -99,11 +100,9 @@ def evaluate_models(
             and time.perf_counter() - start > time_budget
             and split + 1 < len(splits)
         ):
-            logger.warning(
-                "time budget of %.0f s spent after %d of %d splits; the results use those splits",
-                time_budget,
-                split + 1,
-                len(splits),
+            warn(
+                f"time budget of {time_budget:.0f} s spent after {split + 1} of {len(splits)} "
+                "splits; the results use those splits (raise time_budget for all of them)",
             )
             break
     return pd.DataFrame(rows)
@@ -282,7 +281,10 @@ def learning_curve_results(
             and time.perf_counter() - start > time_budget
             and r + 1 < len(splits)
         ):
-            logger.warning("time budget spent after %d of %d repeats", r + 1, len(splits))
+            warn(
+                f"time budget spent after {r + 1} of {len(splits)} repeats; the curve uses "
+                "those repeats (raise time_budget for all of them)",
+            )
             break
     return pd.DataFrame(rows)
 

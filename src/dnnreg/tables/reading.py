@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dnnreg._validation import did_you_mean
+from dnnreg.notices import warn
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -134,7 +135,6 @@ def infer_task(y, *, loss: str | None = None) -> str:
     >>> infer_task(pd.Series(["a", "b"])), infer_task(pd.Series([1.5, 2.0]))
     ('classification', 'regression')
     """
-    import logging
 
     y = pd.Series(y)
     if (
@@ -145,10 +145,8 @@ def infer_task(y, *, loss: str | None = None) -> str:
         return "classification"
     n_unique = y.nunique()
     if pd.api.types.is_integer_dtype(y) and n_unique <= 20:
-        logging.getLogger("dnnreg").warning(
-            "the target %r holds %d integer values; treating it as a number (pass --task "
-            "classification if they are classes)",
-            y.name,
-            n_unique,
+        warn(
+            f"the target {y.name!r} holds {n_unique} integer values; treating it as a "
+            "number (use DNNClassifier, or --task classification, if they are classes)",
         )
     return "regression"

@@ -20,13 +20,11 @@ Decisions, measured on a 2-core AVX-512 machine with torch 2.13 (``bench/``):
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import torch
 
+from dnnreg.notices import warn
 from dnnreg.options import DEVICES, PRECISIONS  # noqa: F401
-
-logger = logging.getLogger("dnnreg")
 
 GPU_DATA_SHARE = 0.5  # keep the table on the GPU if it takes at most this share of free memory
 
@@ -71,10 +69,9 @@ def bf16_is_native(device: torch.device) -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Warn when bf16 is asked for on hardware that would only emulate it."""
     if precision == "bf16" and not bf16_is_native(device):
-        logger.warning(
-            "precision='bf16' on a %s without native bf16 instructions is emulated "
-            "and slower than fp32; use precision='fp32'",
-            device.type,
+        warn(
+            f"precision='bf16' on a {device.type} without native bf16 instructions is "
+            "emulated and slower than fp32; use precision='fp32'"
         )
 
 

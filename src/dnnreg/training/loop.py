@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from dnnreg.network.losses import Loss
+from dnnreg.notices import warn_convergence
 from dnnreg.training.devices import autocast
 from dnnreg.training.optim import (
     Schedule,
@@ -242,11 +243,9 @@ def fit_model(
                 extra={"progress": progress},
             )
         if not math.isfinite(train_loss):
-            logger.warning(
-                "training loss became %s at epoch %d; stopping (lower the "
-                "learning rate or clip gradients with clip_grad_norm)",
-                train_loss,
-                epoch,
+            warn_convergence(
+                f"training loss became {train_loss} at epoch {epoch}; stopping (lower "
+                "learning_rate_init or clip gradients with clip_grad_norm)"
             )
             result.stopped_early = True
             break
@@ -361,5 +360,6 @@ def _progress_line(record: dict, max_iter: int, keys: tuple) -> str:
     )
     shown = [key for key in ("val_loss", *keys) if key in record]
     for key in dict.fromkeys(shown):
-        line += f"  {key} {record[key]:.4f}"
+        value = record[key]
+        line += f"  {key} {value}" if isinstance(value, int) else f"  {key} {value:.4f}"
     return line + f"  {record['seconds']:.1f}s"

@@ -8,12 +8,10 @@ View with ``tensorboard --logdir DIR``. Needs the ``tensorboard`` package (the
 
 from __future__ import annotations
 
-import logging
 import numbers
 
 from dnnreg._optional import import_optional
-
-logger = logging.getLogger("dnnreg")
+from dnnreg.notices import warn
 
 
 class TensorBoardLogger:
@@ -38,7 +36,7 @@ class TensorBoardLogger:
         try:
             self.writer.add_graph(model, self.example)
         except Exception as err:  # tracing is best effort: a missing graph must not stop training
-            logger.warning("tensorboard: could not trace the network graph (%s)", err)
+            warn(f"tensorboard: could not trace the network graph ({err}); the scalars are logged")
         finally:
             model.train(was_training)
 

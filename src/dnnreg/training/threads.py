@@ -18,7 +18,7 @@ import contextlib
 
 import torch
 
-from dnnreg import cores
+import dnnreg.cores as cores
 
 
 class ThreadPolicy:
