@@ -118,3 +118,14 @@ def test_the_cli_prints_warnings_as_one_line_and_restores_the_logger(tmp_path, c
     assert "dnnreg: warning: the target 'label' holds 3 integer values" in err
     assert "Warning" not in err and ".py:" not in err  # no class name, no source line
     assert log.level == level
+
+
+def test_running_out_of_epochs_while_improving_warns_only_without_a_planned_end():
+    X, y = _xy(200)
+    open_ended = dict(TINY, max_iter=3, lr_schedule="constant", hidden_layer_sizes=(16,))
+    with pytest.warns(ConvergenceWarning, match="raise max_iter"):
+        model = DNNRegressor(**open_ended).fit(X, y)
+    assert model.best_epoch_ == model.n_iter_ == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        DNNRegressor(**{**open_ended, "lr_schedule": "onecycle"}).fit(X, y)

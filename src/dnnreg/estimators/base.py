@@ -25,7 +25,7 @@ from dnnreg._validation import check_choice, check_number, raise_all
 from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
 from dnnreg.network.mlp import MLP
-from dnnreg.notices import verbose_output, warn
+from dnnreg.notices import verbose_output, warn, warn_convergence
 from dnnreg.options import (
     ACTIVATIONS,
     BINNINGS,
@@ -37,6 +37,7 @@ from dnnreg.options import (
     NOISE_KINDS,
     NORMALIZATIONS,
     NUMERIC_EMBEDDINGS,
+    OPEN_ENDED_SCHEDULES,
     PRECISIONS,
     PRESETS,
     PRETRAIN_MODES,
@@ -492,12 +493,30 @@ class _DNNBase(BaseEstimator):
             self._after_fit(out, y_val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
+        self._warn_if_unfinished(result)
         if self.diagnostics:
             from dnnreg.training.verdicts import format_verdict, verdicts
 
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:
                 warn(f"diagnostics: {format_verdict(v)}")
+
+    def _warn_if_unfinished(self, result) -> None:
+        """scikit-learn's ConvergenceWarning when training ran out of epochs while the
+        monitored score was still improving at the last one, under a schedule with no
+        planned end (``constant``, ``reduce_on_plateau``). A schedule that anneals to its
+        planned end (one-cycle, cosine, ...) is meant to peak there: no warning."""
+        if (
+            self.lr_schedule in OPEN_ENDED_SCHEDULES
+            and not result.stopped_early
+            and self.n_iter_ > 1
+            and result.best_epoch == self.n_iter_
+        ):
+            warn_convergence(
+                f"training reached max_iter={self.n_iter_} epochs while the validation "
+                "score was still improving; raise max_iter (early stopping ends it when "
+                "it stops improving)"
+            )
 
     def _warn_unsound_combinations(self, n_rows: int) -> None:
         """Combinations that run but work against themselves get a warning, not an error."""
