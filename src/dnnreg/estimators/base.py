@@ -336,10 +336,9 @@ class _DNNBase(BaseEstimator):
         val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
         callbacks = self._plugged_callbacks(callbacks, train, val_frame)
         with (
-            torch.random.fork_rng(devices=[]),  # only the generators this fit owns
+            self._own_generators(seed),  # seeded here, the user's restored afterwards
             thread_scope(self.n_threads) as threads,  # restored after the fit
         ):
-            torch.manual_seed(seed)
             generator = torch.Generator().manual_seed(seed)
             self._initialise(train, generator)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
@@ -348,6 +347,23 @@ class _DNNBase(BaseEstimator):
             self._finish(result, val, y_val, train, y)
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _own_generators(self, seed: int):
+        """Seed the global generators this fit draws from (the CPU's, and the fit's CUDA
+        device's when it trains there) inside a ``fork_rng`` that restores them: a fit
+        never reseeds another device's generator or leaves the user's streams moved.
+        (``torch.manual_seed`` would seed every CUDA device, now or on its first use.)"""
+        import contextlib
+
+        cuda = self.device_.type == "cuda"
+        devices = [self.device_.index or 0] if cuda else []
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.random.fork_rng(devices=devices))
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.init()
+            torch.cuda.default_generators[devices[0]].manual_seed(seed)
+        return stack
 
     # The steps of fit, in order.
     def _checked_input(self, X, y):

@@ -5,29 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _pyplot():
-    import matplotlib
+def _subplots(*grid, figsize):
+    """``(figure, axes)`` outside pyplot (matplotlib's object API): the figure draws to a
+    file with the Agg canvas and never touches the process's backend or pyplot's figure
+    registry, so a notebook's inline plots keep working after a call and nothing needs
+    closing."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid)
 
 
 def comparison_plot(summary: list[dict], metric: str, path, *, title: str = "") -> Path:
     """Horizontal bars of each model's mean ``metric`` with ± one standard deviation."""
-    plt = _pyplot()
     names = [r["model"] for r in summary]
     means = [r[f"{metric}_mean"] for r in summary]
     stds = [r.get(f"{metric}_std") or 0.0 for r in summary]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    fig, ax = _subplots(figsize=(7, 0.45 * len(names) + 1.2))
     colors = ["tab:red" if n == "dnnreg" else "tab:blue" for n in names]
     ax.barh(names[::-1], means[::-1], xerr=stds[::-1], color=colors[::-1], alpha=0.8)
     ax.set_xlabel(f"test {metric} (mean ± std over splits)")
     ax.set_title(title or f"dnnreg against the baselines: {metric}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -38,8 +38,7 @@ def learning_curve_plot(
     band of ± one standard deviation over repeats and the crossover marked."""
     import numpy as np
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     for model in dict.fromkeys(r["model"] for r in curve):
         rows = [r for r in curve if r["model"] == model]
         sizes = sorted({r["size"] for r in rows})
@@ -63,15 +62,13 @@ def learning_curve_plot(
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def pretrain_study_plot(summary: list[dict], path, *, title: str = "") -> Path:
     """Mean test metric against labelled rows (log scale), one line per pretraining mode,
     with error bars of ± one standard deviation over seeds."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = _subplots(figsize=(7, 4.5))
     for mode in dict.fromkeys(e["mode"] for e in summary):
         rows = sorted((e for e in summary if e["mode"] == mode), key=lambda e: e["labelled"])
         style = {"color": "black", "linewidth": 2.5} if mode == "none" else {}
@@ -91,15 +88,13 @@ def pretrain_study_plot(summary: list[dict], path, *, title: str = "") -> Path:
     ax.legend(title="pretrain")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
 def history_plot(history: list[dict], path, *, metric: str | None = None) -> Path:
     """Training and validation loss per epoch (and the validation metric on a second axis)."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _subplots(figsize=(7, 4))
     ax.plot(epochs, [r["train_loss"] for r in history], label="train loss")
     if history and "val_loss" in history[0]:
         ax.plot(epochs, [r["val_loss"] for r in history], label="validation loss")
@@ -121,7 +116,6 @@ def gradient_heatmap(history: list[dict], path) -> Path:
     """log10 of each layer's gradient norm (rows) over epochs (columns)."""
     import numpy as np
 
-    plt = _pyplot()
     records = [r["diagnostics"]["layers"] for r in history if "diagnostics" in r]
     grid = np.array(
         [
@@ -129,7 +123,7 @@ def gradient_heatmap(history: list[dict], path) -> Path:
             for layers in records
         ]
     ).T
-    fig, ax = plt.subplots(figsize=(7, 0.3 * grid.shape[0] + 1.5))
+    fig, ax = _subplots(figsize=(7, 0.3 * grid.shape[0] + 1.5))
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
     ax.set_yticks(
         range(grid.shape[0]), [f"layer {i + 1}" for i in range(grid.shape[0] - 1)] + ["output"]
@@ -146,10 +140,9 @@ def gradient_heatmap(history: list[dict], path) -> Path:
 
 def unit_health_plot(history: list[dict], path) -> Path:
     """Dead and saturated fractions per hidden layer at the last recorded epoch."""
-    plt = _pyplot()
     last = [r for r in history if "diagnostics" in r][-1]["diagnostics"]["layers"][:-1]
     layers = range(1, len(last) + 1)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = _subplots(figsize=(7, 3.5))
     width = 0.4
     ax.bar(
         [i - width / 2 for i in layers],
@@ -175,9 +168,8 @@ def prediction_plot(actual, predicted, path) -> Path:
     """Predicted against actual (with the diagonal), and residuals against predicted."""
     import numpy as np
 
-    plt = _pyplot()
     actual, predicted = np.asarray(actual, float), np.asarray(predicted, float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = _subplots(1, 2, figsize=(10, 4))
     left.scatter(actual, predicted, s=4, alpha=0.4)
     lo, hi = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     left.plot([lo, hi], [lo, hi], color="black", linewidth=1)
@@ -197,13 +189,14 @@ def topology_plot(widths: list[int], labels: list[str], path) -> Path:
     the layer's width and what follows it written inside."""
     import math
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(widths)), 3.5))
+    from matplotlib.patches import Rectangle
+
+    fig, ax = _subplots(figsize=(max(6, 1.6 * len(widths)), 3.5))
     top = max(math.log2(w + 1) for w in widths)
     for i, (w, label) in enumerate(zip(widths, labels)):
         h = 0.25 + 0.75 * math.log2(w + 1) / top
         ax.add_patch(
-            plt.Rectangle(
+            Rectangle(
                 (i * 1.5, -h / 2),
                 1.0,
                 h,
@@ -226,9 +219,8 @@ def topology_plot(widths: list[int], labels: list[str], path) -> Path:
 
 def importance_plot(records: list[dict], path, *, top: int = 20) -> Path:
     """Permutation importance: the held-out score's drop when a column is shuffled."""
-    plt = _pyplot()
     records = records[:top][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(records) + 1.2))
+    fig, ax = _subplots(figsize=(7, 0.35 * len(records) + 1.2))
     ax.barh(
         [r["feature"] for r in records],
         [r["mean"] for r in records],
@@ -242,8 +234,6 @@ def importance_plot(records: list[dict], path, *, top: int = 20) -> Path:
 
 
 def _save(fig, path) -> Path:
-    plt = _pyplot()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)

@@ -16,6 +16,7 @@ The same ``study_name`` and storage resume a study where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -154,7 +155,6 @@ def open_study(
     """Create or resume the study ``study_name`` in ``storage`` (a SQLAlchemy URL, a journal
     file path, or None for ``default_dir/study.journal``: see :func:`study_dir`)."""
     optuna = import_optional("optuna")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # dnnreg reports what matters
     if storage is None or "://" not in storage:
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -195,6 +195,24 @@ class _ReportEpochs:
             raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
 
+def _optuna_warnings_only(search):
+    """Run ``search`` with Optuna's own logging at WARNING (dnnreg reports the trials that
+    matter) and restore the user's Optuna verbosity afterwards, whatever happens."""
+
+    @functools.wraps(search)
+    def quiet(*args, **kwargs):
+        optuna = import_optional("optuna")
+        before = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            return search(*args, **kwargs)
+        finally:
+            optuna.logging.set_verbosity(before)
+
+    return quiet
+
+
+@_optuna_warnings_only
 def tune(
     X,
     y,
