@@ -69,7 +69,7 @@ def test_bf16_multiplies_in_bf16_and_keeps_fp32_weights_and_quality():
 def test_bf16_on_emulating_hardware_warns(monkeypatch):
     from dnnreg.notices import DNNRegWarning
 
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
     assert not bf16_is_native(torch.device("cpu"))
     with pytest.warns(DNNRegWarning, match="emulated and slower than fp32"):
         DNNRegressor(hidden_layer_sizes=(8,), max_iter=1, precision="bf16", device="cpu").fit(
@@ -97,3 +97,19 @@ def test_gpu_training_from_host_memory_equals_gpu_resident(monkeypatch):
     assert resident == pytest.approx(streamed, abs=1e-6)
     _, cpu = _fit(device="cpu")
     assert abs(resident - cpu) < 0.02
+
+
+def test_bf16_detection_uses_the_public_table_and_falls_back(monkeypatch):
+    """torch.cpu.get_capabilities is the public answer; without it (an older torch) the
+    private oneDNN probe, guarded; without either, False."""
+    from dnnreg.training.devices import cpu_has_bf16
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    assert cpu_has_bf16()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": False})
+    assert not cpu_has_bf16()
+    monkeypatch.delattr(torch.cpu, "get_capabilities")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert cpu_has_bf16()
+    monkeypatch.delattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", raising=False)
+    assert not cpu_has_bf16()

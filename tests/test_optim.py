@@ -163,6 +163,29 @@ def test_fused_adam_equals_torch_optim_on_a_network(solver):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_without_the_private_fused_kernels_torch_optim_takes_over(monkeypatch):
+    """torch._fused_adamw_ is private: when a torch release drops it, the optimiser is
+    torch.optim's public AdamW (fused=True or foreach), and training still works."""
+    from dnnreg.training import optim
+
+    optim.fused_kernels_work.cache_clear()
+    try:
+        with monkeypatch.context() as m:  # a torch without the private kernel
+            m.delattr(torch, "_fused_adamw_")
+            assert not optim.fused_kernels_work()
+        # the probe's answer is kept for the process: torch.optim takes over
+        net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(8,), activation="relu")
+        opt = make_optimizer(net, solver="adamw", lr=0.01, weight_decay=0.1)
+        assert isinstance(opt, torch.optim.AdamW)
+        before = [p.detach().clone() for p in net.parameters()]
+        x = torch.randn(1, 16, 3)
+        ((net(x, torch.zeros(1, 16, 0, dtype=torch.long)) - 1.0) ** 2).mean().backward()
+        opt.step()
+        assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    finally:
+        optim.fused_kernels_work.cache_clear()
+
+
 TOTAL, PER_EPOCH = 100, 10
 
 

@@ -63,7 +63,26 @@ def bf16_is_native(device: torch.device) -> bool:
     """Whether ``device`` multiplies bf16 matrices in hardware."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return cpu_has_bf16()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU has bf16 instructions, from torch's public capability table
+    (``torch.cpu.get_capabilities``: AVX-512 BF16 or AMX on x86, BF16 on Arm); on a torch
+    without it, the oneDNN probe it replaced (private, so guarded); False when neither
+    answers."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is not None:
+        try:
+            caps = get()
+            return any(bool(caps.get(k)) for k in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
+        except (RuntimeError, AttributeError, TypeError):
+            pass
+    probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except (RuntimeError, AttributeError):
+        return False
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -7,6 +7,7 @@ say the same thing.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -76,6 +77,24 @@ def make_optimizer(
         return cls(groups, lr=lr, foreach=True, **kwargs)
 
 
+@functools.cache
+def fused_kernels_work() -> bool:
+    """Whether ``torch._fused_adam_`` and ``torch._fused_adamw_`` exist and run: they are
+    private, so a torch release may rename or drop them. Probed once per process on a
+    one-element tensor."""
+    kernels = [getattr(torch, name, None) for name in ("_fused_adam_", "_fused_adamw_")]
+    if any(k is None for k in kernels):
+        return False
+    try:
+        for kernel in kernels:
+            p, g, m, v = (torch.zeros(1) for _ in range(4))
+            kernel([p], [g], [m], [v], [], [torch.ones(())], lr=1e-3, beta1=0.9, beta2=0.999,
+                   weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)  # fmt: skip
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
 class FusedAdam:
     """Adam or AdamW through torch's own fused kernel (``torch._fused_adam_`` /
     ``torch._fused_adamw_``, the kernel behind ``torch.optim.Adam(fused=True)``), without the
@@ -99,8 +118,10 @@ class FusedAdam:
 
     @staticmethod
     def supported(model: nn.Module) -> bool:
-        """The fused kernel exists for float parameters on CPU and CUDA."""
-        return all(
+        """The fused kernel exists for float parameters on CPU and CUDA, and this torch
+        still has it (:func:`fused_kernels_work`; otherwise :func:`make_optimizer` falls
+        back to ``torch.optim``'s public ``fused=True``)."""
+        return fused_kernels_work() and all(
             p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in model.parameters()
         )
 
