@@ -267,9 +267,15 @@ _SHARED_PARAMETERS = """
     numeric_scaling : {"quantile", "robust", "smooth_clip", "standard"}, default="quantile"
         How numeric columns are scaled; "quantile" maps each to normal scores and is the
         most robust to the heavy tails common in tables.
-    categorical_encoding : {"onehot", "embedding"}, default="onehot"
+    categorical_encoding : {"onehot", "embedding", "auto"}, default="onehot"
         "embedding" learns a dense vector per category (entity embeddings, Guo & Berkhahn
         2016), of width 1.6·c^0.56 capped at 16; better than one-hot for many categories.
+        "auto" decides per column: levels seen fewer than 5 times pooled into the unknown
+        bucket, one-hot up to 8 kept levels, an embedding beyond (RealMLP's rule).
+    categorical_features : None, list of str or int, or boolean mask, default=None
+        Columns to treat as categorical whatever their dtype (integer codes such as zip
+        codes or product ids), by name, by position, or as a mask over the columns.
+        Columns whose values are not numbers are categorical anyway.
     solver : str, default="adamw"
         AdamW (decoupled weight decay, Loshchilov & Hutter 2019) is what the tabular
         literature trains with. Or sgd, momentum, nesterov, adagrad, rmsprop, adam, or
@@ -433,6 +439,7 @@ OPTIONS = {
     "embedding_binning": ("quantile", BINNINGS),
     "numeric_scaling": ("quantile", SCALINGS),
     "categorical_encoding": ("onehot", CATEGORICAL_ENCODINGS),
+    "categorical_features": (None, "None, column names or positions, or a boolean mask"),
     "solver": ("adamw", SOLVERS),
     "batch_size": ("auto", "an integer >= 1 or 'auto'"),
     "learning_rate_init": (1e-3, "a number > 0"),
@@ -457,7 +464,7 @@ OPTIONS = {
     "max_time": (None, "a number > 0 or None"),
     "diagnostics": (False, "True or False"),
     "tensorboard_dir": (None, "a path or None"),
-    "device": ("auto", DEVICES),
+    "device": ("auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "precision": ("fp32", PRECISIONS),
     "compile": (False, "True or False"),
     "n_threads": ("auto", "an integer >= 1 or 'auto'"),

@@ -30,7 +30,6 @@ from dnnreg.options import (
     ACTIVATIONS,
     BINNINGS,
     CATEGORICAL_ENCODINGS,
-    DEVICES,
     ENSEMBLE_KINDS,
     INIT_ALIASES,
     INITS,
@@ -46,10 +45,15 @@ from dnnreg.options import (
     SOLVERS,
     resolve_auto,
 )
-from dnnreg.tables.preprocessing import TablePreprocessor, as_frame
+from dnnreg.tables.preprocessing import TablePreprocessor, as_frame, pandas_frame
 from dnnreg.tables.splits import bagging_folds, validation_rows
 from dnnreg.training.bagging import Bagging, n_folds
-from dnnreg.training.devices import check_precision, data_device, resolve_device
+from dnnreg.training.devices import (
+    check_device_string,
+    check_precision,
+    data_device,
+    resolve_device,
+)
 from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
 from dnnreg.training.threads import thread_scope
@@ -161,7 +165,7 @@ class _DNNBase(BaseEstimator):
                 else "tensorboard_dir must be a path or None, got "
                 f"tensorboard_dir={self.tensorboard_dir!r}",
                 optional("max_time"),
-                check_choice("device", self.device, DEVICES),
+                check_device_string("device", self.device),
                 check_choice("precision", self.precision, PRECISIONS),
                 *self._check_pretrain_params(),
                 _check_bool("compile", self.compile),
@@ -348,6 +352,34 @@ class _DNNBase(BaseEstimator):
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
+    def _categorical_names(self, columns) -> list[str]:
+        """``categorical_features`` as column names: names kept, positions and a boolean
+        mask mapped onto ``columns``; anything that names no column is refused."""
+        spec, columns = self.categorical_features, list(columns)
+        if spec is None:
+            return []
+        spec = list(spec) if not isinstance(spec, str) else [spec]
+        if spec and all(isinstance(s, (bool, np.bool_)) for s in spec):
+            if len(spec) != len(columns):
+                raise ValueError(
+                    f"categorical_features is a mask of {len(spec)} values for "
+                    f"{len(columns)} columns; give one True/False per column"
+                )
+            return [c for c, flag in zip(columns, spec) if flag]
+        names, unknown = [], []
+        for s in spec:
+            if isinstance(s, (int, np.integer)) and not isinstance(s, bool):
+                ok = -len(columns) <= s < len(columns)
+                names.append(columns[s]) if ok else unknown.append(s)
+            else:
+                names.append(str(s)) if str(s) in columns else unknown.append(s)
+        if unknown:
+            raise ValueError(
+                f"categorical_features names no column for {unknown}; the columns are "
+                f"{columns[:20]}{' ...' if len(columns) > 20 else ''}"
+            )
+        return names
+
     def _own_generators(self, seed: int):
         """Seed the global generators this fit draws from (the CPU's, and the fit's CUDA
         device's when it trains there) inside a ``fork_rng`` that restores them: a fit
@@ -415,7 +447,9 @@ class _DNNBase(BaseEstimator):
         """Fit the preprocessing, pick the device, and resolve every "auto" once (recorded
         in ``resolved_`` and the model file)."""
         self.preprocessor_ = TablePreprocessor(
-            numeric_scaling=self.numeric_scaling, categorical_encoding=self.categorical_encoding
+            numeric_scaling=self.numeric_scaling,
+            categorical_encoding=self.categorical_encoding,
+            categorical_features=self._categorical_names(frame.columns),
         ).fit(frame)
         self.device_ = resolve_device(self.device)
         check_precision(self.precision, self.device_)
@@ -628,6 +662,7 @@ class _DNNBase(BaseEstimator):
         return score
 
     def _frame_for_fit(self, X):
+        X = pandas_frame(X)  # polars, pyarrow: names and dtypes kept
         if not isinstance(X, pd.DataFrame):
             X = check_array(
                 X, dtype=None, ensure_all_finite=False, ensure_min_samples=1, accept_sparse=False
@@ -769,6 +804,7 @@ class _DNNBase(BaseEstimator):
     # ------------------------------------------------------------------ predicting
     def _frame_for_predict(self, X):
         check_is_fitted(self, "model_")
+        X = pandas_frame(X)
         if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
             X = self.preprocessor_.select_columns(X)  # names the missing/extra columns
             validate_data(self, X, reset=False, skip_check_array=True)

@@ -74,6 +74,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         embedding_binning="quantile",
         numeric_scaling="quantile",
         categorical_encoding="onehot",
+        categorical_features=None,
         solver="adamw",
         batch_size="auto",
         learning_rate_init=1e-3,

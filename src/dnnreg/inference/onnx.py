@@ -400,6 +400,7 @@ def onnx_feeds(frame, model) -> dict:
     ``model`` is the model directory, or its ``TablePreprocessor`` (read it once with
     :func:`dnnreg.model_file.read_preprocessor` when calling this in a loop)."""
     from dnnreg.model_file import read_preprocessor
+    from dnnreg.tables.preprocessing import level_strings
 
     pre = read_preprocessor(Path(model))[0] if isinstance(model, (str, Path)) else model
     frame = pre.select_columns(frame)
@@ -409,6 +410,6 @@ def onnx_feeds(frame, model) -> dict:
         if c in pre.numeric:
             feeds[c] = col.to_numpy(dtype=np.float64).reshape(-1, 1)
         else:
-            text = col.astype(object).where(col.notna(), "").map(str)
+            text = level_strings(col).where(col.notna(), "")  # the levels' own spelling
             feeds[c] = text.to_numpy(dtype=object).reshape(-1, 1)
     return feeds

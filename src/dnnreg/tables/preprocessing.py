@@ -40,7 +40,13 @@ class Encoded:
 
 
 def as_frame(X, columns=None) -> pd.DataFrame:
-    """Return ``X`` as a DataFrame with string column names (``x0, x1, ...`` for arrays)."""
+    """Return ``X`` as a DataFrame with string column names (``x0, x1, ...`` for arrays).
+
+    Any other DataFrame keeps its column names and dtypes: a polars DataFrame or a pyarrow
+    Table (or RecordBatch) through its own ``to_pandas`` (dictionary and Categorical
+    columns become pandas categories), anything else that speaks the DataFrame
+    interchange protocol (``__dataframe__``) through pandas' reader of it."""
+    X = pandas_frame(X)
     if isinstance(X, pd.DataFrame):
         frame = X
     else:
@@ -67,6 +73,33 @@ def as_frame(X, columns=None) -> pd.DataFrame:
     frame = frame.copy(deep=False)
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def pandas_frame(X):
+    """A polars DataFrame, a pyarrow Table or RecordBatch, or another interchange-protocol
+    table as a pandas DataFrame with its names and dtypes; anything else unchanged."""
+    if isinstance(X, (pd.DataFrame, np.ndarray)):
+        return X
+    module = type(X).__module__.split(".")[0]
+    if module in ("polars", "pyarrow") and hasattr(X, "to_pandas"):
+        return X.to_pandas()
+    if hasattr(X, "__dataframe__"):
+        return pd.api.interchange.from_dataframe(X)
+    return X
+
+
+def level_strings(col: pd.Series) -> pd.Series:
+    """A categorical column's values as the strings its levels are named by, missing
+    values kept missing. Numbers that are whole are written without a fraction, so an
+    integer code column reads the same when missing values have made it float (3 and
+    3.0 are both level "3")."""
+    present = col.notna()
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        values = col.astype(np.float64)
+        whole = present & (values == np.floor(values.where(present, 0.0)))
+        text = values.astype(str).where(~whole, values.where(whole, 0).astype(np.int64).astype(str))
+        return text.where(present, None)
+    return col.astype(object).where(present, None).map(str, na_action="ignore")
 
 
 def _numeric_or_none(col: pd.Series):
@@ -146,7 +179,12 @@ class TablePreprocessor:
     """
 
     def __init__(
-        self, *, numeric_scaling="quantile", categorical_encoding="onehot", n_quantiles=1000
+        self,
+        *,
+        numeric_scaling="quantile",
+        categorical_encoding="onehot",
+        n_quantiles=1000,
+        categorical_features=(),
     ):
         raise_all(
             [
@@ -156,6 +194,7 @@ class TablePreprocessor:
         )
         self.numeric_scaling = numeric_scaling
         self.categorical_encoding = categorical_encoding
+        self.categorical_features = list(categorical_features)
         self.n_quantiles = int(n_quantiles)
 
     # ---------------------------------------------------------------- fitting
@@ -170,8 +209,9 @@ class TablePreprocessor:
         empty = [c for c in self.columns if frame[c].isna().all()]
         if empty:
             raise ValueError(f"column(s) {empty} have no values (all missing); drop them")
+        forced = set(self.categorical_features)
         for name in self.columns:
-            values = _numeric_or_none(frame[name])
+            values = None if name in forced else _numeric_or_none(frame[name])
             if values is None:
                 self.categorical[name] = self._fit_categorical(
                     frame[name], self.categorical_encoding
@@ -211,7 +251,7 @@ class TablePreprocessor:
         """The column's kept levels (sorted; code i+1 is level i, code 0 the unknown
         bucket) and, under ``mode="auto"``, its own encoding and how many rare levels
         were pooled into the bucket."""
-        counts = col.dropna().astype(str).value_counts()
+        counts = level_strings(col).dropna().value_counts()
         if mode != "auto":
             return {"categories": sorted(counts.index.tolist())}
         kept = sorted(counts.index[counts >= MIN_LEVEL_COUNT].tolist())
@@ -346,7 +386,7 @@ class TablePreprocessor:
         return Encoded(out, np.zeros((n, 0), dtype=np.int64))
 
     def _codes(self, name, col) -> np.ndarray:
-        strings = col.astype(object).where(col.notna(), None).map(str, na_action="ignore")
+        strings = level_strings(col)
         codes = pd.Index(self.categorical[name]["categories"]).get_indexer(strings)
         return codes.astype(np.int64) + 1  # unknown and missing are -1 -> bucket 0
 

@@ -30,16 +30,35 @@ GPU_DATA_SHARE = 0.5  # keep the table on the GPU if it takes at most this share
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` → ``cuda`` when available, else ``cpu``; ``"cuda"`` without a GPU is an
-    error that names the fix."""
+    """``"auto"`` → ``cuda`` when available, else ``cpu``; ``"cuda:N"`` a given GPU,
+    ``"mps"`` Apple's GPU. A device this machine does not have is an error that names
+    what it does have."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device must be 'cpu' or 'auto' on this machine (no CUDA GPU is "
-            "available), got device='cuda'"
-        )
-    return torch.device(device)
+    wanted = torch.device(device)
+    if wanted.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (wanted.index or 0) >= count:
+            have = f"{count} CUDA GPU(s): cuda:0 to cuda:{count - 1}" if count else "no CUDA GPU"
+            raise ValueError(
+                f"device={device!r} is not on this machine ({have}); use 'auto' or 'cpu'"
+            )
+    if wanted.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ValueError(f"device={device!r}: this machine has no MPS device; use 'auto' or 'cpu'")
+    return wanted
+
+
+def check_device_string(name: str, value) -> str | None:
+    """The parameter check for ``device`` (what :func:`resolve_device` accepts, before
+    asking the hardware): "auto", "cpu", "cuda", "cuda:N" or "mps"."""
+    ok = isinstance(value, str) and (
+        value in DEVICES or value == "mps" or (value.startswith("cuda:") and value[5:].isdigit())
+    )
+    if ok:
+        return None
+    return f"{name} must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name}={value!r}"
 
 
 def data_device(nbytes: int, device: torch.device, free_bytes: int | None = None) -> torch.device:
