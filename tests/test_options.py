@@ -19,9 +19,12 @@ from dnnreg.training.optim import SCHEDULES
 @pytest.mark.parametrize("key", sorted(set(OPTIONS_TABLE) - {"random_state", "verbose"}))
 def test_the_cli_set_reaches_every_parameter(key):
     """--set key=value gives the estimator the value itself (the table's default here)."""
+    from dnnreg.options import CLASSIFICATION_ONLY
+
     default = OPTIONS_TABLE[key][0]
     text = ",".join(map(str, default)) if isinstance(default, tuple) else json.dumps(default)
-    assert parse_settings([f"{key}={text}"], DNNRegressor) == {key: default}
+    cls = DNNClassifier if key in CLASSIFICATION_ONLY else DNNRegressor
+    assert parse_settings([f"{key}={text}"], cls) == {key: default}
 
 
 def test_the_signatures_repeat_the_option_table():

@@ -6,7 +6,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from dnnreg import DNNClassifier, DNNRegressor
 
 # Checks an estimator cannot pass, with the reason. parametrize_with_checks marks them xfail.
-EXPECTED_FAILED_CHECKS = {}
+EXPECTED_FAILED_CHECKS = {
+    # Exact equality of weights and repeated rows cannot hold for mini-batch training: the
+    # repeated table has more rows, so the shuffles and batches differ. It holds where it
+    # can: zero weights equal dropped rows bit for bit, and integer weights move the
+    # optimum where repetition does (tests/test_sample_weight.py), as for scikit-learn's
+    # own SGD-trained estimators.
+    "check_sample_weight_equivalence_on_dense_data": "stochastic mini-batches; see "
+    "tests/test_sample_weight.py for the equivalence that holds",
+}
 
 
 def _small(cls):

@@ -6,38 +6,46 @@ from __future__ import annotations
 import numpy as np
 
 
-def rmse(y_true, y_pred) -> float:
-    """Root mean squared error, in the target's units.
+def _mean(values, sample_weight=None) -> float:
+    """The mean, or the ``sample_weight``-weighted mean (``None``: every row weighs 1)."""
+    return float(np.average(values, weights=sample_weight))
+
+
+def rmse(y_true, y_pred, sample_weight=None) -> float:
+    """Root mean squared error, in the target's units (weighted: ``√(Σ wᵢdᵢ² / Σ wᵢ)``).
 
     >>> rmse([0.0, 0.0], [3.0, 4.0])
     3.5355339059327378
     """
     d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
-    return float(np.sqrt(np.mean(d * d)))
+    return float(np.sqrt(_mean(d * d, sample_weight)))
 
 
-def mae(y_true, y_pred) -> float:
+def mae(y_true, y_pred, sample_weight=None) -> float:
     """Mean absolute error.
 
     >>> mae([0.0, 0.0], [3.0, -4.0])
     3.5
     """
     d = np.asarray(y_true, dtype=np.float64) - np.asarray(y_pred, dtype=np.float64)
-    return float(np.mean(np.abs(d)))
+    return _mean(np.abs(d), sample_weight)
 
 
-def r2(y_true, y_pred) -> float:
-    """Coefficient of determination, 1 - SS_res / SS_tot (1 is perfect, 0 is the mean).
+def r2(y_true, y_pred, sample_weight=None) -> float:
+    """Coefficient of determination, 1 - SS_res / SS_tot (1 is perfect, 0 is the mean);
+    weighted, both sums and the mean carry the weights.
 
     >>> r2([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])
     1.0
     """
     y = np.asarray(y_true, dtype=np.float64)
+    w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, np.float64)
     d = y - np.asarray(y_pred, dtype=np.float64)
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    ss_res = float(np.sum(w * d * d))
+    ss_tot = float(np.sum(w * (y - np.average(y, weights=w)) ** 2))
     if ss_tot == 0.0:
-        return 1.0 if float(np.sum(d * d)) == 0.0 else 0.0
-    return 1.0 - float(np.sum(d * d)) / ss_tot
+        return 1.0 if ss_res == 0.0 else 0.0
+    return 1.0 - ss_res / ss_tot
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float]:
@@ -51,13 +59,13 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------- classification
-def accuracy(y_true, y_pred) -> float:
-    """Fraction of labels predicted exactly.
+def accuracy(y_true, y_pred, sample_weight=None) -> float:
+    """Fraction of labels predicted exactly (of the weight, when weighted).
 
     >>> accuracy([0, 1, 1, 2], [0, 1, 2, 2])
     0.75
     """
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+    return _mean(np.asarray(y_true) == np.asarray(y_pred), sample_weight)
 
 
 def class_index(classes, y) -> np.ndarray:
@@ -78,7 +86,7 @@ def class_index(classes, y) -> np.ndarray:
     return index.astype(np.int64)
 
 
-def log_loss(y_index, proba, *, eps: float = 1e-15) -> float:
+def log_loss(y_index, proba, sample_weight=None, *, eps: float = 1e-15) -> float:
     """Mean negative log-probability of the true class (cross-entropy), in nats.
     ``y_index``: class indices 0..C-1; ``proba``: (n, C), clipped to [eps, 1] first.
 
@@ -87,14 +95,16 @@ def log_loss(y_index, proba, *, eps: float = 1e-15) -> float:
     """
     p = np.asarray(proba, dtype=np.float64)
     rows = np.arange(p.shape[0])
-    return float(-np.mean(np.log(np.clip(p[rows, np.asarray(y_index)], eps, 1.0))))
+    return -_mean(np.log(np.clip(p[rows, np.asarray(y_index)], eps, 1.0)), sample_weight)
 
 
-def roc_auc(y_index, proba) -> float:
+def roc_auc(y_index, proba, sample_weight=None) -> float:
     """Area under the ROC curve of the positive class (binary problems only)."""
     from sklearn.metrics import roc_auc_score
 
-    return float(roc_auc_score(np.asarray(y_index), np.asarray(proba)[:, 1]))
+    return float(
+        roc_auc_score(np.asarray(y_index), np.asarray(proba)[:, 1], sample_weight=sample_weight)
+    )
 
 
 def classification_metrics(y_index, proba) -> dict[str, float]:
@@ -129,7 +139,7 @@ def score_model(model, X, y) -> dict[str, float]:
 # name -> (function(y_true, prediction), larger is better). Early stopping can watch any.
 REGRESSION_METRICS = {"rmse": (rmse, False), "mae": (mae, False), "r2": (r2, True)}
 CLASSIFICATION_METRICS = {
-    "accuracy": (lambda y, p: accuracy(y, np.argmax(p, axis=1)), True),
+    "accuracy": (lambda y, p, w=None: accuracy(y, np.argmax(p, axis=1), w), True),
     "log_loss": (log_loss, False),
     "roc_auc": (roc_auc, True),
 }

@@ -479,7 +479,9 @@ OPTIONS = {
     "wake_sleep_epochs": (0, "an integer >= 0"),
     "random_state": (None, "an integer, a RandomState or None"),
     "verbose": (0, "an integer"),
+    "class_weight": (None, "None, 'balanced' or a dict {class: weight}"),
 }
+CLASSIFICATION_ONLY = ("class_weight",)
 REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predictions")
 # The classifier's own defaults: measured on digits and MNIST, where the regressor's
 # (chosen on ten regression tables) cost 4-8x the time, unmeasured for accuracy.
@@ -493,7 +495,9 @@ CLASSIFIER_DEFAULTS = {
     "bagging": False,
 }
 DEFAULTS = {
-    "DNNRegressor": {name: default for name, (default, _) in OPTIONS.items()},
+    "DNNRegressor": {
+        name: default for name, (default, _) in OPTIONS.items() if name not in CLASSIFICATION_ONLY
+    },
     "DNNClassifier": {
         **{name: default for name, (default, _) in OPTIONS.items() if name not in REGRESSION_ONLY},
         **CLASSIFIER_DEFAULTS,

@@ -15,6 +15,7 @@ import torch
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import (
+    _check_sample_weight,
     check_array,
     check_consistent_length,
     check_is_fitted,
@@ -261,9 +262,10 @@ class _DNNBase(BaseEstimator):
     def _check_task_params(self) -> list:
         return []
 
-    def _after_fit(self, out, y_val) -> None:
+    def _after_fit(self, out, y_val, w_val=None) -> None:
         """Decisions taken on the validation rows once the weights are final; ``out`` is
-        the members' outputs there (out-of-fold under bagging), ``None`` without any."""
+        the members' outputs there (out-of-fold under bagging), ``None`` without any;
+        ``w_val`` their row weights."""
 
     def _keep_oof(self, pred, rows, n) -> None:
         """``oof_prediction_``: each training row's out-of-fold prediction (NaN for the
@@ -299,14 +301,22 @@ class _DNNBase(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, eval_set=None, X_unlabeled=None, callbacks=()):
+    def fit(self, X, y, *, sample_weight=None, eval_set=None, X_unlabeled=None, callbacks=()):
         """Fit on ``X`` (array or DataFrame) and ``y``.
 
         Parameters
         ----------
-        eval_set : tuple (X_val, y_val), optional
+        sample_weight : array of shape (n,), optional
+            Non-negative row weights: each row's loss counts ``sample_weight`` times (scaled
+            to mean 1, so the learning rate means the same), and so do the validation
+            loss and metrics that early stopping watches, the target's mean and spread,
+            and the output layer's starting bias. A row of weight 0 is dropped before
+            anything else (exactly as if it were not there); equal weights are no
+            weights. The features' quantile maps stay unweighted: they only set each
+            column's resolution.
+        eval_set : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
             Validation rows for early stopping; by default ``validation_fraction`` of the
-            training rows are held out.
+            training rows are held out (with their weights).
         X_unlabeled : array or DataFrame, optional
             Rows with the same features and no target: pretraining (``pretrain``) learns
             from them as well as from ``X``; fine-tuning uses the labelled rows only.
@@ -323,21 +333,23 @@ class _DNNBase(BaseEstimator):
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
         with verbose_output(self.verbose):
-            return self._fit(X, y, eval_set, X_unlabeled, callbacks)
+            return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
 
-    def _fit(self, X, y, eval_set, X_unlabeled, callbacks):
+    def _fit(self, X, y, sample_weight, eval_set, X_unlabeled, callbacks):
         start = time.perf_counter()
         frame, y = self._checked_input(X, y)
-        self._fit_target(y)
+        frame, y, w = self._weighted_rows(frame, y, sample_weight)
+        self._fit_target(y, w)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        frame, y, val_frame, y_val = self._split_validation(frame, y, rng, eval_set)
+        frame, y, w, val_frame, y_val, w_val = self._split_validation(frame, y, w, rng, eval_set)
         frame_unlabeled = self._unlabeled_frame(X_unlabeled, frame.columns)
         self._prepare(frame, y)
         if self.verbose >= 2:
             logger.info(self._fit_summary(len(y), val_frame))
         train = self._tensors(frame, y, device="fit")
         val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
+        weights = _FitWeights.of(w, w_val, train[0].device)
         callbacks = self._plugged_callbacks(callbacks, train, val_frame)
         with (
             self._own_generators(seed),  # seeded here, the user's restored afterwards
@@ -346,9 +358,9 @@ class _DNNBase(BaseEstimator):
             generator = torch.Generator().manual_seed(seed)
             self._initialise(train, generator)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
-            self._start_at_marginal(train[2])
-            result = self._train(train, val, y_val, generator, [*callbacks, threads], y)
-            self._finish(result, val, y_val, train, y)
+            self._start_at_marginal(train[2], weights.train)
+            result = self._train(train, val, y_val, generator, [*callbacks, threads], y, weights)
+            self._finish(result, val, y_val, train, y, weights)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -410,10 +422,32 @@ class _DNNBase(BaseEstimator):
             )
         return frame, y
 
-    def _split_validation(self, frame, y, rng, eval_set):
-        """``(train frame, train y, validation frame, validation y)``: ``eval_set`` when
-        given, else the early-stopping rows held out of ``frame`` (or none). Under
-        ``bagging`` every row trains and ``bagging_`` maps members to their folds."""
+    def _weighted_rows(self, frame, y, sample_weight):
+        """``(frame, y, w)``: the rows that weigh something and their weights (``None``
+        when every weight is equal). Classifiers fold ``class_weight`` in here."""
+        w = None if sample_weight is None else _checked_weights(sample_weight, frame)
+        w = self._with_class_weight(y, w)
+        if w is None:
+            return frame, y, None
+        keep = w > 0
+        if not keep.any():
+            raise ValueError(
+                "every row weighs zero (sample_weight x class_weight); "
+                "give some rows a positive weight"
+            )
+        if not keep.all():
+            frame, y, w = frame.iloc[np.flatnonzero(keep)], y[keep], w[keep]
+            if len(y) < 2:
+                raise ValueError("fewer than 2 rows have a positive sample_weight; add rows")
+        return frame, y, (None if np.all(w == w[0]) else w)
+
+    def _with_class_weight(self, y, w):
+        return w
+
+    def _split_validation(self, frame, y, w, rng, eval_set):
+        """``(train frame, y, w, validation frame, y, w)``: ``eval_set`` when given, else
+        the early-stopping rows held out of ``frame`` (or none). Under ``bagging`` every
+        row trains and ``bagging_`` maps members to their folds."""
         self.bagging_ = None
         k = int(self.n_ensemble)
         f = n_folds(k, len(y))
@@ -421,15 +455,20 @@ class _DNNBase(BaseEstimator):
         if wanted and self.solver != "lbfgs" and f > 1:
             folds = bagging_folds(y, f, rng, stratify=is_classifier(self))
             self.bagging_ = Bagging(folds, k)
-            return frame, y, None, None
+            return frame, y, w, None, None, None
         train_rows, val_rows = self._validation_split(y, rng, eval_set is not None)
-        val_frame, y_val = None, None
+        val_frame, y_val, w_val = None, None, None
         if eval_set is not None:
-            val_frame = as_frame(eval_set[0], columns=frame.columns)
+            val_frame = as_frame(pandas_frame(eval_set[0]), columns=frame.columns)
             y_val = self._check_y(eval_set[1])
+            if len(eval_set) > 2 and eval_set[2] is not None:
+                w_val = _checked_weights(eval_set[2], val_frame)
+            w_val = self._with_class_weight(y_val, w_val)
         elif val_rows is not None:
             val_frame, y_val = frame.iloc[val_rows], y[val_rows]
-        return frame.iloc[train_rows], y[train_rows], val_frame, y_val
+            w_val = None if w is None else w[val_rows]
+        w_train = None if w is None else w[train_rows]
+        return frame.iloc[train_rows], y[train_rows], w_train, val_frame, y_val, w_val
 
     def _unlabeled_frame(self, X_unlabeled, columns):
         if X_unlabeled is None:
@@ -491,23 +530,25 @@ class _DNNBase(BaseEstimator):
             )
         self.model_.to(self.device_)
 
-    def _train(self, train, val, y_val, generator, callbacks, y_train=None):
+    def _train(self, train, val, y_val, generator, callbacks, y_train=None, weights=None):
         """The training loop (:func:`dnnreg.training.loop.fit_model`), early-stopped on the
         validation rows when there are any."""
         metric = self.early_stopping_metric
+        weights = weights or _FitWeights()
         return fit_model(
             self.model_,
             self.loss_,
             train,
             config=self._train_config(),
             generator=generator,
-            evaluate=self._validation(train, val, y_val, y_train),
+            evaluate=self._validation(train, val, y_val, y_train, weights),
             monitor=f"val_{metric}",
             maximize=metric != "loss" and self._metrics[metric][1],
             callbacks=callbacks,
             log_every=1 if self.verbose else 0,
             log_keys=self._logged_keys(),
             member_rows=None if self.bagging_ is None else self.bagging_.trained,
+            weight=weights.train,
         )
 
     def _fit_summary(self, n_rows: int, val_frame) -> str:
@@ -529,18 +570,20 @@ class _DNNBase(BaseEstimator):
         metrics = [f"val_{m}" for m in self._metrics]
         return tuple(metrics + ["threads"]) if self.verbose >= 2 else tuple(metrics[:1])
 
-    def _finish(self, result, val, y_val, train, y) -> None:
+    def _finish(self, result, val, y_val, train, y, weights=None) -> None:
         """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
         self.model_.eval()
+        weights = weights or _FitWeights()
         if self.bagging_ is not None:
             bag = self.bagging_
             out = bag.oof(bag.outputs(self.model_, train[0], train[1]))
             rows = bag.rows.numpy()
             self._keep_oof(self._from_outputs(out), rows, len(y))
-            self._after_fit(out, y[rows])
+            w = None if weights.train_np is None else weights.train_np[rows]
+            self._after_fit(out, y[rows], w)
         else:
             out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
-            self._after_fit(out, y_val)
+            self._after_fit(out, y_val, weights.val)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         self._warn_if_unfinished(result)
@@ -606,57 +649,64 @@ class _DNNBase(BaseEstimator):
             compile=bool(self.compile),
         )
 
-    def _start_at_marginal(self, y_train: torch.Tensor) -> None:
-        bias = output_bias(self.loss_, y_train)
+    def _start_at_marginal(self, y_train: torch.Tensor, weight=None) -> None:
+        bias = output_bias(self.loss_, y_train, weight)
         if bias is not None:
             with torch.no_grad():
                 self.model_.head.bias.copy_(bias.to(self.model_.head.bias))
 
-    def _validation(self, train, val, y_val, y_train):
+    def _validation(self, train, val, y_val, y_train, weights):
         """What early stopping watches: the out-of-fold rows under bagging, else the
         validation rows, else nothing (``None``)."""
         if self.bagging_ is not None:
-            return self._bagged_evaluator(train, y_train)
-        return None if val is None else self._evaluator(val, y_val)
+            return self._bagged_evaluator(train, y_train, weights)
+        return None if val is None else self._evaluator(val, y_val, weights.val)
 
-    def _evaluator(self, val, y_val):
-        """``evaluate(model) -> {"val_loss", "val_<metric>", ...}`` on the validation rows."""
+    def _evaluator(self, val, y_val, w_val=None):
+        """``evaluate(model) -> {"val_loss", "val_<metric>", ...}`` on the validation rows
+        (weighted by ``w_val`` when given)."""
         x_num, x_cat, target = val
-        score = self._scorer(y_val)
+        score = self._scorer(y_val, w_val)
+        w_loss = None if w_val is None else _mean_one(w_val, x_num.device)
 
         def evaluate(model):
             out = forward_in_chunks(model, x_num, x_cat)
-            return score(out, target.expand(out.shape[0], *target.shape), out)
+            return score(out, target.expand(out.shape[0], *target.shape), out, w_loss)
 
         return evaluate
 
-    def _bagged_evaluator(self, train, y):
+    def _bagged_evaluator(self, train, y, weights):
         """The same record out of fold: each member's loss on the fold it holds out, the
-        metrics on the out-of-fold ensemble predictions (:mod:`dnnreg.training.bagging`)."""
+        metrics on the out-of-fold ensemble predictions (:mod:`dnnreg.training.bagging`),
+        each row weighted by its training weight."""
         bag, (x_num, x_cat, target) = self.bagging_, train
         held_target = bag.targets(target)
-        score = self._scorer(np.asarray(y)[bag.rows.numpy()])
+        rows = bag.rows.numpy()
+        w_rows = None if weights.train_np is None else weights.train_np[rows]
+        score = self._scorer(np.asarray(y)[rows], w_rows)
+        w_loss = None if weights.train is None else bag.targets(weights.train)
 
         def evaluate(model):
             out = bag.outputs(model, x_num, x_cat)
-            return score(out, held_target, bag.oof(out))
+            return score(out, held_target, bag.oof(out), w_loss)
 
         return evaluate
 
-    def _scorer(self, y_val):
-        """``score(out, target, ensemble_out) -> record``: the mean member loss of ``out``
-        against ``target`` and each metric of the ensemble of ``ensemble_out`` against
-        ``y_val`` (the targets as given to fit)."""
+    def _scorer(self, y_val, w_val=None):
+        """``score(out, target, ensemble_out, w_loss) -> record``: the mean member loss of
+        ``out`` against ``target`` (weighted by ``w_loss``) and each metric of the
+        ensemble of ``ensemble_out`` against ``y_val`` (the targets as given to fit,
+        weighted by ``w_val``)."""
         y_metric = self._metric_target(y_val)
         # ROC AUC needs two classes, both present among the validation rows.
         skip = set() if len(np.unique(y_metric)) == 2 else {"roc_auc"}
 
-        def score(out, target, ensemble_out):
-            record = {"val_loss": float(self.loss_(out, target))}
+        def score(out, target, ensemble_out, w_loss=None):
+            record = {"val_loss": float(self.loss_(out, target, w_loss))}
             pred = self._from_outputs(ensemble_out)
             for name, (fn, _) in self._metrics.items():
                 if name not in skip:
-                    record[f"val_{name}"] = fn(y_metric, pred)
+                    record[f"val_{name}"] = fn(y_metric, pred, w_val)
             return record
 
         return score
@@ -846,3 +896,40 @@ def _check_bool(name, value):
     if isinstance(value, (bool, np.bool_)):
         return None
     return f"{name} must be True or False, got {name}={value!r}"
+
+
+def _checked_weights(sample_weight, frame) -> np.ndarray:
+    """``sample_weight`` as float64 of the frame's length (scikit-learn's own check), with
+    one-line errors for the values no fit can use."""
+    w = _check_sample_weight(sample_weight, frame, allow_all_zero_weights=True)
+    if not np.isfinite(w).all():
+        raise ValueError("sample_weight holds NaN or inf; give every row a finite weight")
+    if (w < 0).any():
+        raise ValueError(
+            f"sample_weight holds negative values (min {w.min()!r}); weights must be >= 0"
+        )
+    if not (w > 0).any():
+        raise ValueError("every sample_weight is zero; give some rows a positive weight")
+    return w
+
+
+def _mean_one(w: np.ndarray, device) -> torch.Tensor:
+    """Row weights scaled to mean 1, as a float32 tensor on ``device``."""
+    w = np.asarray(w, dtype=np.float64)
+    return torch.from_numpy((w / w.mean()).astype(np.float32)).to(device)
+
+
+class _FitWeights:
+    """The row weights of one fit: ``train`` (tensor, mean 1, on the training table's
+    device; ``None`` unweighted), ``train_np`` (the same as NumPy), ``val`` (the
+    validation rows' weights as given, or ``None``)."""
+
+    def __init__(self, train=None, train_np=None, val=None):
+        self.train, self.train_np, self.val = train, train_np, val
+
+    @classmethod
+    def of(cls, w, w_val, device) -> "_FitWeights":
+        if w is None:
+            return cls(val=w_val)
+        w_np = np.asarray(w, dtype=np.float64) / np.mean(w)
+        return cls(_mean_one(w, device), w_np, w_val)

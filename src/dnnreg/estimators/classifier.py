@@ -34,6 +34,11 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         log-likelihood (more). sigmoid_mse: squared error between sigmoid outputs and the
         one-hot label, a deliberately poor pairing kept for comparison: it learns slowly
         where units saturate.{_SHARED_PARAMETERS}
+    class_weight : None, "balanced" or dict, default=None
+        Weights per class, multiplied into ``sample_weight``: "balanced" gives class c the
+        weight ``n / (n_classes · n_c)`` (scikit-learn's rule), so every class carries the
+        same total weight; a dict maps labels to weights (unlisted classes weigh 1). The
+        validation loss and metrics that early stopping watches carry the same weights.
 
     Attributes
     ----------
@@ -114,6 +119,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         wake_sleep_epochs=0,
         random_state=None,
         verbose=0,
+        class_weight=None,
     ):
         _store(self, locals())
 
@@ -125,7 +131,25 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         check_classification_targets(y)
         return y
 
-    def _fit_target(self, y):
+    def _with_class_weight(self, y, w):
+        """``sample_weight`` times each row's ``class_weight`` (``None``: unchanged)."""
+        if self.class_weight is None:
+            return w
+        from sklearn.utils.class_weight import compute_sample_weight
+
+        per_row = compute_sample_weight(self.class_weight, y)
+        return per_row if w is None else per_row * w
+
+    def _check_task_params(self) -> list:
+        cw = self.class_weight
+        ok = cw is None or cw == "balanced" or isinstance(cw, dict)
+        return (
+            []
+            if ok
+            else [f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"]
+        )
+
+    def _fit_target(self, y, w=None):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(

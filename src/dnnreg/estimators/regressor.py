@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from dnnreg._validation import check_number
 from dnnreg.estimators.base import _DNNBase, _store
-from dnnreg.metrics import REGRESSION_METRICS
+from dnnreg.metrics import REGRESSION_METRICS, rmse
 from dnnreg.network.losses import REGRESSION_LOSSES, make_loss
 from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
 from dnnreg.predictions import point_prediction
@@ -172,7 +172,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
             check_array(y, ensure_2d=False, dtype=np.float64, input_name="y"), warn=True
         )
 
-    def _fit_target(self, y):
+    def _fit_target(self, y, w=None):
         if np.all(y == y[0]):
             raise ValueError(
                 f"y is constant ({y[0]!r}); there is nothing to learn, pick another target"
@@ -184,22 +184,24 @@ class DNNRegressor(RegressorMixin, _DNNBase):
                     f"{y.min()!r}; use loss='mse' or shift the target"
                 )
             # Scale by the mean, never centre: the rate exp(z) must stay positive.
-            self.target_scaler_ = TargetScaler().fit(y)
-            self.target_scaler_.mean, self.target_scaler_.std = 0.0, float(y.mean())
+            self.target_scaler_ = TargetScaler().fit(y, w)
+            self.target_scaler_.mean = 0.0
+            self.target_scaler_.std = float(np.average(y, weights=w))
         else:
-            self.target_scaler_ = TargetScaler().fit(y)
+            self.target_scaler_ = TargetScaler().fit(y, w)
         if not self.standardize_target:
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, 1.0
 
-    def _after_fit(self, out, y_val) -> None:
-        """Decide ``clip_predictions="auto"``: clip when the validation RMSE is no worse."""
+    def _after_fit(self, out, y_val, w_val=None) -> None:
+        """Decide ``clip_predictions="auto"``: clip when the (weighted) validation RMSE is
+        no worse."""
         clip = self.clip_predictions
         if clip == "auto":
             clip = False
             if out is not None:
                 pred = self._from_outputs(out)
                 clipped = np.clip(pred, self.target_scaler_.low, self.target_scaler_.high)
-                clip = bool(np.mean((clipped - y_val) ** 2) <= np.mean((pred - y_val) ** 2))
+                clip = bool(rmse(y_val, clipped, w_val) <= rmse(y_val, pred, w_val))
         self.target_scaler_.clip = bool(clip)
 
     def _make_loss(self):

@@ -1,9 +1,12 @@
 """Loss functions and the output each one implies, for every ensemble member at once.
 
 A loss here maps the network's raw outputs ``out: (k, n, d_out)`` and targets ``y: (k, n)``
-to the mean over members and rows, so members learn independently. Its ``predict`` turns
-raw outputs into each member's prediction (a mean, quantiles, a rate, class
-probabilities); the estimator averages those over members.
+to the mean over members and rows, so members learn independently; with row weights
+``weight`` (broadcastable to ``(k, n)``, scaled to mean 1 over the training rows by the
+estimator) the mean of ``weight x`` each row's loss, so a weight of 2 counts as the row
+twice in expectation and the learning rate means the same with or without weights. Its
+``predict`` turns raw outputs into each member's prediction (a mean, quantiles, a rate,
+class probabilities); the estimator averages those over members.
 
 Regression targets arrive standardized (``poisson``: divided by their mean, never
 centred, so a rate stays positive). Classification targets are class indices.
@@ -18,14 +21,20 @@ from dnnreg.options import CLASSIFICATION_LOSSES, REGRESSION_LOSSES, VARIANCE_FL
 
 
 class Loss:
-    """Base class: ``loss(out, y)`` is a scalar; ``predict(out)`` a per-member prediction."""
+    """Base class: ``loss(out, y[, weight])`` is a scalar, the (weighted) mean of ``rows``;
+    ``predict(out)`` a per-member prediction."""
 
     name = "loss"
 
     def n_outputs(self) -> int:
         return 1
 
-    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, out: torch.Tensor, y: torch.Tensor, weight=None) -> torch.Tensor:
+        r = self.rows(out, y)
+        return r.mean() if weight is None else (r * weight).mean()
+
+    def rows(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each member's loss on each row. Shape: ``(k, n)``."""
         raise NotImplementedError
 
     def predict(self, out: torch.Tensor) -> torch.Tensor:
@@ -38,8 +47,8 @@ class MSE(Loss):
 
     name = "mse"
 
-    def __call__(self, out, y):
-        return (out[..., 0] - y).pow(2).mean()
+    def rows(self, out, y):
+        return (out[..., 0] - y).pow(2)
 
 
 class MAE(Loss):
@@ -48,8 +57,8 @@ class MAE(Loss):
 
     name = "mae"
 
-    def __call__(self, out, y):
-        return (out[..., 0] - y).abs().mean()
+    def rows(self, out, y):
+        return (out[..., 0] - y).abs()
 
 
 class Huber(Loss):
@@ -62,8 +71,9 @@ class Huber(Loss):
     def __init__(self, delta: float = 1.0):
         self.delta = delta
 
-    def __call__(self, out, y):
-        return F.huber_loss(out[..., 0], y.expand(out.shape[:-1]), delta=self.delta)
+    def rows(self, out, y):
+        target = y.expand(out.shape[:-1])
+        return F.huber_loss(out[..., 0], target, delta=self.delta, reduction="none")
 
 
 class Quantile(Loss):
@@ -79,10 +89,10 @@ class Quantile(Loss):
     def n_outputs(self):
         return len(self.quantiles)
 
-    def __call__(self, out, y):
+    def rows(self, out, y):
         tau = out.new_tensor(self.quantiles)  # (q,)
         r = y.unsqueeze(-1) - out  # (k, n, q)
-        return torch.maximum(tau * r, (tau - 1.0) * r).mean()
+        return torch.maximum(tau * r, (tau - 1.0) * r).mean(-1)
 
     def predict(self, out):
         return out.sort(dim=-1).values  # (k, n, q)
@@ -103,9 +113,9 @@ class GaussianNLL(Loss):
     def variance(out):
         return F.softplus(out[..., 1]) + VARIANCE_FLOOR
 
-    def __call__(self, out, y):
+    def rows(self, out, y):
         var = self.variance(out)
-        return 0.5 * (var.log() + (y - out[..., 0]).pow(2) / var).mean()
+        return 0.5 * (var.log() + (y - out[..., 0]).pow(2) / var)
 
     def predict(self, out):
         return torch.stack([out[..., 0], self.variance(out)], dim=-1)
@@ -118,9 +128,9 @@ class Poisson(Loss):
 
     name = "poisson"
 
-    def __call__(self, out, y):
+    def rows(self, out, y):
         z = out[..., 0]
-        return (z.exp() - y * z).mean()
+        return z.exp() - y * z
 
     def predict(self, out):
         return out[..., 0].exp()
@@ -140,11 +150,14 @@ class CrossEntropy(Loss):
     def n_outputs(self):
         return 1 if self.n_classes == 2 else self.n_classes
 
-    def __call__(self, out, y):
+    def rows(self, out, y):
         y = y.expand(out.shape[:-1])  # (n,) labels are shared by every member
         if self.n_classes == 2:
-            return F.binary_cross_entropy_with_logits(out[..., 0], y.to(out.dtype))
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+            return F.binary_cross_entropy_with_logits(
+                out[..., 0], y.to(out.dtype), reduction="none"
+            )
+        flat = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
+        return flat.reshape(y.shape)
 
     def predict(self, out):
         """Class probabilities. Shape: ``(k, n, C)``."""
@@ -162,12 +175,12 @@ class SigmoidMSE(CrossEntropy):
 
     name = "sigmoid_mse"
 
-    def __call__(self, out, y):
+    def rows(self, out, y):
         p, y = torch.sigmoid(out), y.expand(out.shape[:-1])
         if self.n_classes == 2:
-            return (p[..., 0] - y.to(out.dtype)).pow(2).mean()
+            return (p[..., 0] - y.to(out.dtype)).pow(2)
         target = F.one_hot(y, self.n_classes).to(out.dtype)
-        return (p - target).pow(2).sum(-1).mean()
+        return (p - target).pow(2).sum(-1)
 
     def predict(self, out):
         if self.n_classes == 2:
@@ -193,15 +206,18 @@ def make_loss(
     return table[name]()
 
 
-def output_bias(loss: Loss, y: torch.Tensor) -> torch.Tensor | None:
+def output_bias(loss: Loss, y: torch.Tensor, weight=None) -> torch.Tensor | None:
     """A starting bias for the output layer that already predicts the marginal: log of the
-    mean rate for poisson, log class frequencies for softmax, log-odds for a sigmoid.
-    Starting at the marginal removes a first phase where training only learns it.
-    Returns ``None`` where the standardized target already has mean 0."""
+    mean rate for poisson, log class frequencies for softmax, log-odds for a sigmoid (the
+    weighted mean and weighted class counts under row weights). Starting at the marginal
+    removes a first phase where training only learns it. Returns ``None`` where the
+    standardized target already has mean 0."""
     if isinstance(loss, Poisson):
-        return torch.log(y.float().mean().clamp_min(1e-8)).reshape(1)
+        w = torch.ones_like(y.float()) if weight is None else weight.float()
+        return torch.log(((y.float() * w).sum() / w.sum()).clamp_min(1e-8)).reshape(1)
     if isinstance(loss, CrossEntropy):
-        counts = torch.bincount(y, minlength=loss.n_classes).double()
+        w = None if weight is None else weight.double()
+        counts = torch.bincount(y, weights=w, minlength=loss.n_classes).double()
         freq = ((counts + 1.0) / (counts.sum() + loss.n_classes)).float()  # Laplace-smoothed
         if loss.n_classes == 2:
             return torch.log(freq[1] / freq[0]).reshape(1)

@@ -469,9 +469,12 @@ class TargetScaler:
 
     clip = False
 
-    def fit(self, y) -> "TargetScaler":
+    def fit(self, y, sample_weight=None) -> "TargetScaler":
+        """Mean and standard deviation of ``y`` (weighted by ``sample_weight``), and its
+        range for clipping."""
         y = np.asarray(y, dtype=np.float64)
-        self.mean, std = float(y.mean()), float(y.std())
+        self.mean = float(np.average(y, weights=sample_weight))
+        std = float(np.sqrt(np.average((y - self.mean) ** 2, weights=sample_weight)))
         self.std = std if std > 0 and math.isfinite(std) else 1.0
         self.low, self.high = float(y.min()), float(y.max())
         return self

@@ -141,8 +141,10 @@ def fit_model(
     log_every: int = 1,
     log_keys: tuple = (),
     member_rows: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``train = (x_num, x_cat, y)``.
+    """Train ``model`` in place on ``train = (x_num, x_cat, y)``, each row's loss times
+    ``weight`` (``(n,)``, mean 1) when given.
 
     ``evaluate(model)`` returns the validation metrics of the current weights (a dict such
     as ``{"val_loss": ..., "val_rmse": ...}``); the epoch whose ``monitor`` entry is best
@@ -181,8 +183,8 @@ def fit_model(
     weights, _ = decayed_parameters(model)
     alpha = config.alpha + (config.weight_decay if config.solver == "lbfgs" else 0.0)
 
-    def objective(out, target):
-        loss = loss_fn(out, target)
+    def objective(out, target, w=None):
+        loss = loss_fn(out, target, w)
         extra = penalty(weights, alpha=alpha, l1=config.l1, k=k)
         return loss, (loss if extra is None else loss + extra)
 
@@ -196,7 +198,7 @@ def fit_model(
         notify(callbacks, "on_epoch_begin", model)
         if config.solver == "lbfgs":
             train_loss = _lbfgs_epoch(
-                model, optimizer, objective, x_num, x_cat, y, config, callbacks
+                model, optimizer, objective, x_num, x_cat, y, config, callbacks, weight
             )
         else:
             train_loss = _minibatch_epoch(
@@ -210,6 +212,7 @@ def fit_model(
                 generator,
                 callbacks,
                 member_rows,
+                weight,
             )
         record = {
             "epoch": epoch,
@@ -288,6 +291,7 @@ def _minibatch_epoch(
     generator,
     callbacks=(),
     member_rows=None,
+    weight=None,
 ) -> float:
     """One pass over the rows in mini-batches. ``step_model`` runs the forward pass (the
     model itself, or its compiled form); batches move to the model's device if the table
@@ -310,13 +314,15 @@ def _minibatch_epoch(
     for i in range(0, stop, config.batch_size):
         idx = order[:, i : i + config.batch_size]  # (k, b)
         xb_num, xb_cat, yb = x_num[idx], x_cat[idx], y[idx]
+        wb = None if weight is None else weight[idx]  # (k, b)
         if copy_batches:
             xb_num, xb_cat, yb = (t.to(device, non_blocking=True) for t in (xb_num, xb_cat, yb))
+            wb = None if wb is None else wb.to(device, non_blocking=True)
         with autocast(config.precision, device):
             out = step_model(xb_num, xb_cat)
         if config.precision != "fp32":
             out = out.float()  # the loss in fp32: bf16 cannot resolve small residuals
-        loss, full = objective(out, yb)
+        loss, full = objective(out, yb, wb)
         optimizer.zero_grad(set_to_none=True)
         full.backward()
         if callbacks:
@@ -329,14 +335,16 @@ def _minibatch_epoch(
     return float(total) / stop
 
 
-def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks=()) -> float:
+def _lbfgs_epoch(
+    model, optimizer, objective, x_num, x_cat, y, config, callbacks=(), weight=None
+) -> float:
     """One L-BFGS step on the full batch (up to 20 function evaluations)."""
     k = getattr(model, "k", 1)
     target = y.unsqueeze(0).expand(k, *y.shape)  # every member sees every row
 
     def closure():
         optimizer.zero_grad(set_to_none=True)
-        _, full = objective(model(x_num, x_cat), target)
+        _, full = objective(model(x_num, x_cat), target, weight)
         full.backward()
         notify(callbacks, "on_after_backward", model, True)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
@@ -349,7 +357,7 @@ def _lbfgs_epoch(model, optimizer, objective, x_num, x_cat, y, config, callbacks
 
     optimizer.step(closure)
     with torch.no_grad():
-        loss, _ = objective(model(x_num, x_cat), target)
+        loss, _ = objective(model(x_num, x_cat), target, weight)
     return float(loss)
 
 
