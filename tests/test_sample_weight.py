@@ -104,3 +104,30 @@ def test_bad_weights_are_refused_in_one_line():
         DNNRegressor(**SMALL).fit(X, y, sample_weight=-np.ones(20))
     with pytest.raises(ValueError, match="class_weight must be"):
         DNNClassifier(class_weight="even").fit(X, (y > 0).astype(int))
+
+
+def test_the_cli_trains_with_a_weight_column(tmp_path, capsys):
+    """--weight COL: the column weighs the rows and is not a feature; equal weights give
+    the model trained on the table without the column; a missing column is one line."""
+    import json
+
+    from dnnreg import load
+    from dnnreg.cli import main
+
+    X, y = _xy(150)
+    X.assign(y=y, w=2.0).to_csv(tmp_path / "w.csv", index=False)
+    X.assign(y=y).to_csv(tmp_path / "p.csv", index=False)
+    fast = ["--set", "max_iter=3", "--set", "n_ensemble=1", "--set", "hidden_layer_sizes=8"]
+    train = lambda name, *extra: main(  # noqa: E731
+        ["train", str(tmp_path / f"{name}.csv"), "--target", "y", "--out", str(tmp_path / name)]
+        + fast
+        + list(extra)
+    )
+    assert train("w", "--weight", "w") == 0 and train("p") == 0
+    weighted, plain = load(tmp_path / "w" / "model"), load(tmp_path / "p" / "model")
+    assert weighted.feature_names_in_.tolist() == ["a", "b"]
+    np.testing.assert_array_equal(weighted.predict(X), plain.predict(X))
+    assert json.loads((tmp_path / "w" / "metrics.json").read_text())["weight"] == "w"
+    capsys.readouterr()
+    assert train("w", "--weight", "nope", "--overwrite") == 1
+    assert "--weight: no column 'nope'" in capsys.readouterr().err

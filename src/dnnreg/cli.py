@@ -177,6 +177,7 @@ def cmd_train(args) -> int:
         unlabeled=unlabeled,
         overwrite=args.overwrite,
         flag=OVERWRITE,
+        weight=args.weight,
     )
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
@@ -624,6 +625,11 @@ def _add_train(sub) -> None:
         help="a bundle of settings (DNNRegressor.from_preset); --set overrides it",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument(
+        "--weight",
+        metavar="COL",
+        help="a column of non-negative row weights (sample_weight); not a feature",
+    )
     _overwrite_arg(p)
     p.add_argument("--test-fraction", type=float, default=0.2)
     p.add_argument(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from dnnreg._files import check_output_dir, output_dir, write_json
@@ -33,6 +34,25 @@ def resolve_task(task: str, frame: pd.DataFrame, target: str, loss: str | None =
     return infer_task(frame[target], loss=loss)
 
 
+def _weight_column(frame: pd.DataFrame, weight: str | None, target: str):
+    """``(frame without the weight column, weights)``; ``(frame, None)`` without one."""
+    if weight is None:
+        return frame, None
+    if weight not in frame.columns:
+        raise ValueError(
+            f"--weight: no column {weight!r} in the table; its columns are {list(frame.columns)}"
+        )
+    if weight == target:
+        raise ValueError(f"--weight {weight!r} is the target; name another column")
+    w = pd.to_numeric(frame[weight], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isnan(w).any():
+        raise ValueError(
+            f"--weight column {weight!r} holds {int(np.isnan(w).sum())} missing or "
+            "non-numeric values; give every row a number >= 0"
+        )
+    return frame.drop(columns=weight), w
+
+
 def train_run(
     frame: pd.DataFrame,
     target: str,
@@ -47,10 +67,13 @@ def train_run(
     unlabeled: pd.DataFrame | None = None,
     overwrite: bool = False,
     flag: str = "overwrite=True",
+    weight: str | None = None,
 ) -> dict:
     """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
     write a complete RUN_DIR atomically (an earlier run there is replaced only with
     ``overwrite``; the path is checked before training, see :mod:`dnnreg._files`).
+    ``weight`` names a column of row weights: dnnreg trains and early-stops with them
+    (``sample_weight``), it is not a feature, and the metrics stay unweighted.
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
@@ -62,6 +85,7 @@ def train_run(
     from dnnreg.tables.reading import split_xy
 
     check_output_dir(out, overwrite=overwrite, flag=flag)
+    frame, w = _weight_column(frame, weight, target)
     task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
     train, val, test = run_split(
@@ -76,14 +100,23 @@ def train_run(
         model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
     else:
         model, baseline, baseline_name = DNNRegressor(**params), LinearBaseline(), "linear"
-    eval_set = (X.iloc[val], y.iloc[val]) if val is not None else None
-    model.fit(X.iloc[train], y.iloc[train], eval_set=eval_set, X_unlabeled=unlabeled)
+    eval_set = None
+    if val is not None:
+        eval_set = (X.iloc[val], y.iloc[val], None if w is None else w[val])
+    model.fit(
+        X.iloc[train],
+        y.iloc[train],
+        sample_weight=None if w is None else w[train],
+        eval_set=eval_set,
+        X_unlabeled=unlabeled,
+    )
     baseline.fit(X.iloc[train], y.iloc[train])
 
     splits = {"train": train, "validation": val, "test": test}
     metrics: dict = {
         "target": target,
         "task": task,
+        **({"weight": weight} if weight else {}),
         "fit_seconds": model.fit_seconds_,
         "best_epoch": model.best_epoch_,
         "n_epochs": model.n_iter_,
