@@ -190,9 +190,11 @@ def test_bad_settings_are_usage_errors(table, tmp_path, capsys, setting, message
     assert code == 2 and message in err
 
 
-def test_usage_errors_exit_2(capsys):
+def test_usage_errors_exit_2(capsys, tmp_path):
     code, err = _fail(["train", "x.csv"], capsys)
-    assert code == 2 and "--target" in err
+    assert code == 2 and "--out" in err
+    code, err = _fail(["train", "x.csv", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "--target is required" in err
     code, err = _fail(["fly"], capsys)
     assert code == 2
 

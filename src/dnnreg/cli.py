@@ -27,18 +27,45 @@ class UsageError(Exception):
     """A mistake in the command line itself (exit code 2)."""
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Every flag's default in its help line (unless there is none to show); epilogs (the
+    --set keys) kept as written."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, not argparse's usage dump
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 # ---------------------------------------------------------------------- --set parsing
+_BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
 def parse_value(key: str, text: str):
     """Turn ``--set`` text into a Python value: JSON first, then a comma list of numbers.
 
     >>> parse_value("hidden_layer_sizes", "128,64"), parse_value("dropout", "0.1")
     ((128, 64), 0.1)
+    >>> parse_value("early_stopping", "False"), parse_value("bagging", "0")
+    (False, False)
+    >>> parse_value("max_time", "None")
     """
+    from dnnreg.options import OPTIONS
+
+    word = text.strip().lower()
+    if word in ("none", "null"):
+        return None
+    if isinstance(OPTIONS.get(key, (None,))[0], bool) and word in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[word]
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -59,11 +86,23 @@ def parse_value(key: str, text: str):
     return value
 
 
-def task_settings(pairs: list[str], task: str) -> dict:
-    """:func:`parse_settings` against the estimator of ``task``."""
+def _settings(args, task: str) -> dict:
+    """The DNN's parameters for a command: the ``--config`` file's, then the ``--preset``'s,
+    then each ``--set``, then ``--device`` and ``--threads``; checked together."""
     from dnnreg import DNNClassifier, DNNRegressor
 
-    return parse_settings(pairs, DNNClassifier if task == "classification" else DNNRegressor)
+    cls = DNNClassifier if task == "classification" else DNNRegressor
+    params = {}
+    if getattr(args, "config_params", None):
+        params.update(checked_settings(dict(args.config_params), cls, f"--config {args.config}"))
+    if getattr(args, "preset", None):
+        params.update(_preset_params(args.preset, task))
+    params.update(parse_settings(args.set, cls))
+    if getattr(args, "device", None):
+        params["device"] = args.device
+    if getattr(args, "threads", None):
+        params["n_threads"] = "auto" if args.threads == "auto" else int(args.threads)
+    return checked_settings(params, cls, "the settings")
 
 
 def _preset_params(preset: str, task: str) -> dict:
@@ -73,6 +112,29 @@ def _preset_params(preset: str, task: str) -> dict:
     cls = DNNClassifier if task == "classification" else DNNRegressor
     default = cls().get_params()
     return {k: v for k, v in cls.from_preset(preset).get_params().items() if v != default[k]}
+
+
+def checked_settings(params: dict, estimator_cls, source: str) -> dict:
+    """``params`` (from a config file) with unknown keys refused and every value checked
+    by the estimator, as ``--set`` values are; lists become tuples where the option's
+    default is a tuple."""
+    valid = estimator_cls().get_params()
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise UsageError(
+            f"{source}: unknown parameter(s) {unknown}"
+            + did_you_mean(unknown[0], valid)
+            + "; 'dnnreg train --help' lists the keys"
+        )
+    params = {
+        k: tuple(v) if isinstance(v, list) and isinstance(valid[k], tuple) else v
+        for k, v in params.items()
+    }
+    try:
+        estimator_cls(**params).check_params()
+    except ValueError as err:
+        raise UsageError(f"bad value in {source}: {err}") from err
+    return params
 
 
 def parse_settings(pairs: list[str], estimator_cls) -> dict:
@@ -139,16 +201,15 @@ def cmd_train(args) -> int:
 
     _check_out_dir(args)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
+    loss = loss or str((args.config_params or {}).get("loss", ""))
     task = args.task
-    if task == "auto" and loss:  # the loss decides the task: check --set before reading data
+    if task == "auto" and loss:  # the loss decides the task: check settings before reading
         task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
-        task_settings(args.set, task)
+        _settings(args, task)
     frame = read_table(args.data)
     task = resolve_task(task, frame, args.target)
-    params = task_settings(args.set, task)
-    if args.preset:
-        params = {**_preset_params(args.preset, task), **params}
+    params = _settings(args, task)
     if not args.quiet:
         params.setdefault("verbose", 1)
     if args.diagnose:
@@ -279,7 +340,7 @@ def cmd_compare(args) -> int:
         repeats=args.repeats,
         time_budget=args.time_budget,
         seed=args.seed,
-        dnn_params=task_settings(args.set, task),
+        dnn_params=_settings(args, task),
     )
     summary, verdict = results.attrs["summary"], results.attrs["verdict"]
     metric = PRIMARY[task][0]
@@ -341,7 +402,7 @@ def cmd_learning_curve(args) -> int:
         repeats=args.repeats,
         time_budget=args.time_budget,
         seed=args.seed,
-        dnn_params=task_settings(args.set, task),
+        dnn_params=_settings(args, task),
     )
     metric = PRIMARY[task][0]
     means = curve.groupby(["size", "model"])[metric].mean().unstack()
@@ -393,7 +454,7 @@ def cmd_tune(args) -> int:
     if study_dir(args.out, overwrite=args.overwrite, flag=OVERWRITE):
         print(f"resuming the study in {args.out}/ (pass --overwrite to start afresh)")
     X, y, task = _load_xy(args)
-    fixed = task_settings(args.set, task)
+    fixed = _settings(args, task)
     study = tune(
         X,
         y,
@@ -441,14 +502,14 @@ def cmd_tune(args) -> int:
             + "\n"
         ).encode("utf-8"),
     )
-    sets = " ".join(
-        f"--set {k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-        for k, v in best.items()
-        if k != "random_state"
+    best_config = {"data": str(args.data), "target": args.target, "task": task}
+    best_config["params"] = {k: v for k, v in best.items() if k != "random_state"}
+    write_owned(
+        args.out, "best_config.json", (json.dumps(best_config, indent=1) + "\n").encode("utf-8")
     )
     print(
-        f"wrote {args.out}/tune.json; train with it:\n  dnnreg train {args.data} --target "
-        f"{args.target} --out runs/tuned {sets}"
+        f"wrote {args.out}/tune.json and {args.out}/best_config.json; train with it:\n"
+        f"  dnnreg train --config {args.out}/best_config.json --out runs/tuned"
     )
     return 0
 
@@ -467,7 +528,7 @@ def cmd_pretrain_study(args) -> int:
     if args.seeds < 2:
         raise UsageError(f"--seeds must be at least 2 to compare modes, got --seeds={args.seeds}")
     X, y, task = _load_xy(args)
-    params = task_settings(args.set, task)
+    params = _settings(args, task)
     study = pretrain_study(
         X,
         y,
@@ -570,10 +631,106 @@ def cmd_datasets(args) -> int:
 
 
 def _table_args(p) -> None:
-    """DATA, --target and --task: what every command that reads a labelled table takes."""
-    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
-    p.add_argument("--target", required=True, help="name of the column to predict")
-    p.add_argument("--task", choices=("auto", "regression", "classification"), default="auto")
+    """DATA, --target and --task: what every command that reads a labelled table takes
+    (each may come from ``--config`` instead, see :func:`_apply_config`)."""
+    p.add_argument("data", metavar="DATA", nargs="?", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", help="name of the column to predict (required)")
+    p.add_argument(
+        "--task",
+        choices=("auto", "regression", "classification"),
+        help="auto: classification for a text/categorical/boolean target or a "
+        "classification loss, else regression (default: auto)",
+    )
+    _settings_args(p)
+
+
+# Flags a --config file may also give; the command line wins, then the file, then these.
+CONFIG_FLAGS = {
+    "data": None,
+    "target": None,
+    "task": "auto",
+    "seed": 0,
+    "test_fraction": 0.2,
+    "val_fraction": 0.2,
+    "weight": None,
+}
+
+
+def _settings_args(p) -> None:
+    """--config, --device, --threads, and the list of --set keys in the epilog."""
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a JSON or TOML file of DNN parameters ({'dropout': 0.1, ...}, or under "
+        "'params'), optionally with data, target, task, seed and the split fractions: a "
+        "run's config.json replays that run, tune's best_config.json trains its best "
+        "trial; flags and --set override it",
+    )
+    p.add_argument("--device", help="shorthand for --set device=... (auto, cpu, cuda:N, mps)")
+    p.add_argument("--threads", help="shorthand for --set n_threads=... (auto or N)")
+    p.epilog = _set_keys()
+    p.formatter_class = _Help
+
+
+def _set_keys() -> str:
+    """Every --set key with its default and what it accepts, from the option table."""
+    from dnnreg.options import CLASSIFICATION_ONLY, OPTIONS, REGRESSION_ONLY
+
+    lines = ["--set KEY=VALUE keys (default; accepted values):"]
+    for key, (default, allowed) in OPTIONS.items():
+        shown = ", ".join(allowed) if isinstance(allowed, tuple) else allowed
+        only = (
+            " [regression]"
+            if key in REGRESSION_ONLY
+            else " [classification]"
+            if key in CLASSIFICATION_ONLY
+            else ""
+        )
+        lines.append(f"  {key} = {default!r}{only}; {shown}")
+    return "\n".join(lines)
+
+
+def _read_config(path) -> dict:
+    """A JSON (or, by its .toml suffix, TOML) mapping, with one-line errors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise UsageError(f"--config {path}: cannot read it ({err.strerror or err})") from err
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            config = tomllib.loads(text)
+        else:
+            config = json.loads(text)
+    except (ValueError, ImportError) as err:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        raise UsageError(f"--config {path}: not valid {kind} ({err})") from err
+    if not isinstance(config, dict):
+        raise UsageError(f"--config {path}: expected a mapping of settings")
+    return config
+
+
+def _apply_config(args) -> None:
+    """Fill the flags of :data:`CONFIG_FLAGS` left unset from ``--config`` (then their
+    defaults), and keep the file's DNN parameters in ``args.config_params``: a mapping
+    under "params" (a run's config.json) or "best_params" (tune.json), else the file's
+    other keys."""
+    if not hasattr(args, "config"):
+        return
+    config = _read_config(args.config) if args.config else {}
+    for key, default in CONFIG_FLAGS.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, config.get(key, default))
+    params = config.get("params", config.get("best_params"))
+    if params is None:
+        params = {k: v for k, v in config.items() if k not in CONFIG_FLAGS}
+    args.config_params = {k: v for k, v in params.items() if k != "random_state"}
+    for key in ("data", "target"):
+        if hasattr(args, key) and getattr(args, key) is None:
+            name = "DATA" if key == "data" else "--target"
+            raise UsageError(f"{name} is required (on the command line or in a --config file)")
 
 
 def _data_args(p) -> None:
@@ -589,7 +746,7 @@ def _data_args(p) -> None:
         metavar="S",
         help="stop after the split (or repeat) during which S seconds pass",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="(default: 0)")
     p.add_argument(
         "--set",
         action="append",
@@ -609,8 +766,9 @@ def _overwrite_arg(p) -> None:
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train on a CSV/Parquet table and save a run directory")
-    p.add_argument("data", metavar="DATA", help="CSV (optionally .gz) or Parquet file")
-    p.add_argument("--target", required=True, help="name of the column to predict")
+    p.add_argument("data", metavar="DATA", nargs="?", help="CSV (optionally .gz) or Parquet file")
+    p.add_argument("--target", help="name of the column to predict (required)")
+    _settings_args(p)
     p.add_argument(
         "--set",
         action="append",
@@ -631,20 +789,18 @@ def _add_train(sub) -> None:
         help="a column of non-negative row weights (sample_weight); not a feature",
     )
     _overwrite_arg(p)
-    p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--test-fraction", type=float, help="(default: 0.2)")
     p.add_argument(
         "--val-fraction",
         type=float,
-        default=0.2,
-        help="fraction of the non-test rows used for early stopping",
+        help="fraction of the non-test rows used for early stopping (default: 0.2)",
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="(default: 0)")
     p.add_argument(
         "--task",
         choices=("auto", "regression", "classification"),
-        default="auto",
         help="auto: classification for a text/categorical/boolean target or a "
-        "classification loss, else regression",
+        "classification loss, else regression (default: auto)",
     )
     p.add_argument(
         "--diagnose",
@@ -754,7 +910,7 @@ def _add_tune(sub) -> None:
         "resume a study",
     )
     p.add_argument("--study-name", default="dnnreg")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="(default: 0)")
     p.add_argument(
         "--set",
         action="append",
@@ -815,6 +971,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    sub.add_parser = _with_global_flags(sub.add_parser)
     for add in (
         _add_train,
         _add_report,
@@ -831,6 +988,23 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         add(sub)
     return parser
+
+
+def _with_global_flags(add_parser):
+    """Every sub-command also takes --debug and --quiet (after its name, as users type
+    them); SUPPRESS keeps the top-level value when the flag is not repeated there."""
+
+    def add(*args, **kwargs):
+        p = add_parser(*args, **kwargs)
+        p.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
+        p.add_argument(
+            "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress"
+        )
+        return p
+
+    return add
 
 
 def _check_fractions(args) -> None:
@@ -858,6 +1032,7 @@ def _run(argv, debug: bool) -> int:
     handler, level = None, logger.level
     try:
         args = build_parser().parse_args(argv)
+        _apply_config(args)
         _check_fractions(args)
         if not args.quiet and not _real_handlers():
             from dnnreg.progress import ProgressHandler
