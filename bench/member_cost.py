@@ -64,7 +64,11 @@ def sklearn_seconds(X, y, repeats: int) -> float:
 
     best = float("inf")
     for seed in range(repeats):
-        est = Tabular(MLPRegressor((256, 256, 256), batch_size=256, max_iter=10, random_state=seed))
+        est = Tabular(
+            MLPRegressor(
+                hidden_layer_sizes=(256, 256, 256), batch_size=256, max_iter=10, random_state=seed
+            )
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             start = time.perf_counter()
