@@ -83,10 +83,10 @@ def mflop_per_row(model) -> float:
     product of its dimensions, a shared 2-D weight (TabM) ``d_in x d_out`` per member;
     categorical embeddings are lookups and cost nothing here."""
     macs = 0
-    for name, w in model.net_.state_dict().items():
+    for name, w in model.model_.state_dict().items():
         if not name.endswith("weight") or w.ndim < 2 or name.startswith("embeddings."):
             continue
-        macs += w.numel() * (model.net_.k if w.ndim == 2 else 1)
+        macs += w.numel() * (model.model_.k if w.ndim == 2 else 1)
     return 2 * macs / 1e6
 
 
