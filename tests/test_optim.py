@@ -299,3 +299,29 @@ def test_a_default_fit_never_imports_the_compiler():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_adam_beta2_reaches_the_update_rule():
+    """adam_beta2=0.95 (RealMLP's): our fused shell equals torch.optim.AdamW(betas=(0.9,
+    0.95)) step by step, and differs from the default 0.999."""
+    torch.manual_seed(0)
+    net = MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(8,), activation="relu")
+    nets = [net, MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(8,), activation="relu")]
+    nets[1].load_state_dict(nets[0].state_dict())
+    ours = make_optimizer(nets[0], solver="adamw", lr=0.01, weight_decay=0.0, beta2=0.95)
+    theirs = torch.optim.AdamW(nets[1].parameters(), lr=0.01, weight_decay=0.0, betas=(0.9, 0.95))
+    x, y = torch.randn(1, 16, 3), torch.randn(1, 16, 1)
+    for _ in range(5):
+        for model, opt in zip(nets, (ours, theirs)):
+            opt.zero_grad()
+            ((model(x, torch.zeros(1, 16, 0, dtype=torch.long)) - y) ** 2).mean().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    from dnnreg import DNNRegressor
+
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    fit = lambda b2: DNNRegressor(  # noqa: E731
+        hidden_layer_sizes=(8,), n_ensemble=1, max_iter=2, adam_beta2=b2, random_state=0
+    ).fit(X, X[:, 0])
+    assert not np.array_equal(fit(0.95).predict(X), fit(0.999).predict(X))

@@ -290,6 +290,9 @@ _SHARED_PARAMETERS = """
         Peak learning rate.
     momentum : float, default=0.9
         Momentum of the momentum and nesterov solvers.
+    adam_beta2 : float, default=0.999
+        Decay of Adam's and AdamW's second-moment estimate (torch's default; RealMLP
+        uses 0.95).
     weight_decay : float, default=1e-4
         The optimiser's decay of weight matrices (biases, norms and embeddings are never
         decayed): decoupled for adamw, L2 added to the gradient for the others.
@@ -444,6 +447,7 @@ OPTIONS = {
     "batch_size": ("auto", "an integer >= 1 or 'auto'"),
     "learning_rate_init": (1e-3, "a number > 0"),
     "momentum": (0.9, "a number in [0, 1)"),
+    "adam_beta2": (0.999, "a number in [0, 1)"),
     "weight_decay": (1e-4, "a number >= 0"),
     "alpha": (0.0, "a number >= 0"),
     "l1": (0.0, "a number >= 0"),

@@ -129,6 +129,7 @@ class _DNNBase(BaseEstimator):
                     "learning_rate_init", self.learning_rate_init, low=0, low_inclusive=False
                 ),
                 check_number("momentum", self.momentum, low=0, high=1, high_inclusive=False),
+                check_number("adam_beta2", self.adam_beta2, low=0, high=1, high_inclusive=False),
                 check_number("weight_decay", self.weight_decay, low=0),
                 check_number("alpha", self.alpha, low=0),
                 check_number("l1", self.l1, low=0),
@@ -632,6 +633,7 @@ class _DNNBase(BaseEstimator):
             solver=self.solver,
             lr=float(self.learning_rate_init),
             momentum=float(self.momentum),
+            beta2=float(self.adam_beta2),
             weight_decay=float(self.weight_decay),
             alpha=float(self.alpha),
             l1=float(self.l1),

@@ -95,6 +95,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         batch_size="auto",
         learning_rate_init=1e-3,
         momentum=0.9,
+        adam_beta2=0.999,
         weight_decay=1e-4,
         alpha=0.0,
         l1=0.0,

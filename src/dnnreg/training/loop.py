@@ -48,6 +48,7 @@ class TrainConfig:
     lr: float
     momentum: float
     weight_decay: float
+    beta2: float
     alpha: float
     l1: float
     clip_grad_norm: float | None
@@ -79,6 +80,7 @@ def plain_config(**changes) -> TrainConfig:
         lr=1e-3,
         momentum=0.9,
         weight_decay=0.0,
+        beta2=0.999,
         alpha=0.0,
         l1=0.0,
         clip_grad_norm=None,
@@ -165,6 +167,7 @@ def fit_model(
         lr=config.lr,
         weight_decay=config.weight_decay,
         momentum=config.momentum,
+        beta2=config.beta2,
     )
     schedule = Schedule(
         optimizer,

@@ -27,7 +27,13 @@ def decayed_parameters(model: nn.Module) -> tuple[list, list]:
 
 
 def make_optimizer(
-    model: nn.Module, *, solver: str, lr: float, weight_decay: float, momentum: float = 0.9
+    model: nn.Module,
+    *,
+    solver: str,
+    lr: float,
+    weight_decay: float,
+    momentum: float = 0.9,
+    beta2: float = 0.999,
 ):
     """The optimiser called ``solver``, with ``weight_decay`` on weight matrices only.
 
@@ -38,7 +44,9 @@ def make_optimizer(
     - ``rmsprop``: s ← ρ s + (1 - ρ) g²; θ ← θ - η g / (√s + ε) (Tieleman & Hinton 2012)
     - ``adam``: bias-corrected first and second moments (Kingma & Ba 2015); weight decay
       is L2 added to the gradient
-    - ``adamw``: Adam with decoupled decay θ ← θ(1 - η λ) (Loshchilov & Hutter 2019)
+    - ``adamw``: Adam with decoupled decay θ ← θ(1 - η λ) (Loshchilov & Hutter 2019);
+      ``beta2`` is the second moment's decay for both (RealMLP trains with 0.95: the
+      step adapts faster when the gradient's scale changes)
     - ``lbfgs``: full-batch quasi-Newton with a strong-Wolfe line search (Liu & Nocedal
       1989); the line search picks the step, so ``lr`` is ignored, and weight decay enters
       the objective as ½λ‖W‖² since torch's L-BFGS has no decay of its own.
@@ -65,9 +73,9 @@ def make_optimizer(
             "adam": torch.optim.Adam,
             "adamw": torch.optim.AdamW,
         }[solver]
-        kwargs = {}
+        kwargs = {"betas": (0.9, beta2)} if solver in ("adam", "adamw") else {}
     if solver in ("adam", "adamw") and FusedAdam.supported(model):
-        return FusedAdam(groups, lr=lr, decoupled=solver == "adamw")
+        return FusedAdam(groups, lr=lr, decoupled=solver == "adamw", beta2=beta2)
     on_cuda = any(p.is_cuda for p in model.parameters())
     if solver == "adagrad" and on_cuda:  # torch's fused Adagrad is CPU-only; it fails at step
         return cls(groups, lr=lr, foreach=True, **kwargs)
@@ -109,9 +117,10 @@ class FusedAdam:
     ``lr`` and ``weight_decay``), ``step()`` and ``zero_grad()``.
     """
 
-    betas, eps = (0.9, 0.999), 1e-8  # torch's defaults
+    eps = 1e-8  # torch's default
 
-    def __init__(self, groups: list[dict], *, lr: float, decoupled: bool):
+    def __init__(self, groups: list[dict], *, lr: float, decoupled: bool, beta2: float = 0.999):
+        self.betas = (0.9, beta2)  # torch's default beta1
         self.param_groups = [{**g, "params": list(g["params"]), "lr": lr} for g in groups]
         self.kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         self.state: dict[torch.Tensor, tuple] = {}
