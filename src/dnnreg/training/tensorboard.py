@@ -9,6 +9,7 @@ View with ``tensorboard --logdir DIR``. Needs the ``tensorboard`` package (the
 from __future__ import annotations
 
 import numbers
+import warnings
 
 from dnnreg._optional import import_optional
 from dnnreg.notices import warn
@@ -34,7 +35,14 @@ class TensorBoardLogger:
         was_training = model.training
         model.eval()
         try:
-            self.writer.add_graph(model, self.example)
+            with warnings.catch_warnings():
+                # TensorBoard draws the graph with torch.jit.trace, deprecated in torch
+                # 2.13 with no replacement in TensorBoard yet: ours to know, not the user's.
+                # When torch removes it, add_graph fails and the warning below says so.
+                warnings.filterwarnings(
+                    "ignore", message=r"`torch\.jit\.trace", category=DeprecationWarning
+                )
+                self.writer.add_graph(model, self.example)
         except Exception as err:  # tracing is best effort: a missing graph must not stop training
             warn(f"tensorboard: could not trace the network graph ({err}); the scalars are logged")
         finally:
