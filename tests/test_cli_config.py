@@ -106,24 +106,11 @@ def test_device_and_threads_flags(table, tmp_path):
 
 
 def test_a_bad_config_file_is_one_line(table, tmp_path, capsys):
+    train = ["train", str(table), "--target", "y", "--out", str(tmp_path / "r"), "--config"]
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    code = main(
-        ["train", str(table), "--target", "y", "--out", str(tmp_path / "r"), "--config", str(bad)]
-    )
-    assert code == 2 and "not valid JSON" in capsys.readouterr().err
-    unknown = _config(tmp_path, {"dropuot": 0.1})
-    code = main(
-        [
-            "train",
-            str(table),
-            "--target",
-            "y",
-            "--out",
-            str(tmp_path / "r"),
-            "--config",
-            str(unknown),
-        ]
-    )
+    assert main(train + [str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert main(train + [str(_config(tmp_path, {"dropuot": 0.1}))]) == 2
     err = capsys.readouterr().err
-    assert code == 2 and "unknown parameter(s) ['dropuot']" in err and "dropout" in err
+    assert "unknown parameter(s) ['dropuot']" in err and "dropout" in err
