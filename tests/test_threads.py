@@ -81,12 +81,26 @@ def test_numpy_runtime_limits_blas_to_the_idle_cores_and_restores_it(
 
     monkeypatch.setattr(cores, "blas_threads", spy)
     before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
-    monkeypatch.setattr(cores, "auto_threads", lambda: 1)
+    monkeypatch.setattr(cores, "auto_threads", lambda **kw: 1)
     one = engine.predict(big)
     engine.predict(X.head(5))
     assert seen == [1]
-    monkeypatch.setattr(cores, "auto_threads", lambda: 2)
+    monkeypatch.setattr(cores, "auto_threads", lambda **kw: 2)
     two = engine.predict(big)
     assert seen == [1, 2]
     assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] == before
     np.testing.assert_allclose(one, two, rtol=1e-6)
+
+
+def test_a_recent_reading_of_the_machine_is_reused_only_when_asked(monkeypatch):
+    reads = []
+    monkeypatch.setattr(cores, "runnable_others", lambda: reads.append(1) or 0)
+    monkeypatch.setattr(cores, "_LAST_READ", [-float("inf"), 1])
+    cores.auto_threads(max_age=1.0)
+    cores.auto_threads(max_age=1.0)  # within a second: reused
+    assert len(reads) == 1
+    cores.auto_threads()  # training reads afresh
+    assert len(reads) == 2
+    monkeypatch.setattr(cores, "_LAST_READ", [cores.time.monotonic() - 5.0, 1])
+    cores.auto_threads(max_age=1.0)  # too old
+    assert len(reads) == 3

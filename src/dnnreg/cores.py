@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from pathlib import Path
 
 
@@ -84,15 +85,32 @@ def _own_running() -> int:
     return max(1, running)
 
 
-def auto_threads(cores: int | None = None, others: int | None = None) -> int:
+def auto_threads(
+    cores: int | None = None, others: int | None = None, *, max_age: float = 0.0
+) -> int:
     """``min(usable cores, cores not taken by other runnable tasks)``, at least 1.
+
+    Reading the machine costs about 0.5 ms (every thread's state in /proc), more than a
+    one-row prediction: with ``max_age`` seconds, an answer read that recently is reused
+    (predictions pass 1 s; training reads afresh between epochs).
 
     >>> auto_threads(cores=2, others=0), auto_threads(cores=2, others=1), auto_threads(2, 5)
     (2, 1, 1)
     """
+    if cores is None and others is None and max_age > 0:
+        when, n = _LAST_READ
+        if time.monotonic() - when <= max_age:
+            return n
+    read = cores is None and others is None
     cores = usable_cores() if cores is None else cores
     others = runnable_others() if others is None else others
-    return max(1, min(cores, cores - others))
+    n = max(1, min(cores, cores - others))
+    if read:
+        _LAST_READ[:] = [time.monotonic(), n]
+    return n
+
+
+_LAST_READ = [-float("inf"), 1]  # (monotonic time, threads) of the last reading
 
 
 _CONTROLLER = None

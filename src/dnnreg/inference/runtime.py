@@ -243,7 +243,7 @@ class InferenceNet:
         x = self.embed(x_num, x_cat)
         if len(x) < THREADED_ROWS:
             return self.forward(x)
-        n = cores.auto_threads() if n_threads == "auto" else int(n_threads)
+        n = cores.auto_threads(max_age=1.0) if n_threads == "auto" else int(n_threads)
         with cores.blas_threads(n):
             return np.concatenate(
                 [self.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)],

@@ -25,11 +25,14 @@ class ThreadPolicy:
     """The thread count of one fit: fixed by ``n_threads``, or :func:`dnnreg.cores.auto_threads`
     re-read at every :meth:`update` (the training loop calls it between epochs)."""
 
-    def __init__(self, n_threads="auto"):
+    def __init__(self, n_threads="auto", max_age: float = 0.0):
         self.fixed = None if n_threads == "auto" else int(n_threads)
+        self.max_age = max_age
 
     def choose(self) -> int:
-        return self.fixed if self.fixed is not None else cores.auto_threads()
+        if self.fixed is not None:
+            return self.fixed
+        return cores.auto_threads(max_age=self.max_age)
 
     def update(self) -> None:
         n = self.choose()
@@ -43,12 +46,12 @@ class ThreadPolicy:
 
 
 @contextlib.contextmanager
-def thread_scope(n_threads="auto"):
+def thread_scope(n_threads="auto", max_age: float = 0.0):
     """Run the body with the policy's thread count and restore torch's afterwards (the
     count is process-wide: the user's own setting must survive a fit). Yields the
-    :class:`ThreadPolicy`."""
+    :class:`ThreadPolicy`; ``max_age`` as in :func:`dnnreg.cores.auto_threads`."""
     before = torch.get_num_threads()
-    policy = ThreadPolicy(n_threads)
+    policy = ThreadPolicy(n_threads, max_age)
     try:
         policy.update()
         yield policy
