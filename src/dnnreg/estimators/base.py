@@ -381,11 +381,13 @@ class _DNNBase(BaseEstimator):
             return [c for c, flag in zip(columns, spec) if flag]
         names, unknown = [], []
         for s in spec:
-            if isinstance(s, (int, np.integer)) and not isinstance(s, bool):
-                ok = -len(columns) <= s < len(columns)
-                names.append(columns[s]) if ok else unknown.append(s)
+            position = isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+            if position and -len(columns) <= s < len(columns):
+                names.append(columns[s])
+            elif not position and str(s) in columns:
+                names.append(str(s))
             else:
-                names.append(str(s)) if str(s) in columns else unknown.append(s)
+                unknown.append(s)
         if unknown:
             raise ValueError(
                 f"categorical_features names no column for {unknown}; the columns are "
