@@ -103,35 +103,19 @@ def ladder_curve(fit, budgets):
     return points
 
 
-def realmlp_fit(X, y, tr, va, te):
+def pytabkit_fit(model: str, budget: str, X, y, tr, va, te, **fixed):
+    """``fit(b) -> (seconds, test RMSE)`` of pytabkit's ``model`` with ``budget=b`` and its
+    other defaults, on the benchmark's rows."""
     from pytabkit.models.sklearn import sklearn_interfaces as skl
 
     from peers import THREADS, as_categories
 
-    def fit(n_epochs):
-        est = skl.RealMLP_TD_Regressor(
-            random_state=0, n_threads=THREADS, device="cpu", verbosity=0, n_epochs=n_epochs
+    Xc = as_categories(X)
+
+    def fit(b):
+        est = getattr(skl, model)(
+            random_state=0, n_threads=THREADS, verbosity=0, **fixed, **{budget: b}
         )
-        Xc = as_categories(X)
-        start = time.perf_counter()
-        est.fit(Xc.iloc[tr], y.iloc[tr], X_val=Xc.iloc[va], y_val=y.iloc[va])
-        seconds = time.perf_counter() - start
-        pred = np.asarray(est.predict(Xc.iloc[te])).reshape(-1)
-        return seconds, float(np.sqrt(np.mean((pred - y.iloc[te].to_numpy()) ** 2)))
-
-    return fit
-
-
-def catboost_fit(X, y, tr, va, te):
-    from pytabkit.models.sklearn import sklearn_interfaces as skl
-
-    from peers import THREADS, as_categories
-
-    def fit(n_estimators):
-        est = skl.CatBoost_TD_Regressor(
-            random_state=0, n_threads=THREADS, verbosity=0, n_estimators=n_estimators
-        )
-        Xc = as_categories(X)
         start = time.perf_counter()
         est.fit(Xc.iloc[tr], y.iloc[tr], X_val=Xc.iloc[va], y_val=y.iloc[va])
         seconds = time.perf_counter() - start
@@ -159,9 +143,11 @@ def run_table(name, max_realmlp_rows):
     out["models"]["LightGBM early stopping"] = {"seconds": lgbm_seconds, "best": target}
     curves = {"dnnreg defaults": dnnreg_curve(X, y, tr, va, te)[0]}
     curves["scikit-learn MLP"] = sklearn_curve(X, y, tr, va, te)[0]
-    curves["CatBoost-TD"] = ladder_curve(catboost_fit(X, y, tr, va, te), CATBOOST_TREES)
+    catboost = pytabkit_fit("CatBoost_TD_Regressor", "n_estimators", X, y, tr, va, te)
+    curves["CatBoost-TD"] = ladder_curve(catboost, CATBOOST_TREES)
     if len(X) <= max_realmlp_rows:
-        curves["RealMLP-TD"] = ladder_curve(realmlp_fit(X, y, tr, va, te), REALMLP_EPOCHS)
+        realmlp = pytabkit_fit("RealMLP_TD_Regressor", "n_epochs", X, y, tr, va, te, device="cpu")
+        curves["RealMLP-TD"] = ladder_curve(realmlp, REALMLP_EPOCHS)
     for model, points in curves.items():
         seconds, best = first_reach(points, target)
         out["models"][model] = {"seconds": seconds, "best": best, "curve": points}
