@@ -38,7 +38,8 @@ def test_a_notebook_sees_epoch_lines_and_catches_warnings():
         import numpy as np
         from dnnreg import DNNRegressor
         X = np.random.default_rng(0).normal(size=(80, 3)); y = X[:, 0]
-        DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=3, verbose=1).fit(X, y)
+        DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=3, verbose=1,
+                     early_stopping=False, random_state=0).fit(X, y)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, solver="lbfgs",
