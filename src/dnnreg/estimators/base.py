@@ -533,11 +533,10 @@ class _DNNBase(BaseEstimator):
             )
         self.model_.to(self.device_)
 
-    def _train(self, train, val, y_val, generator, callbacks, y_train=None, weights=None):
+    def _train(self, train, val, y_val, generator, callbacks, y_train, weights):
         """The training loop (:func:`dnnreg.training.loop.fit_model`), early-stopped on the
         validation rows when there are any."""
         metric = self.early_stopping_metric
-        weights = weights or _FitWeights()
         return fit_model(
             self.model_,
             self.loss_,
@@ -573,10 +572,9 @@ class _DNNBase(BaseEstimator):
         metrics = [f"val_{m}" for m in self._metrics]
         return tuple(metrics + ["threads"]) if self.verbose >= 2 else tuple(metrics[:1])
 
-    def _finish(self, result, val, y_val, train, y, weights=None) -> None:
+    def _finish(self, result, val, y_val, train, y, weights) -> None:
         """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
         self.model_.eval()
-        weights = weights or _FitWeights()
         if self.bagging_ is not None:
             bag = self.bagging_
             out = bag.oof(bag.outputs(self.model_, train[0], train[1]))
