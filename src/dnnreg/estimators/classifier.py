@@ -99,7 +99,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         early_stopping=True,
         early_stopping_metric="loss",
         validation_fraction=0.1,
-        bagging=False,
+        bagging=True,
         n_iter_no_change=20,
         restore_best_weights=True,
         max_time=None,
