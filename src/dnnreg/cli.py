@@ -279,13 +279,15 @@ def cmd_predict(args) -> int:
     from dnnreg.tables.reading import read_table
 
     check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
+    if args.interval_by is not None and args.interval is None:
+        raise ValueError("--interval-by needs --interval COVERAGE (e.g. --interval 0.9)")
     if args.engine == "numpy":
         from dnnreg.inference.runtime import load_numpy as load
     else:
         from dnnreg import load
     model = load(model_dir(args.model))
     frame = features_for(model, read_table(args.data))
-    pred = prediction_frame(model, frame)
+    pred = prediction_frame(model, frame, interval=args.interval, by=args.interval_by)
     write_text(
         Path(args.out),
         pred.to_csv(index=False, float_format="%.17g"),
@@ -846,7 +848,29 @@ def _add_predict(sub) -> None:
         default="torch",
         help="numpy runs the saved model without PyTorch",
     )
+    p.add_argument(
+        "--interval",
+        type=_coverage,
+        metavar="COVERAGE",
+        help="add lower and upper columns: a conformal interval holding the target with "
+        "this probability, e.g. 0.9 (regression)",
+    )
+    p.add_argument(
+        "--interval-by",
+        metavar="COL",
+        help="calibrate the interval within each level of this categorical column",
+    )
     p.set_defaults(func=cmd_predict)
+
+
+def _coverage(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), e.g. 0.9, got {text!r}")
+    return value
 
 
 def _add_evaluate(sub) -> None:

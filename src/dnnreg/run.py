@@ -182,10 +182,20 @@ def permutation_importance_records(model, X, y, seed: int) -> list[dict]:
     return sorted(records, key=lambda r: -r["mean"])
 
 
-def prediction_frame(model, X) -> pd.DataFrame:
-    """``prediction`` (a value or a label), plus ``proba_<class>`` columns for a classifier."""
+def prediction_frame(model, X, *, interval=None, by=None) -> pd.DataFrame:
+    """``prediction`` (a value or a label), plus ``proba_<class>`` columns for a classifier,
+    or ``lower`` and ``upper`` (the conformal interval of coverage ``interval``, calibrated
+    within the levels of column ``by`` if given) for a regressor."""
     if not hasattr(model, "classes_"):
-        return pd.DataFrame({"prediction": model.predict(X)})
+        frame = pd.DataFrame({"prediction": model.predict(X)})
+        if interval is not None:
+            frame["lower"], frame["upper"] = model.predict_interval(X, interval, by=by)
+        return frame
+    if interval is not None:
+        raise ValueError(
+            "intervals are for regression models; a classifier's predict writes class "
+            "probabilities (drop --interval)"
+        )
     proba = model.predict_proba(X)
     frame = pd.DataFrame({"prediction": model.classes_[proba.argmax(axis=1)]})
     for j, c in enumerate(model.classes_):

@@ -23,6 +23,8 @@ from sklearn.utils.validation import (
 )
 
 from dnnreg._validation import check_choice, check_number, raise_all
+from dnnreg.conformal import PREFIX as CALIBRATION_PREFIX
+from dnnreg.conformal import Calibration
 from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
 from dnnreg.network.mlp import MLP
@@ -268,6 +270,10 @@ class _DNNBase(BaseEstimator):
         the members' outputs there (out-of-fold under bagging), ``None`` without any;
         ``w_val`` their row weights."""
 
+    def _keep_calibration(self, held, frame, val_frame) -> None:
+        """What prediction intervals need from the rows held out of training (the
+        regressor's conformal calibration); nothing for other estimators."""
+
     def _keep_oof(self, pred, rows, n) -> None:
         """``oof_prediction_``: each training row's out-of-fold prediction (NaN for the
         few rows in no fold), after a bagged fit."""
@@ -361,7 +367,8 @@ class _DNNBase(BaseEstimator):
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2], weights.train)
             result = self._train(train, val, y_val, generator, [*callbacks, threads], y, weights)
-            self._finish(result, val, y_val, train, y, weights)
+            held = self._finish(result, val, y_val, train, y, weights)
+            self._keep_calibration(held, frame, val_frame)
         self.fit_seconds_ = time.perf_counter() - start
         return self
 
@@ -572,8 +579,11 @@ class _DNNBase(BaseEstimator):
         metrics = [f"val_{m}" for m in self._metrics]
         return tuple(metrics + ["threads"]) if self.verbose >= 2 else tuple(metrics[:1])
 
-    def _finish(self, result, val, y_val, train, y, weights) -> None:
-        """Decisions on the final weights (e.g. clipping), the history, the verdicts."""
+    def _finish(self, result, val, y_val, train, y, weights):
+        """Decisions on the final weights (e.g. clipping), the history, the verdicts.
+        Returns ``(outputs, targets, rows)`` on the rows the members did not train on
+        (``rows`` into the training rows under bagging, None for the validation rows), or
+        None without any: what :meth:`_keep_calibration` calibrates intervals on."""
         self.model_.eval()
         if self.bagging_ is not None:
             bag = self.bagging_
@@ -582,9 +592,11 @@ class _DNNBase(BaseEstimator):
             self._keep_oof(self._from_outputs(out), rows, len(y))
             w = None if weights.train_np is None else weights.train_np[rows]
             self._after_fit(out, y[rows], w)
+            held = (out, np.asarray(y)[rows], rows)
         else:
             out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
             self._after_fit(out, y_val, weights.val)
+            held = None if out is None else (out, np.asarray(y_val), None)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)
         self._warn_if_unfinished(result)
@@ -594,6 +606,7 @@ class _DNNBase(BaseEstimator):
             self.diagnostics_ = verdicts(self.history_, activation=self.activation, loss=self.loss)
             for v in self.diagnostics_:
                 warn(f"diagnostics: {format_verdict(v)}")
+        return held
 
     def _warn_if_unfinished(self, result) -> None:
         """scikit-learn's ConvergenceWarning when training ran out of epochs while the
@@ -809,6 +822,10 @@ class _DNNBase(BaseEstimator):
             "feature_schema": self.preprocessor_.schema(),
             "fitted_with_names": hasattr(self, "feature_names_in_"),
         }
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:  # its arrays travel with the weights, under a prefix
+            config["calibration"], arrays = calibration.to_state()
+            weights.update(arrays)
         preprocessor = {
             "features": self.preprocessor_.to_dict(),
             "target": None if scaler is None else scaler.to_dict(),
@@ -847,8 +864,11 @@ class _DNNBase(BaseEstimator):
             model.feature_names_in_ = np.asarray(preprocessor.columns, dtype=object)
         model.device_ = torch.device("cpu")
         model.model_ = model._build_model()
+        if "calibration" in config:
+            model.calibration_ = Calibration.from_state(config["calibration"], weights)
+        net = {k: v for k, v in weights.items() if not k.startswith(CALIBRATION_PREFIX)}
         model.model_.load_state_dict(
-            {k: torch.from_numpy(np.array(v)) for k, v in weights.items()}, strict=True
+            {k: torch.from_numpy(np.array(v)) for k, v in net.items()}, strict=True
         )
         model.model_.eval()
         return model
@@ -870,7 +890,11 @@ class _DNNBase(BaseEstimator):
 
     def _outputs(self, X) -> torch.Tensor:
         """Every member's raw outputs for ``X``. Shape: ``(k, n, d_out)``."""
-        x_num, x_cat = self._tensors(self._frame_for_predict(X))
+        return self._frame_outputs(self._frame_for_predict(X))
+
+    def _frame_outputs(self, frame) -> torch.Tensor:
+        """:meth:`_outputs` for a frame already checked by :meth:`_frame_for_predict`."""
+        x_num, x_cat = self._tensors(frame)
         # a prediction reuses a reading of the machine up to 1 s old (it costs ~0.5 ms)
         with thread_scope(getattr(self, "n_threads", "auto"), max_age=1.0):
             return forward_in_chunks(self.model_, x_num, x_cat)

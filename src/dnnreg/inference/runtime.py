@@ -24,8 +24,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import dnnreg.cores as cores
+from dnnreg.conformal import PREFIX as CALIBRATION_PREFIX
+from dnnreg.conformal import Calibration, base_predictions, check_coverage, mondrian_groups
 from dnnreg.model_file import read_config, read_preprocessor, read_weights
 from dnnreg.options import LEAKY_SLOPE, NORM_EPS
 from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus
@@ -260,7 +263,9 @@ class NumpyModel:
     units, or a class label; ``predict_proba`` exists for classifiers.
     """
 
-    def __init__(self, config: dict, preprocessor, target_scaler, net, n_threads="auto"):
+    def __init__(
+        self, config: dict, preprocessor, target_scaler, net, n_threads="auto", calibration=None
+    ):
         # Attribute names match the estimators', so callers treat both engines alike.
         self.config_, self.preprocessor_, self.target_scaler_, self.net_ = (
             config,
@@ -271,17 +276,46 @@ class NumpyModel:
         self.metadata_ = config.get("metadata", {})
         self.loss = config["params"]["loss"]
         self.n_threads = n_threads
+        self.calibration_ = calibration
         classes = config.get("classes")
         if classes is not None:
             self.classes_ = np.asarray(classes)
 
-    def _point(self, X):
+    def _per_member(self, X):
         enc = self.preprocessor_.transform(X)
         raw = self.net_.outputs(enc.numeric, enc.categorical, n_threads=self.n_threads)
-        per_member = output_map(self.loss, raw)
+        return output_map(self.loss, raw)
+
+    def _point(self, X):
         return point_prediction(
-            self.loss, per_member, quantiles=self.config_["params"].get("quantiles", (0.5,))
+            self.loss,
+            self._per_member(X),
+            quantiles=self.config_["params"].get("quantiles", (0.5,)),
         )
+
+    def predict_interval(self, X, coverage=0.9, *, by=None):
+        """The conformal interval of the estimator's ``predict_interval``, from the
+        calibration rows saved with the model. Shape: ``((n,), (n,))``."""
+        coverage = check_coverage(coverage)
+        calibration = self.calibration_
+        if calibration is None:
+            raise ValueError(
+                f"model has no calibration rows for predict_interval (a "
+                f"{self.config_['estimator']}, fitted without validation rows, or saved "
+                "before intervals existed); calibrate it with DNNRegressor.calibrate and save"
+            )
+        frame = X if isinstance(X, pd.DataFrame) else None
+        if by is not None and frame is None:
+            raise ValueError("predict_interval(by=...) needs X as a DataFrame with that column")
+        bases = base_predictions(
+            self.loss,
+            self._per_member(X),
+            calibration.n_folds,
+            self.target_scaler_,
+            self.config_["params"].get("quantiles", (0.5,)),
+        )
+        groups = mondrian_groups(calibration, self.preprocessor_, frame, by)
+        return calibration.interval(bases, coverage, groups)
 
     def predict_proba(self, X):
         """Class probabilities (classifiers only). Shape: ``(n, C)``."""
@@ -311,11 +345,13 @@ def load_numpy(path, *, n_threads="auto") -> NumpyModel:
     config = read_config(path)
     pre, target = read_preprocessor(path)
     params = config["params"]
+    weights = read_weights(path)
+    calibration = Calibration.from_state(config.get("calibration"), weights)
     net = InferenceNet(
-        read_weights(path),
+        {k: v for k, v in weights.items() if not k.startswith(CALIBRATION_PREFIX)},
         hidden_layer_sizes=params["hidden_layer_sizes"],
         activation=params["activation"],
         normalization=params["normalization"],
         residual=params["residual"],
     )
-    return NumpyModel(config, pre, target, net, n_threads=n_threads)
+    return NumpyModel(config, pre, target, net, n_threads=n_threads, calibration=calibration)

@@ -385,6 +385,13 @@ class TablePreprocessor:
             j += 1
         return Encoded(out, np.zeros((n, 0), dtype=np.int64))
 
+    def level_codes(self, X: pd.DataFrame, columns=None) -> dict:
+        """Each row's level code in the categorical ``columns`` (default: all of them), as
+        ``name -> (n,)``, code 0 the unknown-or-missing bucket: the groups of Mondrian
+        calibration (:mod:`dnnreg.conformal`)."""
+        names = list(self.categorical) if columns is None else columns
+        return {name: self._codes(name, X[name]) for name in names}
+
     def _codes(self, name, col) -> np.ndarray:
         strings = level_strings(col)
         codes = pd.Index(self.categorical[name]["categories"]).get_indexer(strings)
