@@ -16,7 +16,7 @@ TORCH_FROM := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0 $(TORCH_FROM)
-	$(PY) -m pip install --quiet -e '.[test,lint,baselines,onnx,tensorboard,tune]'
+	$(PY) -m pip install --quiet -e '.[test,lint,baselines,onnx,tensorboard,tune,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -10,6 +10,8 @@ _EXTRA_OF = {
     "onnxruntime": "onnx",
     "tensorboard": "tensorboard",
     "optuna": "tune",
+    "fastapi": "serve",
+    "uvicorn": "serve",
 }
 
 
