@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dnnreg import _files
@@ -232,13 +233,19 @@ def test_leftovers_of_dead_writers_are_removed_and_nothing_else(tmp_path):
     "mask, dir_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600)]
 )
 def test_modes_follow_the_umask(tmp_path, mask, dir_mode, file_mode):
+    from dnnreg.model_file import write_model
+
     old = os.umask(mask)
     try:
         write_output(tmp_path / "run", "x")
         write_json(tmp_path / "one.json", {"a": 1})
+        weights = {"w": np.zeros(3, np.float32)}
+        write_model(tmp_path / "model", weights=weights, preprocessor={}, config={})
     finally:
         os.umask(old)
-    entries = [tmp_path / "run", *(tmp_path / "run").rglob("*"), tmp_path / "one.json"]
+    entries = [tmp_path / "one.json"]
+    for d in ("run", "model"):  # the model's weights too: safetensors writes 0600 itself
+        entries += [tmp_path / d, *(tmp_path / d).rglob("*")]
     for p in entries:
         want = dir_mode if p.is_dir() else file_mode
         assert stat.S_IMODE(p.stat().st_mode) == want, p

@@ -982,6 +982,48 @@ def _add_export(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="answer predictions over HTTP (needs dnnreg[serve])")
+    p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=_at_least_one, default=1, help="worker processes")
+    p.add_argument(
+        "--engine",
+        choices=("numpy", "torch"),
+        default="numpy",
+        help="numpy answers without loading PyTorch",
+    )
+    p.add_argument("--max-rows", type=_at_least_one, default=100_000, help="rows per request")
+    p.add_argument("--max-body-mb", type=float, default=16.0, help="request body limit, in MiB")
+    p.set_defaults(func=cmd_serve)
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def cmd_serve(args) -> int:
+    from dnnreg.serve import serve
+
+    serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        engine=args.engine,
+        max_rows=args.max_rows,
+        max_body_bytes=int(args.max_body_mb * 2**20),
+    )
+    return 0
+
+
 def _add_datasets(sub) -> None:
     p = sub.add_parser("datasets", help="list the bundled datasets")
     p.set_defaults(func=cmd_datasets)
@@ -1008,6 +1050,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_tune,
         _add_pretrain_study,
         _add_export,
+        _add_serve,
         _add_datasets,
     ):
         add(sub)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnreg._files import output_dir, write_json
+from dnnreg._files import output_dir, write_file, write_json
 
 FORMAT_VERSION = 2
 FILES = ("config.json", "preprocessor.json", "weights.safetensors")
@@ -51,15 +51,18 @@ def write_model(
     """Write a model directory: ``weights`` (name -> NumPy array), the preprocessor's
     state, and ``config`` (plain JSON), to which the format version and the files'
     checksums are added."""
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
     path = Path(path)
     with output_dir(path, kind="model", overwrite=overwrite) as tmp:
-        save_file(
+        # serialised here and written by write_file: safetensors' own save_file creates
+        # its file 0600 whatever the umask, which a server running as another user
+        # cannot read
+        data = save(
             {k: np.ascontiguousarray(v) for k, v in weights.items()},
-            tmp / "weights.safetensors",
             metadata={"format_version": str(FORMAT_VERSION)},
         )
+        write_file(tmp / "weights.safetensors", data)
         write_json(tmp / "preprocessor.json", preprocessor)
         config = {
             "format_version": FORMAT_VERSION,
