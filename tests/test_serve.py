@@ -279,3 +279,25 @@ def test_a_classifier_answers_probabilities():
         assert reply["predictions"] == model.predict(X[:5]).tolist()
         with pytest.raises(RequestError, match="interval"):
             served.answer({**body, "interval": 0.9})
+
+
+def test_an_unexpected_error_is_a_logged_500_and_the_app_goes_on(caplog):
+    """A bug inside a route (not the client's fault) answers 500 with JSON and logs the
+    traceback; the middleware does not re-raise, so the server keeps serving."""
+    import asyncio
+
+    from dnnreg.serve import _RequestLog
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("a bug")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "client": ("1.2.3.4", 5)}
+    with caplog.at_level("INFO", logger="dnnreg.serve"):
+        asyncio.run(_RequestLog(broken)(scope, None, send))
+    assert sent[0]["status"] == 500 and b"internal error" in sent[1]["body"]
+    assert "a bug" in caplog.text and '1.2.3.4 "POST /predict" 500' in caplog.text
