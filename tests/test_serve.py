@@ -301,3 +301,14 @@ def test_an_unexpected_error_is_a_logged_500_and_the_app_goes_on(caplog):
         asyncio.run(_RequestLog(broken)(scope, None, send))
     assert sent[0]["status"] == 500 and b"internal error" in sent[1]["body"]
     assert "a bug" in caplog.text and '1.2.3.4 "POST /predict" 500' in caplog.text
+
+
+def test_the_torch_engine_answers_as_the_numpy_engine(served_dir):
+    _, path = served_dir
+    X, _ = _table(30, 4)
+    body = {"columns": {c: X[c].tolist() for c in X}, "interval": 0.8}
+    by_numpy, _ = ServedModel(path).answer(body)
+    by_torch, _ = ServedModel(path, engine="torch").answer(body)
+    for key in ("predictions", "lower", "upper"):
+        np.testing.assert_allclose(by_torch[key], by_numpy[key], rtol=1e-5, atol=1e-6)
+    assert ServedModel(path, engine="torch").metadata["engine"] == "torch"

@@ -72,7 +72,7 @@ class ServedModel:
 
             self.model = load_numpy(self.path)
         else:
-            from dnnreg import load
+            from dnnreg.estimators.persistence import load
 
             self.model = load(self.path)
         self.engine, self.max_rows = engine, max_rows
@@ -224,7 +224,7 @@ def create_app(
     fastapi = import_optional("fastapi")
     from fastapi import Request
     from fastapi.responses import JSONResponse
-    from starlette.concurrency import run_in_threadpool
+    from fastapi.concurrency import run_in_threadpool
 
     served = ServedModel(path, engine=engine, max_rows=max_rows)
     app = fastapi.FastAPI(title="dnnreg", version=served.metadata["server_dnnreg_version"])
