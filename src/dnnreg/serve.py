@@ -223,8 +223,8 @@ def create_app(
     """The FastAPI application serving the model at ``path`` (loaded once, here)."""
     fastapi = import_optional("fastapi")
     from fastapi import Request
-    from fastapi.responses import JSONResponse
     from fastapi.concurrency import run_in_threadpool
+    from fastapi.responses import JSONResponse
 
     served = ServedModel(path, engine=engine, max_rows=max_rows)
     app = fastapi.FastAPI(title="dnnreg", version=served.metadata["server_dnnreg_version"])
