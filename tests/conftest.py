@@ -9,6 +9,20 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
+@pytest.fixture(scope="session")
+def block_torch():
+    """Python source that, run first in a subprocess, makes every ``import torch`` fail:
+    the proof that a torch-free path stays torch-free."""
+    return (
+        "import sys\n"
+        "class _NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked in this test')\n"
+        "sys.meta_path.insert(0, _NoTorch())\n"
+    )
+
+
 @pytest.fixture
 def shared_datasets():
     if not SHARED.is_dir():

@@ -25,14 +25,6 @@ pytest.importorskip("uvicorn")
 from dnnreg import DNNClassifier, DNNRegressor, save  # noqa: E402
 from dnnreg.serve import RequestError, ServedModel  # noqa: E402
 
-BLOCK_TORCH = """
-import sys
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
 NOBODY = 65534
 
 
@@ -69,10 +61,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(served_dir):
+def server(served_dir, block_torch):
     model, path = served_dir
     port = _free_port()
-    code = BLOCK_TORCH + (
+    code = block_torch + (
         "from dnnreg.cli import main\n"
         f"raise SystemExit(main(['serve', {str(path)!r}, '--port', '{port}', "
         "'--max-rows', '50', '--max-body-mb', '0.02']))"
@@ -223,12 +215,12 @@ def test_a_bounded_load_loses_no_request(server):
     assert proc.poll() is None
 
 
-def test_the_server_logs_one_line_per_request_and_never_imports_torch(served_dir):
+def test_the_server_logs_one_line_per_request_and_never_imports_torch(served_dir, block_torch):
     """A short-lived server whose log is read back: the numpy engine ran in a process where
     torch cannot be imported, and each request left exactly one line."""
     _, path = served_dir
     port = _free_port()
-    code = BLOCK_TORCH + (
+    code = block_torch + (
         "from dnnreg.cli import main\n"
         f"raise SystemExit(main(['serve', {str(path)!r}, '--port', '{port}']))"
     )

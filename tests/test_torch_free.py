@@ -11,15 +11,6 @@ import pytest
 from dnnreg import load_numpy, save
 from dnnreg.cli import main
 
-BLOCK_TORCH = """
-import sys
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("torch is blocked in this test")
-sys.meta_path.insert(0, _NoTorch())
-"""
-
 
 @pytest.fixture(params=["onehot", "embedding"])
 def saved(request, tmp_path, mixed_frame, small_model):
@@ -35,9 +26,9 @@ def saved(request, tmp_path, mixed_frame, small_model):
     return model, X, tmp_path
 
 
-def test_load_numpy_in_a_process_where_torch_cannot_be_imported(saved):
+def test_load_numpy_in_a_process_where_torch_cannot_be_imported(saved, block_torch):
     model, X, tmp = saved
-    code = BLOCK_TORCH + textwrap.dedent(f"""
+    code = block_torch + textwrap.dedent(f"""
         import numpy as np, pandas as pd, dnnreg
         pred = dnnreg.load_numpy({str(tmp / "m")!r}).predict(pd.read_csv({str(tmp / "X.csv")!r}))
         assert "torch" not in sys.modules
@@ -70,7 +61,9 @@ def test_cli_numpy_engine_equals_torch_engine(saved):
     np.testing.assert_allclose(load_numpy(tmp / "m").predict(X), t, rtol=1e-5, atol=1e-6)
 
 
-def test_report_and_diagnose_run_where_torch_cannot_be_imported(tmp_path, mixed_frame, capsys):
+def test_report_and_diagnose_run_where_torch_cannot_be_imported(
+    tmp_path, mixed_frame, capsys, block_torch
+):
     """Both only read a run directory's JSON and CSV: a process without torch serves them."""
     mixed_frame.to_csv(tmp_path / "t.csv", index=False)
     run = tmp_path / "run"
@@ -95,7 +88,7 @@ def test_report_and_diagnose_run_where_torch_cannot_be_imported(tmp_path, mixed_
         )
         == 0
     )
-    code = BLOCK_TORCH + textwrap.dedent(f"""
+    code = block_torch + textwrap.dedent(f"""
         from dnnreg.cli import main
         assert main(["--quiet", "report", {str(run)!r}]) == 0
         assert main(["diagnose", {str(run)!r}]) == 0
