@@ -145,7 +145,7 @@ def test_bad_data_files(tmp_path, capsys):
         (pd.DataFrame({"a": [1.0], "y": [1.0]}), "y", "at least 2 rows"),
         (pd.DataFrame({"a": np.arange(30.0), "y": 4.0}), "y", "is constant"),
         (
-            pd.DataFrame({"a": np.arange(30.0), "e": np.nan, "y": np.arange(30.0)}),
+            pd.DataFrame({"a": np.arange(30.0), "e": np.nan, "y": np.arange(30.0) ** 2}),
             "y",
             r"column(s) ['e'] have no values",
         ),

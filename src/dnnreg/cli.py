@@ -197,7 +197,6 @@ def _print_metrics(metrics: dict) -> None:
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from dnnreg.network.losses import CLASSIFICATION_LOSSES
-    from dnnreg.tables.reading import read_table
 
     _check_out_dir(args)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
@@ -207,7 +206,7 @@ def cmd_train(args) -> int:
         task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
         _settings(args, task)
-    frame = read_table(args.data)
+    frame = _read(args, args.data)
     task = resolve_task(task, frame, args.target)
     params = _settings(args, task)
     if not args.quiet:
@@ -218,7 +217,7 @@ def cmd_train(args) -> int:
         params["tensorboard_dir"] = args.tensorboard
     unlabeled = None
     if args.unlabeled:
-        unlabeled = read_table(args.unlabeled)
+        unlabeled = _read(args, args.unlabeled)
         unlabeled = unlabeled.drop(columns=[args.target], errors="ignore")
         if params.get("pretrain", "none") == "none":
             raise UsageError(
@@ -276,7 +275,6 @@ def cmd_demo(args) -> int:
 
 def cmd_predict(args) -> int:
     from dnnreg._files import check_output_file, write_text
-    from dnnreg.tables.reading import read_table
 
     check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
     if args.interval_by is not None and args.interval is None:
@@ -286,7 +284,7 @@ def cmd_predict(args) -> int:
     else:
         from dnnreg import load
     model = load(model_dir(args.model))
-    frame = features_for(model, read_table(args.data))
+    frame = features_for(model, _read(args, args.data))
     pred = prediction_frame(model, frame, interval=args.interval, by=args.interval_by)
     write_text(
         Path(args.out),
@@ -300,11 +298,11 @@ def cmd_predict(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from dnnreg import load
-    from dnnreg.tables.reading import read_table, split_xy
+    from dnnreg.tables.reading import split_xy
 
     model = load(model_dir(args.model))
     task = "classification" if hasattr(model, "classes_") else "regression"
-    X, y = split_xy(read_table(args.data), args.target, min_rows=1, task=task)
+    X, y = split_xy(_read(args, args.data), args.target, min_rows=1, task=task)
     from dnnreg.metrics import score_model
 
     print(json.dumps(score_model(model, features_for(model, X), y), indent=1))
@@ -313,9 +311,9 @@ def cmd_evaluate(args) -> int:
 
 def _load_xy(args):
     """Read DATA, pick the task, split off the target (the same checks as ``train``)."""
-    from dnnreg.tables.reading import read_table, split_xy
+    from dnnreg.tables.reading import split_xy
 
-    frame = read_table(args.data)
+    frame = _read(args, args.data)
     task = resolve_task(args.task, frame, args.target)
     X, y = split_xy(frame, args.target, task=task)
     return X, y, task
@@ -632,10 +630,35 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def _reading_args(p) -> None:
+    """How a CSV is read: its delimiter, encoding and extra missing-value tokens."""
+    p.add_argument("--sep", metavar="CHAR", help="CSV delimiter (default ',', tab for .tsv)")
+    p.add_argument("--encoding", metavar="NAME", help="CSV text encoding (default utf-8)")
+    p.add_argument(
+        "--na",
+        action="append",
+        metavar="TOKEN",
+        help="a value that means missing, e.g. '?' (repeatable)",
+    )
+
+
+def _read(args, path):
+    """``read_table`` with the command's reading flags."""
+    from dnnreg.tables.reading import read_table
+
+    return read_table(
+        path,
+        sep=getattr(args, "sep", None),
+        encoding=getattr(args, "encoding", None),
+        na_values=getattr(args, "na", None),
+    )
+
+
 def _table_args(p) -> None:
     """DATA, --target and --task: what every command that reads a labelled table takes
     (each may come from ``--config`` instead, see :func:`_apply_config`)."""
     p.add_argument("data", metavar="DATA", nargs="?", help="CSV (optionally .gz) or Parquet file")
+    _reading_args(p)
     p.add_argument("--target", help="name of the column to predict (required)")
     p.add_argument(
         "--task",
@@ -769,6 +792,7 @@ def _overwrite_arg(p) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train on a CSV/Parquet table and save a run directory")
     p.add_argument("data", metavar="DATA", nargs="?", help="CSV (optionally .gz) or Parquet file")
+    _reading_args(p)
     p.add_argument("--target", help="name of the column to predict (required)")
     _settings_args(p)
     p.add_argument(
@@ -840,6 +864,7 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict with a saved model")
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("data", metavar="DATA")
+    _reading_args(p)
     p.add_argument("--out", required=True, help="CSV file to write")
     _overwrite_arg(p)
     p.add_argument(
@@ -877,6 +902,7 @@ def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="metrics of a saved model on a labelled table")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
+    _reading_args(p)
     p.add_argument("--target", required=True)
     p.set_defaults(func=cmd_evaluate)
 

@@ -20,11 +20,18 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".txt", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path, *, sep=None, encoding=None, na_values=None) -> pd.DataFrame:
     """Read a CSV (optionally ``.gz``) or Parquet file into a DataFrame.
 
+    ``sep`` (default ``,``; ``\t`` for .tsv), ``encoding`` (default UTF-8) and ``na_values``
+    (extra strings that mean "missing", e.g. ``["?"]``) apply to CSV files.
+
     Raises ``FileNotFoundError``/``ValueError`` with a one-line message for a missing,
-    unreadable, empty or unknown-format file.
+    unreadable, empty or unknown-format file, and for a table that reads wrongly: one
+    column whose header holds another delimiter (names the ``sep`` to pass), bytes that
+    are not in the encoding (names ``encoding``), duplicate column names (pandas would
+    rename the second ``price.1`` silently). Warns when a column is numbers but for a few
+    tokens such as ``?``, which make it categorical (names ``na_values``).
     """
     path = Path(path)
     if not path.exists():
@@ -37,26 +44,118 @@ def read_table(path) -> pd.DataFrame:
         raise ValueError(f"data file {str(path)!r} is empty; pass a table with a header and rows")
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
-        reader = pd.read_parquet
+        reader = _read_parquet
     elif name.endswith(CSV_SUFFIXES) or name.endswith(".gz"):
-        sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
-        reader = lambda p: pd.read_csv(p, sep=sep)  # noqa: E731
+        sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
+        options = dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
+        reader = lambda p: _read_csv(p, **options)  # noqa: E731
     else:
         raise ValueError(
             f"data file {str(path)!r} has an unknown format; use .csv, .csv.gz or .parquet"
         )
     try:
         frame = reader(path)
-    except Exception as err:  # pandas, pyarrow and gzip each raise their own types
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    except UnicodeDecodeError as err:
         raise ValueError(
-            f"data file {str(path)!r} could not be read as a table "
-            f"({type(err).__name__}: {first}); check that it is a valid CSV or "
-            "Parquet file"
+            f"data file {str(path)!r} is not {encoding or 'UTF-8'} text (byte "
+            f"{err.object[err.start]:#04x} at offset {err.start}); pass its encoding, e.g. "
+            "--encoding latin-1 (library: read_table(path, encoding='latin-1'))"
         ) from err
+    except ValueError as err:
+        if str(err).startswith("data file"):  # ours, from _read_csv: already one line
+            raise
+        raise _unreadable(path, err) from err
+    except Exception as err:  # pandas, pyarrow and gzip each raise their own types
+        raise _unreadable(path, err) from err
     if frame.shape[0] == 0 or frame.shape[1] == 0:
         raise ValueError(f"data file {str(path)!r} has no rows; pass a table with data rows")
+    _check_delimiter(path, frame, sep if reader is not _read_parquet else None)
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise _duplicates(path, duplicated)
+    _warn_mostly_numeric(frame)
     return frame
+
+
+def _read_csv(path, **options) -> pd.DataFrame:
+    """``pd.read_csv``, refusing duplicate header names (which pandas renames ``x.1``)."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0]
+    duplicated = _duplicated([str(n) for n in header.tolist()])
+    if duplicated:
+        raise _duplicates(path, duplicated)
+    return pd.read_csv(path, **options)
+
+
+def _read_parquet(path) -> pd.DataFrame:
+    """``pd.read_parquet``, refusing duplicate column names (pyarrow fails on them with
+    "Multiple matches for FieldRef")."""
+    import pyarrow.parquet as pq
+
+    duplicated = _duplicated([str(n) for n in pq.read_schema(path).names])
+    if duplicated:
+        raise _duplicates(path, duplicated)
+    return pd.read_parquet(path)
+
+
+def _duplicated(names) -> list[str]:
+    return sorted({n for n in names if names.count(n) > 1})
+
+
+def _duplicates(path, names) -> ValueError:
+    return ValueError(
+        f"data file {str(path)!r} has duplicate column names {names}; rename them so each "
+        "column has one name"
+    )
+
+
+def _unreadable(path, err) -> ValueError:
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    return ValueError(
+        f"data file {str(path)!r} could not be read as a table "
+        f"({type(err).__name__}: {first}); check that it is a valid CSV or Parquet file"
+    )
+
+
+DELIMITERS = (";", "\t", "|", ",", ":")
+
+
+def _check_delimiter(path, frame, sep) -> None:
+    """One column whose name holds another delimiter: the wrong ``sep``."""
+    if sep is None or frame.shape[1] != 1:
+        return
+    header = str(frame.columns[0])
+    counts = {d: header.count(d) for d in DELIMITERS if d != sep}
+    best = max(counts, key=counts.get)
+    if counts[best]:
+        shown = "\\t" if best == "\t" else best
+        raise ValueError(
+            f"data file {str(path)!r} reads as one column named {header[:60]!r}; it looks "
+            f"{shown!r}-delimited: pass --sep '{shown}' (library: read_table(path, "
+            f"sep='{shown}'))"
+        )
+
+
+def _warn_mostly_numeric(frame) -> None:
+    """A text column that is numbers but for a few distinct tokens (``?``, ``n/a``)."""
+    for name in frame.columns:
+        col = frame[name]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col)):
+            continue
+        values = col.dropna().astype(str)
+        numeric = pd.to_numeric(values, errors="coerce").notna()
+        if len(values) < 10 or numeric.mean() < 0.8 or numeric.all():
+            continue
+        tokens = values[~numeric].value_counts()
+        if len(tokens) > 3:
+            continue
+        share = 100 * (~numeric).sum() / len(col)
+        listed = ", ".join(repr(t) for t in tokens.index)
+        flags = " ".join(f"--na {t!r}" for t in tokens.index)
+        warn(
+            f"column {str(name)!r}: {share:.1f} % of values are {listed}, the rest numbers, so "
+            f"it is read as categorical; if they mean missing, pass {flags} (library: "
+            f"read_table(path, na_values=[{listed}]))"
+        )
 
 
 def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2, task: str = "regression"):
@@ -110,7 +209,21 @@ def split_xy(frame: pd.DataFrame, target: str, *, min_rows: int = 2, task: str =
         raise ValueError(
             f"the table has no feature columns besides the target {target!r}; add features"
         )
+    _refuse_target_copies(X, values, target)
     return X, y.astype(np.float64)
+
+
+def _refuse_target_copies(X: pd.DataFrame, values: np.ndarray, target: str) -> None:
+    """A feature equal to the target on every row leaks the answer: the model and every
+    baseline would score perfectly and mean nothing."""
+    for name in X.columns:
+        col = X[name]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            if np.array_equal(col.to_numpy(dtype=np.float64), values):
+                raise ValueError(
+                    f"feature column {str(name)!r} equals the target {target!r} on every row, "
+                    "which leaks the answer; drop it from the table"
+                )
 
 
 def _check_labels(frame: pd.DataFrame, target: str, min_rows: int):
