@@ -57,7 +57,13 @@ from dnnreg.training.devices import (
     data_device,
     resolve_device,
 )
-from dnnreg.training.loop import TrainConfig, fit_model, forward_in_chunks, notify
+from dnnreg.training.loop import (
+    TrainConfig,
+    TrainingDivergedError,
+    fit_model,
+    forward_in_chunks,
+    notify,
+)
 from dnnreg.training.pretrain import DEFAULT_LR, PretrainConfig, per_layer, pretrain_stack
 from dnnreg.training.threads import thread_scope
 
@@ -587,7 +593,9 @@ class _DNNBase(BaseEstimator):
         self.model_.eval()
         if self.bagging_ is not None:
             bag = self.bagging_
-            out = bag.oof(bag.outputs(self.model_, train[0], train[1]))
+            per_member = bag.outputs(self.model_, train[0], train[1])  # (k, m, d)
+            self._refuse_dead_network(per_member)
+            out = bag.oof(per_member)
             rows = bag.rows.numpy()
             self._keep_oof(self._from_outputs(out), rows, len(y))
             w = None if weights.train_np is None else weights.train_np[rows]
@@ -595,6 +603,8 @@ class _DNNBase(BaseEstimator):
             held = (out, np.asarray(y)[rows], rows)
         else:
             out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
+            if out is not None:
+                self._refuse_dead_network(out)
             self._after_fit(out, y_val, weights.val)
             held = None if out is None else (out, np.asarray(y_val), None)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
@@ -607,6 +617,18 @@ class _DNNBase(BaseEstimator):
             for v in self.diagnostics_:
                 warn(f"diagnostics: {format_verdict(v)}")
         return held
+
+    def _refuse_dead_network(self, out) -> None:
+        """Every member (``out``: ``(k, m, d)``, each member on its own held-out rows)
+        answering one value for every row: the units died (a
+        learning rate so large that every ReLU ends negative), and the model would predict
+        a constant without saying so."""
+        if out.shape[1] >= 2 and float(out.float().std(dim=1).max()) < 1e-7:
+            raise TrainingDivergedError(
+                "training ended with every prediction the same value: the network's units "
+                f"died, typically from too large a learning rate (learning_rate_init="
+                f"{self.learning_rate_init:g}); lower learning_rate_init (default 1e-3)"
+            )
 
     def _warn_if_unfinished(self, result) -> None:
         """scikit-learn's ConvergenceWarning when training ran out of epochs while the

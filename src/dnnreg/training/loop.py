@@ -195,8 +195,12 @@ def fit_model(
     # keep using the eager model (evaluation batches have other shapes, hooks stay eager).
     step_model = _compile(model) if config.compile and config.solver != "lbfgs" else model
     result, best_score, best_state = TrainResult(), math.inf, None
+    reference = _initial_loss(model, objective, train, member_rows, weight)
+    good, retries = _GoodState(model, optimizer, schedule, epoch=0), 0
     start = time.perf_counter()
-    for epoch in range(1, config.max_iter + 1):
+    epoch = 0
+    while epoch < config.max_iter:
+        epoch += 1
         model.train()
         notify(callbacks, "on_epoch_begin", model)
         if config.solver == "lbfgs":
@@ -217,6 +221,26 @@ def fit_model(
                 member_rows,
                 weight,
             )
+        if _diverged(train_loss, reference):
+            if retries == MAX_RETRIES:
+                raise TrainingDivergedError(
+                    f"training diverged (loss {train_loss:.3g}) even at learning rate "
+                    f"{config.lr * LR_CUT**retries:.3g}, after {retries} rollbacks from "
+                    f"learning_rate_init={config.lr:g}; lower learning_rate_init further, "
+                    "clip gradients (clip_grad_norm=1.0), or check the target's scale"
+                )
+            retries += 1
+            good.restore(model, optimizer, schedule)
+            schedule.scale(LR_CUT)
+            del result.history[good.epoch :]
+            warn_convergence(
+                f"training loss became {train_loss:.3g} at epoch {epoch}; rolled back to "
+                f"epoch {good.epoch} and cut the learning rate {1 / LR_CUT:g}x, to "
+                f"{config.lr * LR_CUT**retries:.3g} (rollback {retries} of {MAX_RETRIES}); "
+                "a lower learning_rate_init avoids this"
+            )
+            epoch = good.epoch
+            continue
         record = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -248,13 +272,8 @@ def fit_model(
                 _progress_line(record, config.max_iter, (monitor, *log_keys)),
                 extra={"progress": progress},
             )
-        if not math.isfinite(train_loss):
-            warn_convergence(
-                f"training loss became {train_loss} at epoch {epoch}; stopping (lower "
-                "learning_rate_init or clip gradients with clip_grad_norm)"
-            )
-            result.stopped_early = True
-            break
+        if epoch % CHECKPOINT_EVERY == 0:
+            good = _GoodState(model, optimizer, schedule, epoch=epoch)
         if evaluate is not None and epoch - result.best_epoch >= config.n_iter_no_change:
             result.stopped_early = True
             break
@@ -266,6 +285,56 @@ def fit_model(
     notify(callbacks, "on_train_end", model)
     result.seconds = time.perf_counter() - start
     return result
+
+
+# Divergence: an epoch whose mean loss is not finite, or above EXPLODED times the initial
+# model's, rolls back to the last good state (kept every CHECKPOINT_EVERY epochs, and the
+# initial weights) and continues at LR_CUT times the learning rate, at most MAX_RETRIES
+# times. Checked once an epoch: a check per step would cost a device sync per batch.
+EXPLODED = 1e3
+LR_CUT = 0.1
+MAX_RETRIES = 4
+CHECKPOINT_EVERY = 5
+
+
+class TrainingDivergedError(ValueError):
+    """Training diverged at every learning rate the rollbacks tried."""
+
+
+def _diverged(loss: float, reference: float) -> bool:
+    return not math.isfinite(loss) or loss > EXPLODED * max(reference, 1e-3)
+
+
+def _initial_loss(model, objective, train, member_rows, weight) -> float:
+    """The untrained model's loss on (up to) the first 1,024 training rows: what an
+    exploded loss is measured against (the target is standardised, so about 1 for mse)."""
+    x_num, x_cat, y = train
+    k = getattr(model, "k", 1)
+    rows = torch.arange(min(1024, x_num.shape[0]), device=x_num.device)
+    idx = rows.expand(k, -1) if member_rows is None else member_rows[:, : len(rows)]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = model(x_num[idx].to(device), x_cat[idx].to(device)).float()
+        w = None if weight is None else weight[idx].to(device)
+        loss, _ = objective(out, y[idx].to(device), w)
+    return float(loss)
+
+
+class _GoodState:
+    """The weights, optimiser state and schedule of a finite epoch, to roll back to."""
+
+    def __init__(self, model, optimizer, schedule, *, epoch: int):
+        self.epoch = epoch
+        self.model = copy.deepcopy(model.state_dict())
+        self.optimizer = copy.deepcopy(optimizer.state_dict())
+        self.schedule = schedule.state()
+
+    def restore(self, model, optimizer, schedule) -> None:
+        """Back to this state, keeping the schedule's current base rates (so successive
+        cuts compound)."""
+        model.load_state_dict(self.model)
+        optimizer.load_state_dict(copy.deepcopy(self.optimizer))
+        schedule.load_state({**self.schedule, "base": list(schedule.base)})
 
 
 def notify(callbacks, event: str, *args) -> None:

@@ -114,7 +114,8 @@ class FusedAdam:
     it equal to ``torch.optim.Adam``/``AdamW`` step by step.
 
     Exposes what :class:`Schedule` and the training loop use: ``param_groups`` (each with
-    ``lr`` and ``weight_decay``), ``step()`` and ``zero_grad()``.
+    ``lr`` and ``weight_decay``), ``step()``, ``zero_grad()``, ``state_dict()`` and
+    ``load_state_dict()``.
     """
 
     eps = 1e-8  # torch's default
@@ -171,6 +172,21 @@ class FusedAdam:
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
+
+    def _params(self) -> list:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict:
+        """The moments by parameter position, as ``torch.optim``'s state dicts key them
+        (a training rollback keeps and restores it)."""
+        return {
+            i: tuple(t.clone() for t in self.state[p])
+            for i, p in enumerate(self._params())
+            if p in self.state
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = {p: state[i] for i, p in enumerate(self._params()) if i in state}
 
 
 def lr_factor(
@@ -266,6 +282,26 @@ class Schedule:
 
     def step_batch(self):
         self.t += 1
+        self._apply()
+
+    def state(self) -> dict:
+        """What :meth:`load_state` needs to resume this schedule exactly."""
+        return {
+            "t": self.t,
+            "plateau_factor": self.plateau_factor,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "base": list(self.base),
+        }
+
+    def load_state(self, state: dict) -> None:
+        self.t, self.plateau_factor = state["t"], state["plateau_factor"]
+        self.best, self.bad_epochs, self.base = state["best"], state["bad_epochs"], state["base"]
+        self._apply()
+
+    def scale(self, factor: float) -> None:
+        """Multiply every base learning rate by ``factor`` (a divergence's rollback)."""
+        self.base = [b * factor for b in self.base]
         self._apply()
 
     def step_epoch(self, metric: float):
