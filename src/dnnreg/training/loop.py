@@ -313,10 +313,15 @@ def _initial_loss(model, objective, train, member_rows, weight) -> float:
     rows = torch.arange(min(1024, x_num.shape[0]), device=x_num.device)
     idx = rows.expand(k, -1) if member_rows is None else member_rows[:, : len(rows)]
     device = next(model.parameters()).device
-    with torch.no_grad():
-        out = model(x_num[idx].to(device), x_cat[idx].to(device)).float()
-        w = None if weight is None else weight[idx].to(device)
-        loss, _ = objective(out, y[idx].to(device), w)
+    was_training = model.training
+    model.eval()  # no dropout draw, no batch-norm update: training's random stream unmoved
+    try:
+        with torch.no_grad():
+            out = model(x_num[idx].to(device), x_cat[idx].to(device)).float()
+            w = None if weight is None else weight[idx].to(device)
+            loss, _ = objective(out, y[idx].to(device), w)
+    finally:
+        model.train(was_training)
     return float(loss)
 
 
