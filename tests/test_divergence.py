@@ -136,3 +136,11 @@ def test_the_cli_reports_divergence_in_one_line(tmp_path, capsys):
     assert "training diverged" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
     assert math.isfinite(MAX_RETRIES)
+
+
+def test_a_network_of_constant_members_is_refused():
+    """Dead ReLUs: every member gives one value on every held-out row."""
+    model = _model(learning_rate_init=0.5)
+    with pytest.raises(TrainingDivergedError, match=r"learning_rate_init=0.5"):
+        model._refuse_dead_network(torch.full((2, 30, 1), 0.25))
+    model._refuse_dead_network(torch.arange(60.0).reshape(2, 30, 1))  # varied: accepted
