@@ -59,7 +59,6 @@ from dnnreg.training.devices import (
 )
 from dnnreg.training.loop import (
     TrainConfig,
-    TrainingDivergedError,
     fit_model,
     forward_in_chunks,
     notify,
@@ -594,7 +593,7 @@ class _DNNBase(BaseEstimator):
         if self.bagging_ is not None:
             bag = self.bagging_
             per_member = bag.outputs(self.model_, train[0], train[1])  # (k, m, d)
-            self._refuse_dead_network(per_member)
+            self._warn_if_dead(per_member)
             out = bag.oof(per_member)
             rows = bag.rows.numpy()
             self._keep_oof(self._from_outputs(out), rows, len(y))
@@ -604,7 +603,7 @@ class _DNNBase(BaseEstimator):
         else:
             out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
             if out is not None:
-                self._refuse_dead_network(out)
+                self._warn_if_dead(out)
             self._after_fit(out, y_val, weights.val)
             held = None if out is None else (out, np.asarray(y_val), None)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
@@ -618,16 +617,16 @@ class _DNNBase(BaseEstimator):
                 warn(f"diagnostics: {format_verdict(v)}")
         return held
 
-    def _refuse_dead_network(self, out) -> None:
+    def _warn_if_dead(self, out) -> None:
         """Every member (``out``: ``(k, m, d)``, each member on its own held-out rows)
-        answering one value for every row: the units died (a
-        learning rate so large that every ReLU ends negative), and the model would predict
-        a constant without saying so."""
+        answering one value for every row: the units died (a learning rate so large that
+        every ReLU ends negative) or the signal vanished (deep sigmoid stacks). A warning,
+        not an error: the second is what a vanishing-gradient study wants to see."""
         if out.shape[1] >= 2 and float(out.float().std(dim=1).max()) < 1e-7:
-            raise TrainingDivergedError(
-                "training ended with every prediction the same value: the network's units "
-                f"died, typically from too large a learning rate (learning_rate_init="
-                f"{self.learning_rate_init:g}); lower learning_rate_init (default 1e-3)"
+            warn_convergence(
+                "every prediction on the held-out rows is the same value: the network's "
+                "units died or its signal vanished; lower learning_rate_init (now "
+                f"{self.learning_rate_init:g}) or use activation='relu' with init='he'"
             )
 
     def _warn_if_unfinished(self, result) -> None:
