@@ -67,6 +67,39 @@ class OutputExistsError(FileExistsError):
     """The output path holds something dnnreg may not replace (or may only with overwrite)."""
 
 
+class StorageError(OSError):
+    """Writing an output failed in the file system (no such folder, no permission, a full
+    or read-only disk); the message names the output path, never a temp file."""
+
+
+def _storage_error(path: Path, err: OSError, tmp: Path) -> OSError:
+    """``err`` as a :class:`StorageError` naming ``path`` when it came from writing it (or
+    its temp sibling); other errors unchanged."""
+    if isinstance(err, (OutputExistsError, StorageError)):
+        return err
+    name = str(err.filename or "")
+    if name and str(tmp) not in name and str(path) not in name and name != str(path.parent):
+        return err  # not ours: e.g. a file the caller read while filling the output
+    reason = err.strerror or str(err)
+    fix = {
+        errno.ENOSPC: "free space or choose another disk",
+        errno.EROFS: "the file system is read-only; choose a writable path",
+        errno.EACCES: "check the folder's permissions or choose another path",
+        errno.EPERM: "check the folder's permissions or choose another path",
+        errno.ENOENT: "check that its folder exists",
+    }.get(err.errno, "check the path, its permissions and the free space")
+    out = StorageError(f"cannot write {str(path)!r}: {reason}; {fix} (nothing was changed there)")
+    out.errno = err.errno
+    return out
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _storage_error(path, err, path) from err
+
+
 # ---------------------------------------------------------------------- what a path holds
 def _read_marker(directory: Path) -> dict | None:
     try:
@@ -282,7 +315,7 @@ def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overw
     """
     path = Path(path)
     check_output_file(path, overwrite=overwrite, flag=flag)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     durable = not _inside_active(path)  # else the enclosing commit flushes it
     if durable:
         clean_leftovers(path)
@@ -309,8 +342,12 @@ def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overw
                 ) from None
         if durable:
             fsync_path(path.parent)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            mapped = _storage_error(path, err, tmp)
+            if mapped is not err:
+                raise mapped from err
         raise
     finally:
         _active.discard(str(tmp))
@@ -350,7 +387,7 @@ def make_output_dir(path, *, kind: str, files: dict | None = None, transient=())
     size or ``None`` (a file that grows); ``transient`` are glob patterns of files that come
     and go (lock files) and are the output's own."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     os.mkdir(path, 0o777)
     _mark(path, kind, "complete", files=dict(files or {}), transient=list(transient))
     fsync_path(path.parent)
@@ -407,7 +444,7 @@ def output_dir(
     """
     path = Path(path)
     check_output_dir(path, overwrite=overwrite, flag=flag)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     clean_leftovers(path)
     tmp = _sibling(path, "tmp")
     _active.add(str(tmp))
@@ -425,9 +462,13 @@ def output_dir(
         if not _inside_active(path):  # a nested output is flushed with the enclosing one
             _fsync_tree(tmp)
         _commit(tmp, path, overwrite=overwrite, flag=flag)
-    except BaseException:
+    except BaseException as err:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)  # our own half-written temp directory
+        if isinstance(err, OSError):
+            mapped = _storage_error(path, err, tmp)
+            if mapped is not err:
+                raise mapped from err
         raise
     finally:
         _active.discard(str(tmp))
