@@ -11,7 +11,7 @@ import torch
 
 from dnnreg import DNNRegressor
 from dnnreg.notices import ConvergenceWarning
-from dnnreg.training.loop import CHECKPOINT_EVERY, LR_CUT, MAX_RETRIES, TrainingDivergedError
+from dnnreg.training.loop import GOOD_STATE_EVERY, LR_CUT, MAX_RETRIES, TrainingDivergedError
 from dnnreg.training.optim import FusedAdam, Schedule
 
 
@@ -44,16 +44,16 @@ class _BlowUpOnce:
 
 def test_a_blown_up_epoch_rolls_back_and_training_goes_on():
     X, y = _data()
-    at = CHECKPOINT_EVERY + 2  # rolls back to the checkpoint of epoch CHECKPOINT_EVERY
+    at = GOOD_STATE_EVERY + 2  # rolls back to the checkpoint of epoch GOOD_STATE_EVERY
     plain = _model(early_stopping=False).fit(X, y)
-    with pytest.warns(ConvergenceWarning, match=f"rolled back to epoch {CHECKPOINT_EVERY}"):
+    with pytest.warns(ConvergenceWarning, match=f"rolled back to epoch {GOOD_STATE_EVERY}"):
         model = _model(early_stopping=False).fit(X, y, callbacks=[_BlowUpOnce(at)])
     assert [r["epoch"] for r in model.history_] == list(range(1, 13))
     pred = model.predict(X)
     assert np.isfinite(pred).all() and np.corrcoef(pred, y)[0, 1] > 0.9
     # the epochs up to the checkpoint are the uninterrupted run's; from it on, redone at a
     # tenth of the rate
-    kept = CHECKPOINT_EVERY
+    kept = GOOD_STATE_EVERY
     for a, b in zip(plain.history_[:kept], model.history_[:kept]):
         assert a["train_loss"] == b["train_loss"] and a["lr"] == b["lr"]
     for a, b in zip(plain.history_[kept:], model.history_[kept:]):

@@ -381,15 +381,21 @@ def _mark(directory: Path, kind: str, state: str, **extra) -> None:
     write_json(directory / MARKER, marker, overwrite=True)
 
 
-def make_output_dir(path, *, kind: str, files: dict | None = None, transient=()) -> Path:
+def make_output_dir(
+    path, *, kind: str, files: dict | None = None, transient=(), state: str = "complete"
+) -> Path:
     """Create ``path`` as an empty, marked dnnreg output of ``kind`` (for outputs that grow
-    in place, like a tuning study's journal). ``files`` are names it will own, with their
-    size or ``None`` (a file that grows); ``transient`` are glob patterns of files that come
-    and go (lock files) and are the output's own."""
+    in place, like a tuning study's journal, or a run's checkpoint while it trains, in
+    ``state`` "training"). ``files`` are names it will own, with their size or ``None`` (a
+    file that grows); ``transient`` are glob patterns of files that come and go (lock
+    files) and are the output's own."""
     path = Path(path)
     _make_parent(path)
-    os.mkdir(path, 0o777)
-    _mark(path, kind, "complete", files=dict(files or {}), transient=list(transient))
+    try:
+        os.mkdir(path, 0o777)
+    except OSError as err:
+        raise _storage_error(path, err, path) from err
+    _mark(path, kind, state, files=dict(files or {}), transient=list(transient))
     fsync_path(path.parent)
     return path
 

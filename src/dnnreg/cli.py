@@ -7,9 +7,12 @@ errors); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -197,8 +200,9 @@ def _print_metrics(metrics: dict) -> None:
 # ---------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     from dnnreg.network.losses import CLASSIFICATION_LOSSES
+    from dnnreg.run import check_run_dir
 
-    _check_out_dir(args)
+    check_run_dir(args.out, overwrite=args.overwrite, resume=args.resume, flag=OVERWRITE)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
     loss = loss or str((args.config_params or {}).get("loss", ""))
     task = args.task
@@ -209,6 +213,12 @@ def cmd_train(args) -> int:
     frame = _read(args, args.data)
     task = resolve_task(task, frame, args.target)
     params = _settings(args, task)
+    for key in ("checkpoint_dir", "keep_checkpoint"):
+        if key in params:
+            raise UsageError(
+                f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key} "
+                "(--keep-checkpoint keeps it after the run)"
+            )
     if not args.quiet:
         params.setdefault("verbose", 1)
     if args.diagnose:
@@ -238,6 +248,8 @@ def cmd_train(args) -> int:
         overwrite=args.overwrite,
         flag=OVERWRITE,
         weight=args.weight,
+        resume=args.resume,
+        keep_checkpoint=args.keep_checkpoint,
     )
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
@@ -829,6 +841,17 @@ def _add_train(sub) -> None:
         "classification loss, else regression (default: auto)",
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the killed or interrupted training whose checkpoint RUN_DIR holds "
+        "(same data and settings; gives the model an uninterrupted run would)",
+    )
+    p.add_argument(
+        "--keep-checkpoint",
+        action="store_true",
+        help="keep RUN_DIR/checkpoint after the run finishes (removed by default)",
+    )
+    p.add_argument(
         "--diagnose",
         action="store_true",
         help="record per-layer gradient health and print verdicts",
@@ -1113,10 +1136,32 @@ def main(argv=None) -> int:
     debug = "--debug" in argv
     # Warnings print as one "dnnreg: warning: ..." line for this command only
     # (catch_warnings restores the process's showwarning and filters afterwards).
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
         if not debug:
             warnings.showwarning = cli_showwarning
         return _run(argv, debug)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a write in progress removes its temp files and
+    the command exits 143 with one line (by default the process would vanish silently)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    def terminate(signum, frame):
+        raise _Terminated("SIGTERM")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(argv, debug: bool) -> int:
@@ -1141,9 +1186,10 @@ def _run(argv, debug: bool) -> int:
             raise
         print(f"dnnreg: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("dnnreg: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        code = getattr(err, "exit_code", 130)  # a TrainingInterrupted names its signal
+        print(f"dnnreg: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
+        return code
     except (ValueError, TypeError, OSError, KeyError, ImportError) as err:
         if debug:
             raise

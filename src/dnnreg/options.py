@@ -365,6 +365,19 @@ _SHARED_PARAMETERS = """
     tensorboard_dir : str or None, default=None
         Write TensorBoard events there: scalars per epoch, weight and gradient histograms
         per layer, and the network graph (needs the ``tensorboard`` package).
+    checkpoint_dir : str or None, default=None
+        Write the whole training state there while training (weights, optimiser, schedule,
+        early-stopping state, every random generator; :mod:`dnnreg.training.checkpoint`),
+        so ``fit(..., resume=True)`` continues a killed or interrupted fit and gives the
+        model an uninterrupted fit would have (bit for bit on the CPU). While it is set,
+        Ctrl-C and SIGTERM stop the fit after the current batch with a checkpoint and
+        ``TrainingInterrupted`` (a ``KeyboardInterrupt``). The CLI's ``train`` always
+        checkpoints, into ``RUN/checkpoint``.
+    checkpoint_every : int or "auto", default="auto"
+        Every this many epochs; "auto" after the first 10 s of training, then no sooner
+        than 50x the last write's time (at most 2 % of the fit).
+    keep_checkpoint : bool, default=False
+        Keep the checkpoint once the fit has finished (by default it is removed).
     diagnostics : bool, default=False
         Record per-layer gradient norms, weight norms, update ratios, activation
         statistics, dead and saturated units each epoch (in ``history_``), and log
@@ -468,6 +481,9 @@ OPTIONS = {
     "max_time": (None, "a number > 0 or None"),
     "diagnostics": (False, "True or False"),
     "tensorboard_dir": (None, "a path or None"),
+    "checkpoint_dir": (None, "a path or None"),
+    "checkpoint_every": ("auto", "an integer >= 1 or 'auto'"),
+    "keep_checkpoint": (False, "True or False"),
     "device": ("auto", "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "precision": ("fp32", PRECISIONS),
     "compile": (False, "True or False"),

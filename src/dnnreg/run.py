@@ -6,17 +6,33 @@ seed, split fractions, rows per split, parameters), ``history.json`` (per epoch)
 ``metrics.json`` (per split, for the DNN and its linear or logistic baseline),
 ``importance.json`` (permutation importance on the held-out rows) and
 ``predictions.csv``; ``report.html`` once reported. Reading it needs no torch.
+
+While ``train`` runs, the run directory holds ``checkpoint/`` (:mod:`dnnreg.training.checkpoint`):
+created, marked as a dnnreg run in state "training", when the path was free; put inside
+the old run when one is being replaced (which stays whole until the new run takes its
+place). A killed or interrupted training leaves it there for ``--resume``; the finished
+run replaces the directory (and the checkpoint with it, unless ``--keep-checkpoint``); a
+training that fails otherwise removes what it created.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from dnnreg._files import check_output_dir, output_dir, write_json
+from dnnreg._files import (
+    OutputExistsError,
+    check_output_dir,
+    make_output_dir,
+    marker_of,
+    output_dir,
+    remove_output,
+    write_json,
+)
 from dnnreg._version import __version__
 from dnnreg.metrics import score_model
 from dnnreg.tables.splits import run_split
@@ -53,6 +69,66 @@ def _weight_column(frame: pd.DataFrame, weight: str | None, target: str):
     return frame.drop(columns=weight), w
 
 
+CHECKPOINT = "checkpoint"
+
+
+def interrupted_epoch(out) -> int | None:
+    """The epoch of the interrupted training whose checkpoint ``out`` holds, else ``None``."""
+    try:
+        state = json.loads((Path(out) / CHECKPOINT / "state.json").read_text())
+        return int(state["state"]["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_run_dir(out, *, overwrite: bool, resume: bool, flag: str) -> None:
+    """Refuse ``--out`` (and ``--resume``) before any data is read: an interrupted
+    training is continued only with ``resume``, restarted only with ``overwrite``."""
+    out = Path(out)
+    epoch, marker = interrupted_epoch(out), marker_of(out)
+    training = marker is not None and marker.get("state") == "training"
+    if resume:
+        if marker is None:
+            raise OutputExistsError(
+                f"--resume: {str(out)!r} holds no interrupted training to continue; "
+                "drop --resume to train anew"
+            )
+        if epoch is None and not training:
+            raise OutputExistsError(
+                f"--resume: {str(out)!r} holds a finished run, nothing to continue; "
+                f"pass {flag} to train again"
+            )
+        check_output_dir(out, resume=True)  # no files of the user's in it
+        return
+    if (epoch is not None or training) and not overwrite:
+        where = "" if epoch is None else f" (checkpoint after epoch {epoch})"
+        raise OutputExistsError(
+            f"{str(out)!r} holds an interrupted training{where}; continue it with --resume, "
+            f"or pass {flag} to start again"
+        )
+    check_output_dir(out, overwrite=overwrite, flag=flag)
+
+
+def _training_dir(out: Path) -> None:
+    """Make ``out`` ready to hold the checkpoint: a new run directory in state "training"
+    when the path is free (an earlier run being replaced holds it meanwhile)."""
+    if out.is_dir() and marker_of(out) is not None:
+        return
+    if out.is_dir():  # an empty directory: the checks allowed it
+        out.rmdir()
+    make_output_dir(out, kind="run", state="training")
+
+
+def _abandon(out: Path) -> None:
+    """After a training that failed on its data or settings (resuming would fail again):
+    remove the checkpoint, and the run directory too if it holds nothing else."""
+    marker = marker_of(out)
+    if marker is not None and marker.get("state") == "training":
+        remove_output(out)
+    elif marker_of(out / CHECKPOINT) is not None:
+        remove_output(out / CHECKPOINT)
+
+
 def train_run(
     frame: pd.DataFrame,
     target: str,
@@ -68,12 +144,16 @@ def train_run(
     overwrite: bool = False,
     flag: str = "overwrite=True",
     weight: str | None = None,
+    resume: bool = False,
+    keep_checkpoint: bool = False,
 ) -> dict:
     """Split, train dnnreg and a linear baseline (least squares or logistic regression), and
     write a complete RUN_DIR atomically (an earlier run there is replaced only with
     ``overwrite``; the path is checked before training, see :mod:`dnnreg._files`).
     ``weight`` names a column of row weights: dnnreg trains and early-stops with them
-    (``sample_weight``), it is not a feature, and the metrics stay unweighted.
+    (``sample_weight``), it is not a feature, and the metrics stay unweighted. Training
+    checkpoints into ``out/checkpoint`` (see the module docstring); ``resume`` continues
+    from there.
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
@@ -84,7 +164,7 @@ def train_run(
     from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
     from dnnreg.tables.reading import split_xy
 
-    check_output_dir(out, overwrite=overwrite, flag=flag)
+    check_run_dir(out, overwrite=overwrite, resume=resume, flag=flag)
     frame, w = _weight_column(frame, weight, target)
     task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
@@ -95,7 +175,9 @@ def train_run(
         seed=seed,
         stratify=y if task == "classification" else None,
     )
-    params = {"random_state": seed, **params}
+    # the run's checkpoint is kept by the fit and goes with the directory it lives in
+    params = {"random_state": seed, **params, "keep_checkpoint": True}
+    params["checkpoint_dir"] = str(out / CHECKPOINT)
     if task == "classification":
         model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
     else:
@@ -103,13 +185,23 @@ def train_run(
     eval_set = None
     if val is not None:
         eval_set = (X.iloc[val], y.iloc[val], None if w is None else w[val])
-    model.fit(
-        X.iloc[train],
-        y.iloc[train],
-        sample_weight=None if w is None else w[train],
-        eval_set=eval_set,
-        X_unlabeled=unlabeled,
-    )
+    _training_dir(out)
+    try:
+        model.fit(
+            X.iloc[train],
+            y.iloc[train],
+            sample_weight=None if w is None else w[train],
+            eval_set=eval_set,
+            X_unlabeled=unlabeled,
+            resume=resume,
+        )
+    except (KeyboardInterrupt, OSError):  # a stop request, a full disk: resumable
+        raise
+    except BaseException:
+        _abandon(out)
+        raise
+    # The model file describes the model, not where this command kept its checkpoint.
+    model.set_params(checkpoint_dir=None, keep_checkpoint=False)
     baseline.fit(X.iloc[train], y.iloc[train])
 
     splits = {"train": train, "validation": val, "test": test}
@@ -125,7 +217,11 @@ def train_run(
     held_out = test if test is not None else (val if val is not None else train)
     importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
 
-    with output_dir(out, kind="run", overwrite=overwrite, flag=flag) as tmp:
+    # overwrite: the path was checked before training and now holds this training's own
+    # directory, or the earlier run that overwrite allowed to replace
+    with output_dir(out, kind="run", overwrite=True, flag=flag) as tmp:
+        if keep_checkpoint and marker_of(out / CHECKPOINT) is not None:
+            os.rename(out / CHECKPOINT, tmp / CHECKPOINT)
         save(model, tmp / "model", metadata={"target": target})
         write_json(tmp / "importance.json", importance)
         write_json(

@@ -5,6 +5,7 @@ every default lives there, and ``get_params`` shows the real values."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -173,6 +174,15 @@ class _DNNBase(BaseEstimator):
                 or isinstance(self.tensorboard_dir, (str, os.PathLike))
                 else "tensorboard_dir must be a path or None, got "
                 f"tensorboard_dir={self.tensorboard_dir!r}",
+                None
+                if self.checkpoint_dir is None
+                or isinstance(self.checkpoint_dir, (str, os.PathLike))
+                else "checkpoint_dir must be a path or None, got "
+                f"checkpoint_dir={self.checkpoint_dir!r}",
+                None
+                if self.checkpoint_every == "auto"
+                else check_number("checkpoint_every", self.checkpoint_every, low=1, integer=True),
+                _check_bool("keep_checkpoint", self.keep_checkpoint),
                 optional("max_time"),
                 check_device_string("device", self.device),
                 check_choice("precision", self.precision, PRECISIONS),
@@ -313,7 +323,17 @@ class _DNNBase(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, sample_weight=None, eval_set=None, X_unlabeled=None, callbacks=()):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        sample_weight=None,
+        eval_set=None,
+        X_unlabeled=None,
+        callbacks=(),
+        resume=False,
+    ):
         """Fit on ``X`` (array or DataFrame) and ``y``.
 
         Parameters
@@ -339,13 +359,41 @@ class _DNNBase(BaseEstimator):
             ``on_pretrain_end(model)`` (after pretraining, before fine-tuning; see
             :mod:`dnnreg.training.loop`). During ``on_epoch_end`` the estimator can already
             ``predict``, e.g. to trace a test metric epoch by epoch.
+        resume : bool, default=False
+            Continue from the checkpoint in ``checkpoint_dir`` (written by a fit of the same
+            data and parameters that was killed or interrupted) instead of starting again;
+            the result equals an uninterrupted fit's. Without a checkpoint yet, a warning
+            says so and the fit starts from the beginning.
         """
         self.check_params()
         name = type(self).__name__
         if y is None:
             raise ValueError(f"{name} requires y to be passed, but the target y is None")
+        if resume and self.checkpoint_dir is None:
+            raise ValueError(
+                "resume=True continues from a checkpoint, but checkpoint_dir is None; set "
+                "checkpoint_dir to the folder the interrupted fit wrote"
+            )
         with verbose_output(self.verbose):
-            return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
+            self._checkpointer = self._make_checkpointer(resume)
+            try:
+                return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
+            finally:
+                del self._checkpointer
+
+    def _make_checkpointer(self, resume: bool):
+        """The fit's :class:`~dnnreg.training.checkpoint.Checkpointer` (``None`` without
+        ``checkpoint_dir``), its folder checked before any work."""
+        if self.checkpoint_dir is None:
+            return None
+        from dnnreg.training.checkpoint import Checkpointer
+
+        checkpoint = Checkpointer(
+            self.checkpoint_dir, every=self.checkpoint_every, keep=self.keep_checkpoint
+        )
+        checkpoint.check()
+        checkpoint.resume = resume
+        return checkpoint
 
     def _fit(self, X, y, sample_weight, eval_set, X_unlabeled, callbacks):
         start = time.perf_counter()
@@ -548,7 +596,38 @@ class _DNNBase(BaseEstimator):
     def _train(self, train, val, y_val, generator, callbacks, y_train, weights):
         """The training loop (:func:`dnnreg.training.loop.fit_model`), early-stopped on the
         validation rows when there are any."""
+        checkpoint, stop = getattr(self, "_checkpointer", None), None
+        if checkpoint is not None:
+            from dnnreg.training.checkpoint import StopRequest
+
+            checkpoint.identity = self._fit_identity(val, y_val, weights)
+            stop = StopRequest()
+        with contextlib.nullcontext() if stop is None else stop.installed():
+            result = self._train_loop(
+                train, val, y_val, generator, callbacks, y_train, weights, stop
+            )
+        if checkpoint is not None:
+            checkpoint.discard()  # the fit is over: a checkpoint could only resume it
+        return result
+
+    def _fit_identity(self, val, y_val, weights) -> str:
+        """What a checkpoint must match to be resumed: the parameters that shape the
+        model (not where output goes, nor the device or thread count: a resume may move)
+        and the validation rows; the training loop adds the training rows and the
+        initial weights."""
+        from dnnreg._version import __version__
+        from dnnreg.model_file import json_params
+        from dnnreg.training.checkpoint import fingerprint
+
+        free = ("verbose", "checkpoint_dir", "checkpoint_every", "keep_checkpoint", "n_threads")
+        free += ("tensorboard_dir", "device", "compile", "diagnostics")
+        params = {k: v for k, v in json_params(self).items() if k not in free}
+        held = () if val is None else (*val, np.asarray(y_val))
+        return fingerprint(__version__, type(self).__name__, params, *held, weights.val)
+
+    def _train_loop(self, train, val, y_val, generator, callbacks, y_train, weights, stop):
         metric = self.early_stopping_metric
+        checkpoint = getattr(self, "_checkpointer", None)
         return fit_model(
             self.model_,
             self.loss_,
@@ -563,6 +642,9 @@ class _DNNBase(BaseEstimator):
             log_keys=self._logged_keys(),
             member_rows=None if self.bagging_ is None else self.bagging_.trained,
             weight=weights.train,
+            checkpoint=checkpoint,
+            stop=stop,
+            resume=checkpoint is not None and checkpoint.resume,
         )
 
     def _fit_summary(self, n_rows: int, val_frame) -> str:

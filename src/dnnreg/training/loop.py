@@ -20,11 +20,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from dnnreg.network.losses import Loss
 from dnnreg.notices import warn_convergence
+from dnnreg.training.checkpoint import (
+    Checkpointer,
+    StopRequest,
+    TrainingInterrupted,
+    fingerprint,
+)
 from dnnreg.training.devices import autocast
 from dnnreg.training.optim import (
     Schedule,
@@ -144,6 +151,9 @@ def fit_model(
     log_keys: tuple = (),
     member_rows: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
+    checkpoint: Checkpointer | None = None,
+    stop: StopRequest | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place on ``train = (x_num, x_cat, y)``, each row's loss times
     ``weight`` (``(n,)``, mean 1) when given.
@@ -156,6 +166,11 @@ def fit_model(
     validation loss, ``monitor`` and the entries named in ``log_keys``. ``member_rows``
     (``(k, r)`` row indices) restricts member i to the rows ``member_rows[i]`` (bagging,
     :mod:`dnnreg.training.bagging`); by default every member draws from every row.
+
+    ``checkpoint`` (:mod:`dnnreg.training.checkpoint`) writes the whole training state
+    when it is due, and ``resume`` first restores the last one, so the fit goes on as if
+    never stopped. ``stop`` is a stop request (SIGINT/SIGTERM): the loop answers it after
+    the current batch with a checkpoint and :class:`TrainingInterrupted`.
     """
     x_num, x_cat, y = train
     k = getattr(model, "k", 1)
@@ -194,12 +209,24 @@ def fit_model(
     # The compiled module shares its parameters with ``model``; evaluation and callbacks
     # keep using the eager model (evaluation batches have other shapes, hooks stay eager).
     step_model = _compile(model) if config.compile and config.solver != "lbfgs" else model
-    result, best_score, best_state = TrainResult(), math.inf, None
+    result = TrainResult()
     reference = _initial_loss(model, objective, train, member_rows, weight)
-    good, retries = _GoodState(model, optimizer, schedule, epoch=0), 0
+    at = _LoopState(good=_GoodState(model, optimizer, schedule, epoch=0))
     start = time.perf_counter()
-    epoch = 0
-    while epoch < config.max_iter:
+    snapshot = lambda partial=None: at.snapshot(  # noqa: E731
+        model, optimizer, schedule, generator, result, time.perf_counter() - start, partial
+    )
+    if checkpoint is not None:
+        checkpoint.identity = fingerprint(
+            checkpoint.identity, vars(config), monitor, maximize, *train, member_rows, weight,
+            *model.state_dict().values(),  # the initial weights: the seed and architecture
+        )  # fmt: skip
+        saved = checkpoint.load() if resume else None
+        if saved is not None:
+            at.restore(saved, model, optimizer, schedule, generator, result)
+            start -= saved["seconds"]
+    epoch = at.epoch
+    while epoch < config.max_iter and not at.finished:
         epoch += 1
         model.train()
         notify(callbacks, "on_epoch_begin", model)
@@ -208,19 +235,28 @@ def fit_model(
                 model, optimizer, objective, x_num, x_cat, y, config, callbacks, weight
             )
         else:
-            train_loss = _minibatch_epoch(
-                step_model,
-                model,
-                optimizer,
-                schedule,
-                objective,
-                train,
-                config,
-                generator,
-                callbacks,
-                member_rows,
-                weight,
-            )
+            try:
+                train_loss = _minibatch_epoch(
+                    step_model,
+                    model,
+                    optimizer,
+                    schedule,
+                    objective,
+                    train,
+                    config,
+                    generator,
+                    callbacks,
+                    member_rows,
+                    weight,
+                    stop=stop,
+                    resume=at.partial,
+                )
+            except _EpochInterrupted as inside:
+                at.epoch = epoch - 1
+                checkpoint.save(snapshot(inside.position))
+                raise _interrupted(checkpoint, stop, epoch, inside.position) from None
+            at.partial = None
+        retries = at.retries
         if _diverged(train_loss, reference):
             if retries == MAX_RETRIES:
                 raise TrainingDivergedError(
@@ -229,7 +265,8 @@ def fit_model(
                     f"learning_rate_init={config.lr:g}; lower learning_rate_init further, "
                     "clip gradients (clip_grad_norm=1.0), or check the target's scale"
                 )
-            retries += 1
+            retries = at.retries = retries + 1
+            good = at.good
             good.restore(model, optimizer, schedule)
             schedule.scale(LR_CUT)
             del result.history[good.epoch :]
@@ -254,10 +291,10 @@ def fit_model(
         schedule.step_epoch(score)
         if evaluate is None:
             result.best_epoch = epoch
-        elif score < best_score:
-            best_score, result.best_epoch = score, epoch
+        elif score < at.best_score:
+            at.best_score, result.best_epoch = score, epoch
             if config.restore_best:
-                best_state = copy.deepcopy(model.state_dict())
+                at.best_state = copy.deepcopy(model.state_dict())
         notify(callbacks, "on_epoch_end", record, model)
         result.history.append(record)
         if log_every and (epoch % log_every == 0 or epoch == config.max_iter):
@@ -272,29 +309,41 @@ def fit_model(
                 _progress_line(record, config.max_iter, (monitor, *log_keys)),
                 extra={"progress": progress},
             )
-        if epoch % CHECKPOINT_EVERY == 0:
-            good = _GoodState(model, optimizer, schedule, epoch=epoch)
+        if epoch % GOOD_STATE_EVERY == 0:
+            at.good = _GoodState(model, optimizer, schedule, epoch=epoch)
         if evaluate is not None and epoch - result.best_epoch >= config.n_iter_no_change:
             result.stopped_early = True
             break
         if config.max_time is not None and record["seconds"] >= config.max_time:
             result.stopped_early = True
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+        stopping = stop is not None and stop.requested
+        if checkpoint is not None and (stopping or checkpoint.due(epoch)):
+            at.epoch = epoch
+            checkpoint.save(snapshot())
+            if stopping:
+                raise _interrupted(checkpoint, stop, epoch, None)
+    if stop is not None and stop.requested and not at.finished:
+        # the request came during the last epoch: training is over, the checkpoint says so
+        at.epoch, at.finished, at.stopped_early = epoch, True, result.stopped_early
+        checkpoint.save(snapshot())
+        raise _interrupted(checkpoint, stop, epoch, None)
+    result.stopped_early = result.stopped_early or at.stopped_early
+    if at.best_state is not None:
+        model.load_state_dict(at.best_state)
     notify(callbacks, "on_train_end", model)
     result.seconds = time.perf_counter() - start
     return result
 
 
 # Divergence: an epoch whose mean loss is not finite, or above EXPLODED times the initial
-# model's, rolls back to the last good state (kept every CHECKPOINT_EVERY epochs, and the
+# model's, rolls back to the last good state (kept every GOOD_STATE_EVERY epochs, and the
 # initial weights) and continues at LR_CUT times the learning rate, at most MAX_RETRIES
 # times. Checked once an epoch: a check per step would cost a device sync per batch.
 EXPLODED = 1e3
 LR_CUT = 0.1
 MAX_RETRIES = 4
-CHECKPOINT_EVERY = 5
+GOOD_STATE_EVERY = 5
 
 
 class TrainingDivergedError(ValueError):
@@ -342,6 +391,100 @@ class _GoodState:
         schedule.load_state({**self.schedule, "base": list(schedule.base)})
 
 
+@dataclass
+class _LoopState:
+    """What the loop carries from epoch to epoch besides the model, optimiser and
+    schedule: epochs done, the early-stopping best, the divergence guard's good state and
+    rollbacks, and (after a stop request) the position inside the unfinished epoch."""
+
+    good: _GoodState
+    epoch: int = 0
+    best_score: float = math.inf
+    best_state: dict | None = None
+    retries: int = 0
+    partial: dict | None = None
+    finished: bool = False
+    stopped_early: bool = False
+
+    def snapshot(self, model, optimizer, schedule, generator, result, seconds, partial):
+        """Everything a checkpoint holds, as plain data and tensors."""
+        masks = getattr(model, "dropout_masks", None)
+        device = next(model.parameters()).device
+        return {
+            "epoch": self.epoch,
+            "seconds": seconds,
+            "partial": partial,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": schedule.state(),
+            "best": {"score": self.best_score, "state": self.best_state},
+            "good": vars(self.good),
+            "retries": self.retries,
+            "finished": self.finished,
+            "stopped_early": self.stopped_early,
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "random": {
+                "batches": generator.get_state(),
+                "torch_cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                # SFC64's words are uint64: kept as JSON integers, which have no width
+                "dropout": None if masks is None else _int_lists(masks.bits.state),
+            },
+        }
+
+    def restore(self, saved, model, optimizer, schedule, generator, result) -> None:
+        """Back to a :meth:`snapshot` (the inverse, in place)."""
+        self.epoch, self.retries, self.partial = saved["epoch"], saved["retries"], saved["partial"]
+        self.best_score, self.best_state = saved["best"]["score"], saved["best"]["state"]
+        self.finished, self.stopped_early = saved["finished"], saved["stopped_early"]
+        self.good = _GoodState.__new__(_GoodState)
+        vars(self.good).update(saved["good"])
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state(saved["schedule"])
+        result.history[:], result.best_epoch = saved["history"], saved["best_epoch"]
+        rng = saved["random"]
+        generator.set_state(rng["batches"])
+        torch.set_rng_state(rng["torch_cpu"])
+        if rng["cuda"] is not None:
+            torch.cuda.set_rng_state(rng["cuda"], next(model.parameters()).device)
+        if rng["dropout"] is not None:
+            state = dict(rng["dropout"])
+            state["state"] = {k: np.array(v, dtype=np.uint64) for k, v in state["state"].items()}
+            model.dropout_masks.bits.state = state
+
+
+def _int_lists(state: dict) -> dict:
+    """A NumPy bit generator's state with its arrays as lists of Python ints."""
+    return {
+        k: (_int_lists(v) if isinstance(v, dict) else v.tolist() if hasattr(v, "tolist") else v)
+        for k, v in state.items()
+    }
+
+
+class _EpochInterrupted(Exception):
+    """A stop request inside an epoch; ``position`` is what resuming the epoch needs."""
+
+    def __init__(self, position: dict):
+        self.position = position
+
+
+def _interrupted(checkpoint, stop, epoch: int, position) -> TrainingInterrupted:
+    import signal
+
+    stop.answered = True
+    name = signal.Signals(stop.signum).name
+    where = f"epoch {epoch}" if position is None else f"epoch {epoch} (inside it)"
+    return TrainingInterrupted(
+        f"{name}: training stopped at {where}; the checkpoint in "
+        f"{str(checkpoint.directory)!r} continues it with resume (the CLI's --resume)",
+        signum=stop.signum,
+        directory=checkpoint.directory,
+        epoch=epoch,
+    )
+
+
 def notify(callbacks, event: str, *args) -> None:
     """Call ``event`` on every callback that defines it."""
     for cb in callbacks:
@@ -369,26 +512,35 @@ def _minibatch_epoch(
     callbacks=(),
     member_rows=None,
     weight=None,
+    stop=None,
+    resume=None,
 ) -> float:
     """One pass over the rows in mini-batches. ``step_model`` runs the forward pass (the
     model itself, or its compiled form); batches move to the model's device if the table
     lives elsewhere (a table too large for the GPU stays in host memory). With
-    ``member_rows`` each member shuffles only its own rows."""
+    ``member_rows`` each member shuffles only its own rows.
+
+    After each batch a pending ``stop`` request raises :class:`_EpochInterrupted` with
+    what continuing needs (the epoch's row order, the next batch, the running loss);
+    ``resume`` takes that back and goes on from the next batch."""
     x_num, x_cat, y = train
     k = getattr(model, "k", 1)
     n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
     device = next(model.parameters()).device
     copy_batches = x_num.device != device
-    # Each member sees its own shuffle, as if trained alone: members decorrelate.
-    order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
-    if member_rows is not None:
-        order = torch.gather(member_rows, 1, order)
-    order = order.to(x_num.device)
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    if resume is None:
+        # Each member sees its own shuffle, as if trained alone: members decorrelate.
+        order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
+        if member_rows is not None:
+            order = torch.gather(member_rows, 1, order)
+        total, first = torch.zeros((), dtype=torch.float64), 0
+    else:
+        order, first, total = resume["order"], resume["next"], resume["total"]
+    order, total = order.to(x_num.device), total.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     # Drop a last batch of one row: batch norm cannot normalise a single sample.
-    stop = n - (1 if n % config.batch_size == 1 and n > 1 else 0)
-    for i in range(0, stop, config.batch_size):
+    end = n - (1 if n % config.batch_size == 1 and n > 1 else 0)
+    for i in range(first, end, config.batch_size):
         idx = order[:, i : i + config.batch_size]  # (k, b)
         xb_num, xb_cat, yb = x_num[idx], x_cat[idx], y[idx]
         wb = None if weight is None else weight[idx]  # (k, b)
@@ -403,13 +555,15 @@ def _minibatch_epoch(
         optimizer.zero_grad(set_to_none=True)
         full.backward()
         if callbacks:
-            notify(callbacks, "on_after_backward", model, i + config.batch_size >= stop)
+            notify(callbacks, "on_after_backward", model, i + config.batch_size >= end)
         if config.clip_grad_norm is not None or config.clip_grad_value is not None:
             clip_gradients(params, max_norm=config.clip_grad_norm, max_value=config.clip_grad_value)
         optimizer.step()
         schedule.step_batch()
         total += loss.detach() * idx.shape[1]  # no .item(): no sync per batch
-    return float(total) / stop
+        if stop is not None and stop.requested and i + config.batch_size < end:
+            raise _EpochInterrupted({"order": order, "next": i + config.batch_size, "total": total})
+    return float(total) / end
 
 
 def _lbfgs_epoch(

@@ -186,7 +186,11 @@ class FusedAdam:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.state = {p: state[i] for i, p in enumerate(self._params()) if i in state}
+        self.state = {
+            p: tuple(t.to(p.device) for t in state[i])  # a checkpoint's are on the CPU
+            for i, p in enumerate(self._params())
+            if i in state
+        }
 
 
 def lr_factor(
