@@ -329,6 +329,10 @@ def fit_model(
         checkpoint.save(snapshot())
         raise _interrupted(checkpoint, stop, epoch, None)
     result.stopped_early = result.stopped_early or at.stopped_early
+    if checkpoint is not None and checkpoint.keep and not at.finished:
+        # a kept checkpoint holds the finished training: resuming it skips to the end
+        at.epoch, at.finished, at.stopped_early = epoch, True, result.stopped_early
+        checkpoint.save(snapshot())
     if at.best_state is not None:
         model.load_state_dict(at.best_state)
     notify(callbacks, "on_train_end", model)
