@@ -70,3 +70,48 @@ def test_the_cli_says_it_in_one_line(tmp_path, capsys):
     code = main(["train", str(tmp_path / "t.csv"), "--target", "y", "--out", "/proc/nope/r", *fast])
     err = capsys.readouterr().err
     assert code == 1 and "cannot write '/proc/nope/r'" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A real 2 MiB tmpfs mounted for the test (needs root, as in CI)."""
+    import subprocess
+
+    point = tmp_path / "fs"
+    point.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(point)])
+    if done.returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_a_really_full_disk_keeps_the_old_model(model, small_fs):
+    fitted, X = model
+    save(fitted, small_fs / "m")
+    before = load(small_fs / "m").predict(X)
+    with open(small_fs / "filler", "wb") as f:  # fill the disk to its last byte
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    with pytest.raises(StorageError, match=r"cannot write '.*m': No space left on device"):
+        save(fitted, small_fs / "m", overwrite=True)
+    np.testing.assert_array_equal(load(small_fs / "m").predict(X), before)
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler", "m"]  # no temp left
+
+
+def test_a_read_only_disk_keeps_the_old_model(model, small_fs):
+    import subprocess
+
+    fitted, X = model
+    save(fitted, small_fs / "m")
+    before = load(small_fs / "m").predict(X)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    with pytest.raises(StorageError, match=r"Read-only file system; .*choose a writable path"):
+        save(fitted, small_fs / "m", overwrite=True)
+    np.testing.assert_array_equal(load(small_fs / "m").predict(X), before)

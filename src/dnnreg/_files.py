@@ -100,6 +100,96 @@ def _make_parent(path: Path) -> None:
         raise _storage_error(path, err, path) from err
 
 
+class OutputBusyError(OutputExistsError):
+    """Another running process is writing the same output path."""
+
+
+# ---------------------------------------------------------------------- one writer at a time
+_held: dict[str, int] = {}  # lock files this process holds, with their nesting depth
+
+
+def _lock_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}{_TAG}lock")
+
+
+def _is_lock(name: str) -> bool:
+    return name.startswith(".") and name.endswith(f"{_TAG}lock")
+
+
+@contextmanager
+def lock(path):
+    """Hold ``path`` for this process: a second process writing it meanwhile gets
+    :class:`OutputBusyError` ("being written by process N") instead of interleaving.
+
+    The lock is an ``flock`` on a hidden sibling ``.NAME.dnnreg-lock`` holding the
+    writer's pid. The kernel releases it when the process dies however it dies, so a
+    lock of a killed process is never stale: the next writer simply takes it. Re-entrant
+    within a process (a run's commit inside its training); outputs nested inside one being
+    written need none. Where ``fcntl`` does not exist (Windows) nothing is locked."""
+    path = Path(path)
+    name = _lock_name(path)
+    key = str(name.absolute())
+    if _inside_active(path):
+        yield
+        return
+    if key in _held:  # this process holds it already
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    made = [p for p in path.parents if not p.exists()]  # removed again if left empty
+    _make_parent(path)
+    fd = _acquire(name, path)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        _held.pop(key, None)
+        if fd is not None:
+            name.unlink(missing_ok=True)  # still held: a waiting writer makes a new one
+            os.close(fd)
+        for parent in made:  # innermost first: a failed command leaves no empty folders
+            _rmdir_if_empty(parent)
+
+
+def _acquire(name: Path, path: Path) -> int | None:
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    for _ in range(100):
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise _storage_error(path, err, name) from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another process holds it
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputBusyError(
+                f"{str(path)!r} is being written by process {holder}; wait for it to "
+                "finish, or choose another path"
+            ) from None
+        try:
+            ours = os.fstat(fd).st_ino == os.stat(name).st_ino
+        except FileNotFoundError:
+            ours = False
+        if ours:
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError as err:  # a full disk: refuse here, naming the output
+                name.unlink(missing_ok=True)
+                os.close(fd)
+                raise _storage_error(path, err, name) from err
+            return fd
+        os.close(fd)  # its holder removed it as we opened it: take the new one
+    raise OutputBusyError(f"{str(path)!r} is contended by other writers; try again")
+
+
 # ---------------------------------------------------------------------- what a path holds
 def _read_marker(directory: Path) -> dict | None:
     try:
@@ -139,8 +229,8 @@ def foreign_entries(directory: Path, marker: dict | None = None) -> list[str]:
     foreign = []
     for entry in sorted(directory.iterdir()):
         name = entry.name
-        if name == MARKER or _leftover_pid(name) is not None:
-            continue  # the marker, and our own temp files of an interrupted rewrite
+        if name == MARKER or _leftover_pid(name) is not None or _is_lock(name):
+            continue  # the marker, our own temp files of an interrupted rewrite, a lock
         if any(fnmatch.fnmatch(name, pattern) for pattern in transient):
             continue
         if entry.is_symlink():
@@ -311,9 +401,14 @@ def write_file(path, data: bytes, *, overwrite: bool = False, flag: str = "overw
     into place, so a reader sees the old file or the new one, never half of one.
 
     An existing file is replaced only with ``overwrite`` (otherwise
-    :class:`OutputExistsError`); a directory is never replaced.
+    :class:`OutputExistsError`); a directory is never replaced. The path is
+    :func:`lock`-ed meanwhile.
     """
-    path = Path(path)
+    with lock(path):
+        return _write_file(Path(path), data, overwrite=overwrite, flag=flag)
+
+
+def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
     check_output_file(path, overwrite=overwrite, flag=flag)
     _make_parent(path)
     durable = not _inside_active(path)  # else the enclosing commit flushes it
@@ -431,7 +526,18 @@ def write_owned(directory, relpath: str, data: bytes) -> Path:
 
 
 @contextmanager
-def output_dir(
+def output_dir(path, **kwargs):
+    """Yield a fresh temp directory to fill; on success it takes ``path``'s place (see the
+    module docstring), on any failure it is removed and ``path`` is untouched. The path is
+    :func:`lock`-ed meanwhile. Keywords: ``kind`` (``"run"``, ``"model"``,
+    ``"compare"``..., named in the marker and in messages), ``overwrite``, ``flag``,
+    ``files`` and ``transient`` (as in :func:`make_output_dir`)."""
+    with lock(path), _output_dir(path, **kwargs) as tmp:
+        yield tmp
+
+
+@contextmanager
+def _output_dir(
     path,
     *,
     kind: str,
@@ -440,14 +546,8 @@ def output_dir(
     files: dict | None = None,
     transient=(),
 ):
-    """Yield a fresh temp directory to fill; on success it takes ``path``'s place (see the
-    module docstring), on any failure it is removed and ``path`` is untouched.
-
-    ``kind`` names the output (``"run"``, ``"model"``, ``"compare"``...) in its marker
-    and in messages; ``files`` and ``transient`` are as in :func:`make_output_dir`. The
-    path is checked before the temp directory is made and again
-    before it is committed (something may have appeared there meanwhile).
-    """
+    """:func:`output_dir` under its lock. The path is checked before the temp directory is
+    made and again before it is committed (something may have appeared there meanwhile)."""
     path = Path(path)
     check_output_dir(path, overwrite=overwrite, flag=flag)
     _make_parent(path)

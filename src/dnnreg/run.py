@@ -27,6 +27,7 @@ import pandas as pd
 from dnnreg._files import (
     OutputExistsError,
     check_output_dir,
+    lock,
     make_output_dir,
     marker_of,
     output_dir,
@@ -157,6 +158,19 @@ def train_run(
 
     Returns the metrics dict that is also written to ``metrics.json``.
     """
+    with lock(out):  # one writer from the check to the commit: the training takes minutes
+        return _train_run(
+            frame, target, out, params=params, task=task, test_fraction=test_fraction,
+            val_fraction=val_fraction, seed=seed, source=source, unlabeled=unlabeled,
+            overwrite=overwrite, flag=flag, weight=weight, resume=resume,
+            keep_checkpoint=keep_checkpoint,
+        )  # fmt: skip
+
+
+def _train_run(
+    frame, target, out, *, params, task, test_fraction, val_fraction, seed, source,
+    unlabeled, overwrite, flag, weight, resume, keep_checkpoint,
+) -> dict:  # fmt: skip
     from dnnreg.estimators.classifier import DNNClassifier
     from dnnreg.estimators.persistence import save
     from dnnreg.estimators.regressor import DNNRegressor

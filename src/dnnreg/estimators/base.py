@@ -375,9 +375,10 @@ class _DNNBase(BaseEstimator):
                 "checkpoint_dir to the folder the interrupted fit wrote"
             )
         with verbose_output(self.verbose):
-            self._checkpointer = self._make_checkpointer(resume)
+            self._checkpointer = checkpoint = self._make_checkpointer(resume)
             try:
-                return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
+                with contextlib.nullcontext() if checkpoint is None else checkpoint.held():
+                    return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
             finally:
                 del self._checkpointer
 

@@ -43,6 +43,7 @@ import torch
 from dnnreg._files import (
     OutputExistsError,
     check_output_dir,
+    lock,
     marker_of,
     output_dir,
     remove_output,
@@ -152,7 +153,7 @@ class Checkpointer:
         self.directory, self.every, self.keep = Path(directory), every, keep
         self.identity = ""
         self.last_write, self.write_seconds = time.perf_counter(), 0.0
-        self.writes = 0
+        self.writes, self.total_seconds = 0, 0.0  # what checkpoints cost this fit
 
     def check(self) -> None:
         """Refuse, before any work, a directory that is neither absent, empty nor a
@@ -163,6 +164,11 @@ class Checkpointer:
                 f"checkpoint_dir {str(self.directory)!r} holds a dnnreg "
                 f"{marker.get('dnnreg_output')}, not a checkpoint; choose another folder"
             )
+
+    def held(self):
+        """The checkpoint folder locked for the whole fit: a second fit writing the same
+        folder meanwhile is refused (:func:`dnnreg._files.lock`)."""
+        return lock(self.directory)
 
     def exists(self) -> bool:
         return (self.directory / STATE).is_file()
@@ -188,6 +194,7 @@ class Checkpointer:
         self.last_write = time.perf_counter()
         self.write_seconds = self.last_write - start
         self.writes += 1
+        self.total_seconds += self.write_seconds
 
     def load(self) -> dict | None:
         """The saved state, or ``None`` when there is none yet (a warning says the fit
