@@ -214,7 +214,7 @@ def cmd_train(args) -> int:
     task = resolve_task(task, frame, args.target)
     params = _settings(args, task)
     for key in ("checkpoint_dir", "keep_checkpoint"):
-        if key in params:
+        if params.get(key) not in (None, False):  # a replayed config.json holds the defaults
             raise UsageError(
                 f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key} "
                 "(--keep-checkpoint keeps it after the run)"
