@@ -6,7 +6,7 @@ never a traceback from the CLI. Example counts are bounded so the suite stays fa
 test's count is in its ``settings``."""
 
 import json
-import math
+import os
 import shutil
 import warnings
 
@@ -22,8 +22,13 @@ from dnnreg import DNNRegressor, load, load_numpy, save  # noqa: E402
 from dnnreg.tables.reading import read_table  # noqa: E402
 
 CLEAN_ERRORS = (ValueError, TypeError, OSError)
+# Derandomised, so CI runs the same examples every time (a new failure shows up in a
+# campaign, not as a flaky build): DNNREG_FUZZ_EXAMPLES=2000 runs a longer, random one.
+EXAMPLES = int(os.environ.get("DNNREG_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
-    max_examples=40,
+    max_examples=EXAMPLES,
+    derandomize="DNNREG_FUZZ_EXAMPLES" not in os.environ,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -34,12 +39,12 @@ def _clean_failure(err: BaseException) -> None:
     assert str(err).strip(), f"{type(err).__name__} with an empty message"
 
 
-def _tries(call):
-    """Run ``call``; return its result, or None after checking its failure is clean."""
+def _tries(call, *args):
+    """``call(*args)``; its result, or None after checking its failure is clean."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # warnings are allowed; only errors are judged
         try:
-            return call()
+            return call(*args)
         except Exception as err:  # noqa: BLE001 - the property is about which errors
             _clean_failure(err)
             return None
@@ -70,7 +75,7 @@ def tables(draw):
 def test_random_bytes_are_a_table_or_a_clean_error(tmp_path, data, suffix):
     path = tmp_path / f"t{suffix}"
     path.write_bytes(data)
-    frame = _tries(lambda: read_table(path))
+    frame = _tries(read_table, path)
     assert frame is None or isinstance(frame, pd.DataFrame)
 
 
@@ -88,7 +93,7 @@ def test_random_tables_are_read_or_refused_cleanly(tmp_path, table, kind):
             frame.astype(str).to_parquet(path, index=False)
         except Exception:  # noqa: BLE001
             return
-    read = _tries(lambda: read_table(path))
+    read = _tries(read_table, path)
     if read is not None:
         assert len(set(read.columns)) == len(read.columns)  # duplicates never pass
 
@@ -131,7 +136,7 @@ def predict_inputs(draw):
 def test_predict_answers_or_refuses_cleanly(fitted, frame, engine):
     path, _ = fitted
     model = load(path) if engine == "torch" else load_numpy(path)
-    pred = _tries(lambda: model.predict(frame))
+    pred = _tries(model.predict, frame)
     if pred is not None:
         assert len(pred) == len(frame) and np.isfinite(pred).all()
 
@@ -150,7 +155,8 @@ def _mutations(config: dict, draw) -> dict:
     node[keys[-1]] = draw(
         st.one_of(
             st.none(), st.integers(-3, 10**6), st.floats(allow_nan=False), st.text(max_size=4),
-            st.lists(st.integers(0, 3), max_size=3), st.dictionaries(st.text(max_size=3), st.none()),
+            st.lists(st.integers(0, 3), max_size=3),
+            st.dictionaries(st.text(max_size=3), st.none()),
         )
     )  # fmt: skip
     return config
@@ -172,9 +178,9 @@ def test_a_damaged_model_file_loads_or_is_refused_cleanly(fitted, tmp_path, data
         config = json.loads((copy / target).read_text())
         (copy / target).write_text(json.dumps(_mutations(config, data.draw)))
     for reader in (load, load_numpy):
-        model = _tries(lambda: reader(copy))
+        model = _tries(reader, copy)
         if model is not None:  # a harmless change: it still predicts, or refuses cleanly
-            pred = _tries(lambda: model.predict(X))
+            pred = _tries(model.predict, X)
             assert pred is None or len(pred) == len(X)
 
 
@@ -187,11 +193,17 @@ def test_random_bytes_as_a_model_file_are_refused_cleanly(fitted, tmp_path, data
     shutil.copytree(path, copy)
     (copy / name).write_bytes(data)
     for reader in (load, load_numpy):
-        assert _tries(lambda: reader(copy)) is None or math.isfinite(0)
+        assert _tries(reader, copy) is None  # checksums and the format refuse it
 
 
 # ---------------------------------------------------------------------- the CLI
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=max(15, EXAMPLES // 3),
+    derandomize="DNNREG_FUZZ_EXAMPLES" not in os.environ,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 @given(data=st.binary(max_size=200))
 def test_the_cli_never_shows_a_traceback(fitted, tmp_path, capsys, data):
     from dnnreg.cli import main

@@ -11,6 +11,7 @@ existing path is replaced only when it holds a dnnreg output and ``overwrite=Tru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -25,6 +26,22 @@ FILES = ("config.json", "preprocessor.json", "weights.safetensors")
 
 class ModelFormatError(ValueError):
     """A model directory is missing, corrupt, truncated or from an unknown format version."""
+
+
+@contextlib.contextmanager
+def damaged_as_format_error(path):
+    """Turn what a parseable but damaged model file raises deep inside the loader (a
+    missing key, a value of the wrong type; found by tests/test_fuzz.py) into one
+    :class:`ModelFormatError` naming the model. config.json carries the other files'
+    checksums but none of its own, so a hand-edited one reaches the loader."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        detail = f"missing {err}" if isinstance(err, KeyError) else str(err).splitlines()[0][:120]
+        raise ModelFormatError(
+            f"model {str(path)!r} is damaged: config.json or preprocessor.json does not hold "
+            f"what this version of dnnreg wrote ({detail}); re-save the model"
+        ) from err
 
 
 def _sha256(path: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dnnreg.model_file import (
     ModelFormatError,
+    damaged_as_format_error,
     read_config,
     read_preprocessor,
     read_weights,
@@ -44,8 +45,12 @@ def load(path):
     from dnnreg.estimators.regressor import DNNRegressor
 
     path = Path(path)
+    with damaged_as_format_error(path):
+        return _load(path, {"DNNRegressor": DNNRegressor, "DNNClassifier": DNNClassifier})
+
+
+def _load(path: Path, classes: dict):
     config = read_config(path)
-    classes = {"DNNRegressor": DNNRegressor, "DNNClassifier": DNNClassifier}
     if config.get("estimator") not in classes:
         raise ModelFormatError(
             f"model {str(path)!r} holds a {config.get('estimator')!r}; "

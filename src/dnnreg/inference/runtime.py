@@ -29,8 +29,14 @@ import pandas as pd
 import dnnreg.cores as cores
 from dnnreg.conformal import PREFIX as CALIBRATION_PREFIX
 from dnnreg.conformal import Calibration, base_predictions, check_coverage, mondrian_groups
-from dnnreg.model_file import read_config, read_preprocessor, read_weights
-from dnnreg.options import LEAKY_SLOPE, NORM_EPS
+from dnnreg.model_file import (
+    ModelFormatError,
+    damaged_as_format_error,
+    read_config,
+    read_preprocessor,
+    read_weights,
+)
+from dnnreg.options import LEAKY_SLOPE, NORM_EPS, NORMALIZATIONS
 from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
@@ -166,6 +172,11 @@ class InferenceNet:
         residual=False,
         dtype=np.float32,
     ):
+        if activation not in _ACTIVATIONS or normalization not in NORMALIZATIONS:
+            raise ModelFormatError(
+                f"the model records activation={activation!r}, normalization="
+                f"{normalization!r}, which this runtime does not know; re-save the model"
+            )
         self.dtype = np.dtype(dtype)
         p = member_weights({k: np.asarray(v, dtype=self.dtype) for k, v in params.items()})
         self.numeric_embedding = {k: v for k, v in p.items() if k.startswith("num_embedding.")}
@@ -342,6 +353,11 @@ def load_numpy(path, *, n_threads="auto") -> NumpyModel:
     (:meth:`InferenceNet.outputs`); the model's ``n_threads`` attribute may be changed.
     """
     path = Path(path)
+    with damaged_as_format_error(path):
+        return _load_numpy(path, n_threads)
+
+
+def _load_numpy(path: Path, n_threads) -> NumpyModel:
     config = read_config(path)
     pre, target = read_preprocessor(path)
     params = config["params"]
