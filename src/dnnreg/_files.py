@@ -423,20 +423,7 @@ def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        if overwrite:
-            check_output_file(path, overwrite=True, flag=flag)  # it may be a dir by now
-            os.replace(tmp, path)
-        else:
-            try:
-                rename_noreplace(tmp, path)
-            except FileExistsError:
-                raise OutputExistsError(
-                    f"{str(path)!r} appeared while dnnreg was writing "
-                    f"it; pass {flag} to replace it, or choose a new "
-                    "path"
-                ) from None
-        if durable:
-            fsync_path(path.parent)
+        _place(tmp, path, overwrite=overwrite, flag=flag, durable=durable)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, OSError):
@@ -447,6 +434,55 @@ def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
     finally:
         _active.discard(str(tmp))
     return path
+
+
+def _place(tmp: Path, path: Path, *, overwrite: bool, flag: str, durable: bool) -> None:
+    """Rename a complete temp file into place (replacing a file only with ``overwrite``)."""
+    if overwrite:
+        check_output_file(path, overwrite=True, flag=flag)  # it may be a dir by now
+        os.replace(tmp, path)
+    else:
+        try:
+            rename_noreplace(tmp, path)
+        except FileExistsError:
+            raise OutputExistsError(
+                f"{str(path)!r} appeared while dnnreg was writing it; pass {flag} to "
+                "replace it, or choose a new path"
+            ) from None
+    if durable:
+        fsync_path(path.parent)
+
+
+@contextmanager
+def output_file(path, *, overwrite: bool = False, flag: str = "overwrite=True"):
+    """:func:`write_file` for a file written in pieces (streamed predictions): yields the
+    temp path beside ``path`` for any writer to fill (``open``, pyarrow's ParquetWriter);
+    on success it is flushed and renamed into place, on failure removed, and ``path`` is
+    untouched. Locked meanwhile."""
+    path = Path(path)
+    with lock(path):
+        check_output_file(path, overwrite=overwrite, flag=flag)
+        _make_parent(path)
+        clean_leftovers(path)
+        tmp = _sibling(path, "tmp")
+        _active.add(str(tmp))
+        try:
+            yield tmp
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _place(tmp, path, overwrite=overwrite, flag=flag, durable=True)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                mapped = _storage_error(path, err, tmp)
+                if mapped is not err:
+                    raise mapped from err
+            raise
+        finally:
+            _active.discard(str(tmp))
 
 
 def write_text(path, text: str, **kwargs) -> Path:

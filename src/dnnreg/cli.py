@@ -21,7 +21,7 @@ import pandas as pd
 from dnnreg._validation import did_you_mean
 from dnnreg._version import __version__
 from dnnreg.notices import cli_showwarning
-from dnnreg.run import features_for, model_dir, prediction_frame, resolve_task, train_run
+from dnnreg.run import features_for, model_dir, resolve_task, train_run
 
 logger = logging.getLogger("dnnreg")
 
@@ -286,9 +286,15 @@ def cmd_demo(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from dnnreg._files import check_output_file, write_text
+    """Stream the table through the model in chunks (bounded memory, any input size) into
+    a CSV or Parquet file written atomically, or CSV on stdout with ``--out -``."""
+    from dnnreg._files import check_output_file, output_file
+    from dnnreg.run import stream_predictions
+    from dnnreg.tables.reading import iter_table
 
-    check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
+    to_stdout = args.out == "-"
+    if not to_stdout:
+        check_output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE)
     if args.interval_by is not None and args.interval is None:
         raise ValueError("--interval-by needs --interval COVERAGE (e.g. --interval 0.9)")
     if args.engine == "numpy":
@@ -296,15 +302,21 @@ def cmd_predict(args) -> int:
     else:
         from dnnreg import load
     model = load(model_dir(args.model))
-    frame = features_for(model, _read(args, args.data))
-    pred = prediction_frame(model, frame, interval=args.interval, by=args.interval_by)
-    write_text(
-        Path(args.out),
-        pred.to_csv(index=False, float_format="%.17g"),
-        overwrite=args.overwrite,
-        flag=OVERWRITE,
+    chunks = iter_table(
+        args.data,
+        chunk_rows=args.chunk_rows,
+        sep=args.sep,
+        encoding=args.encoding,
+        na_values=args.na,
     )
-    print(f"wrote {len(pred)} predictions to {args.out}")
+    options = dict(keep=args.keep or (), interval=args.interval, by=args.interval_by)
+    if to_stdout:
+        stream_predictions(model, chunks, sys.stdout, **options)
+        return 0
+    parquet = args.out.lower().endswith((".parquet", ".pq"))
+    with output_file(args.out, overwrite=args.overwrite, flag=OVERWRITE) as tmp:
+        rows = stream_predictions(model, chunks, tmp, parquet=parquet, **options)
+    print(f"wrote {rows} predictions to {args.out}")
     return 0
 
 
@@ -888,8 +900,26 @@ def _add_predict(sub) -> None:
     p.add_argument("model", metavar="MODEL", help="model directory or RUN_DIR")
     p.add_argument("data", metavar="DATA")
     _reading_args(p)
-    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="file to write: .parquet for Parquet, else CSV; '-' for CSV on stdout",
+    )
     _overwrite_arg(p)
+    p.add_argument(
+        "--keep",
+        action="append",
+        metavar="COL",
+        help="copy this input column (an id) in front of the predictions (repeatable)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=_at_least_one,
+        default=100_000,
+        metavar="N",
+        help="rows read, predicted and written at a time: memory is bounded by this, not by "
+        "the table's size (default: 100000)",
+    )
     p.add_argument(
         "--engine",
         choices=("torch", "numpy"),

@@ -313,6 +313,43 @@ def prediction_frame(model, X, *, interval=None, by=None) -> pd.DataFrame:
     return frame
 
 
+def stream_predictions(
+    model, chunks, out, *, parquet=False, keep=(), interval=None, by=None
+) -> int:
+    """Predict table chunks one at a time and append them to ``out`` (a path, or a text
+    stream for CSV) as Parquet or CSV, so memory holds one chunk whatever the input's
+    size. ``keep`` names input columns copied in front (an id); those that are not
+    features are not given to the model. Returns the number of rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, rows = None, 0
+    try:
+        for chunk in chunks:
+            missing = [c for c in keep if c not in chunk.columns]
+            if missing:
+                raise ValueError(
+                    f"--keep names {missing}, which the table does not have; its columns "
+                    f"are {list(chunk.columns)[:20]}"
+                )
+            features = model.preprocessor_.columns
+            X = features_for(model, chunk.drop(columns=[c for c in keep if c not in features]))
+            pred = prediction_frame(model, X, interval=interval, by=by)
+            pred = pd.concat([chunk[list(keep)].reset_index(drop=True), pred], axis=1)
+            if parquet:
+                table = pa.Table.from_pandas(pred, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(out, table.schema)
+                writer.write_table(table.cast(writer.schema))
+            else:
+                pred.to_csv(out, mode="a", header=rows == 0, index=False, float_format="%.17g")
+            rows += len(pred)
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
 def model_dir(path) -> Path:
     """Accept a model directory or a RUN_DIR that holds one under ``model/``."""
     p = Path(path)

@@ -34,33 +34,18 @@ def read_table(path, *, sep=None, encoding=None, na_values=None) -> pd.DataFrame
     tokens such as ``?``, which make it categorical (names ``na_values``).
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
-    if path.is_dir():
-        raise ValueError(f"data file {str(path)!r} is a directory; pass a CSV or Parquet file")
-    if not os.access(path, os.R_OK):
-        raise PermissionError(f"data file {str(path)!r} is not readable; check its permissions")
-    if path.stat().st_size == 0:
-        raise ValueError(f"data file {str(path)!r} is empty; pass a table with a header and rows")
+    read_table_checks(path)
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
         reader = _read_parquet
-    elif name.endswith(CSV_SUFFIXES) or name.endswith(".gz"):
+    else:
         sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
         options = dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
         reader = lambda p: _read_csv(p, **options)  # noqa: E731
-    else:
-        raise ValueError(
-            f"data file {str(path)!r} has an unknown format; use .csv, .csv.gz or .parquet"
-        )
     try:
         frame = reader(path)
     except UnicodeDecodeError as err:
-        raise ValueError(
-            f"data file {str(path)!r} is not {encoding or 'UTF-8'} text (byte "
-            f"{err.object[err.start]:#04x} at offset {err.start}); pass its encoding, e.g. "
-            "--encoding latin-1 (library: read_table(path, encoding='latin-1'))"
-        ) from err
+        raise _not_encoded(path, encoding, err) from err
     except ValueError as err:
         if str(err).startswith("data file"):  # ours, from _read_csv: already one line
             raise
@@ -75,6 +60,90 @@ def read_table(path, *, sep=None, encoding=None, na_values=None) -> pd.DataFrame
         raise _duplicates(path, duplicated)
     _warn_mostly_numeric(frame)
     return frame
+
+
+CHUNK_ROWS = 100_000
+"""Rows per chunk when streaming: ~10-100 MB of a typical table, large enough that the
+per-chunk overhead (a pandas frame, one batched forward pass) is amortised."""
+
+
+def iter_table(path, *, chunk_rows: int = CHUNK_ROWS, sep=None, encoding=None, na_values=None):
+    """Yield a CSV or Parquet file as DataFrames of at most ``chunk_rows`` rows, holding
+    one chunk in memory at a time (:func:`read_table`'s checks and messages; its warnings
+    judge the first chunk). CSV chunks are typed each on their own: a categorical column
+    of integer codes reads "3" whether a chunk made it int or float
+    (:func:`dnnreg.tables.preprocessing.level_strings`)."""
+    path = Path(path)
+    first = True
+    csv_sep = None if path.name.lower().endswith(PARQUET_SUFFIXES) else (sep or ",")
+    for frame in _chunks(path, chunk_rows, sep, encoding, na_values):
+        if len(frame) == 0:  # a header-only CSV reads as one empty chunk
+            continue
+        if first:
+            if frame.shape[1] == 0:
+                raise ValueError(f"data file {str(path)!r} has no columns; pass a table")
+            _check_delimiter(path, frame, csv_sep)
+            _warn_mostly_numeric(frame)
+            first = False
+        yield frame
+    if first:
+        raise ValueError(f"data file {str(path)!r} has no rows; pass a table with data rows")
+
+
+def _chunks(path: Path, chunk_rows: int, sep, encoding, na_values):
+    read_table_checks(path)
+    name = path.name.lower()
+    try:
+        if name.endswith(PARQUET_SUFFIXES):
+            import pyarrow.parquet as pq
+
+            duplicated = _duplicated([str(n) for n in pq.read_schema(path).names])
+            if duplicated:
+                raise _duplicates(path, duplicated)
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+            return
+        sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
+        options = dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
+        header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0]
+        duplicated = _duplicated([str(n) for n in header.tolist()])
+        if duplicated:
+            raise _duplicates(path, duplicated)
+        with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
+            yield from reader
+    except UnicodeDecodeError as err:
+        raise _not_encoded(path, encoding, err) from err
+    except ValueError as err:
+        if str(err).startswith("data file"):
+            raise
+        raise _unreadable(path, err) from err
+    except Exception as err:  # noqa: BLE001 - pandas, pyarrow and gzip raise their own
+        raise _unreadable(path, err) from err
+
+
+def read_table_checks(path: Path) -> None:
+    """The file itself: present, a file, readable, not empty, a known format."""
+    if not path.exists():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist; check the path")
+    if path.is_dir():
+        raise ValueError(f"data file {str(path)!r} is a directory; pass a CSV or Parquet file")
+    if not os.access(path, os.R_OK):
+        raise PermissionError(f"data file {str(path)!r} is not readable; check its permissions")
+    if path.stat().st_size == 0:
+        raise ValueError(f"data file {str(path)!r} is empty; pass a table with a header and rows")
+    name = path.name.lower()
+    if not (name.endswith(PARQUET_SUFFIXES) or name.endswith(CSV_SUFFIXES) or name.endswith(".gz")):
+        raise ValueError(
+            f"data file {str(path)!r} has an unknown format; use .csv, .csv.gz or .parquet"
+        )
+
+
+def _not_encoded(path, encoding, err) -> ValueError:
+    return ValueError(
+        f"data file {str(path)!r} is not {encoding or 'UTF-8'} text (byte "
+        f"{err.object[err.start]:#04x} at offset {err.start}); pass its encoding, e.g. "
+        "--encoding latin-1 (library: read_table(path, encoding='latin-1'))"
+    )
 
 
 def _read_csv(path, **options) -> pd.DataFrame:
