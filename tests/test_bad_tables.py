@@ -89,3 +89,21 @@ def test_the_cli_says_it_in_one_line_and_the_flags_work(tmp_path, capsys):
     assert main([*argv, "--na", "?", *fast]) == 0
     assert (out / "model" / "config.json").exists()
     assert "--na" not in capsys.readouterr().err  # '?' is missing now: no warning
+
+
+def test_an_identifier_column_is_warned_about_and_a_category_is_not():
+    import warnings as w
+
+    import numpy as np
+    import pandas as pd
+
+    from dnnreg.tables.preprocessing import TablePreprocessor
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "id": [f"u{i}" for i in range(200)]})
+    with pytest.warns(UserWarning, match=r"column 'id' has a different value in 100 %.*--keep"):
+        TablePreprocessor().fit(frame)
+    frame["id"] = rng.choice([f"c{i}" for i in range(30)], 200)  # 30 levels: a category
+    with w.catch_warnings():
+        w.simplefilter("error")
+        TablePreprocessor().fit(frame)

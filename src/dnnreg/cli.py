@@ -915,10 +915,10 @@ def _add_predict(sub) -> None:
     p.add_argument(
         "--chunk-rows",
         type=_at_least_one,
-        default=100_000,
+        default=20_000,
         metavar="N",
         help="rows read, predicted and written at a time: memory is bounded by this, not by "
-        "the table's size (default: 100000)",
+        "the table's size (default: 20000)",
     )
     p.add_argument(
         "--engine",

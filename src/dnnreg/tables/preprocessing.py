@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dnnreg._validation import check_choice, raise_all
+from dnnreg.notices import warn
 from dnnreg.options import CATEGORICAL_ENCODINGS, SCALINGS  # noqa: F401
 
 # smooth_clip: z / √(1 + (z/3)²) after robust scaling (RealMLP, Holzmüller et al. 2024).
@@ -100,6 +101,20 @@ def level_strings(col: pd.Series) -> pd.Series:
         text = values.astype(str).where(~whole, values.where(whole, 0).astype(np.int64).astype(str))
         return text.where(present, None)
     return col.astype(object).where(present, None).map(str, na_action="ignore")
+
+
+def _warn_if_identifier(name, col: pd.Series) -> None:
+    """A text column with a different value in (almost) every row is an identifier: each
+    level is seen once, so the model can only memorise it, and any new row is unseen."""
+    n = int(col.notna().sum())
+    distinct = col.nunique(dropna=True)
+    if n >= 50 and distinct >= 0.95 * n:
+        warn(
+            f"column {name!r} has a different value in {100 * distinct / n:.0f} % of the rows, "
+            "like an identifier: the model can only memorise it and every new row's value is "
+            "unseen; drop it from the features (the CLI's predict --keep keeps it beside the "
+            "predictions)"
+        )
 
 
 def _numeric_or_none(col: pd.Series):
@@ -213,6 +228,7 @@ class TablePreprocessor:
         for name in self.columns:
             values = None if name in forced else _numeric_or_none(frame[name])
             if values is None:
+                _warn_if_identifier(name, frame[name])
                 self.categorical[name] = self._fit_categorical(
                     frame[name], self.categorical_encoding
                 )
