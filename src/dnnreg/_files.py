@@ -415,8 +415,7 @@ def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
     if durable:
         clean_leftovers(path)
     tmp = _sibling(path, "tmp")
-    _active.add(str(tmp))
-    try:
+    with _writing(path, tmp, lambda: tmp.unlink(missing_ok=True)):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -424,8 +423,18 @@ def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
                 f.flush()
                 os.fsync(f.fileno())
         _place(tmp, path, overwrite=overwrite, flag=flag, durable=durable)
+    return path
+
+
+@contextmanager
+def _writing(path: Path, tmp: Path, cleanup):
+    """While ``tmp`` is being written for ``path``: it is ours (never a leftover); on any
+    failure ``cleanup`` removes it and a storage error names ``path``, not the temp."""
+    _active.add(str(tmp))
+    try:
+        yield
     except BaseException as err:
-        tmp.unlink(missing_ok=True)
+        cleanup()
         if isinstance(err, OSError):
             mapped = _storage_error(path, err, tmp)
             if mapped is not err:
@@ -433,7 +442,6 @@ def _write_file(path: Path, data: bytes, *, overwrite: bool, flag: str) -> Path:
         raise
     finally:
         _active.discard(str(tmp))
-    return path
 
 
 def _place(tmp: Path, path: Path, *, overwrite: bool, flag: str, durable: bool) -> None:
@@ -465,8 +473,7 @@ def output_file(path, *, overwrite: bool = False, flag: str = "overwrite=True"):
         _make_parent(path)
         clean_leftovers(path)
         tmp = _sibling(path, "tmp")
-        _active.add(str(tmp))
-        try:
+        with _writing(path, tmp, lambda: tmp.unlink(missing_ok=True)):
             yield tmp
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -474,15 +481,6 @@ def output_file(path, *, overwrite: bool = False, flag: str = "overwrite=True"):
             finally:
                 os.close(fd)
             _place(tmp, path, overwrite=overwrite, flag=flag, durable=True)
-        except BaseException as err:
-            tmp.unlink(missing_ok=True)
-            if isinstance(err, OSError):
-                mapped = _storage_error(path, err, tmp)
-                if mapped is not err:
-                    raise mapped from err
-            raise
-        finally:
-            _active.discard(str(tmp))
 
 
 def write_text(path, text: str, **kwargs) -> Path:
@@ -589,8 +587,12 @@ def _output_dir(
     _make_parent(path)
     clean_leftovers(path)
     tmp = _sibling(path, "tmp")
-    _active.add(str(tmp))
-    try:
+
+    def remove_temp():
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)  # our own half-written temp directory
+
+    with _writing(path, tmp, remove_temp):
         os.mkdir(tmp, 0o777)  # the umask applies, unlike tempfile.mkdtemp's 0700
         _mark(tmp, kind, "writing")
         yield tmp
@@ -604,16 +606,6 @@ def _output_dir(
         if not _inside_active(path):  # a nested output is flushed with the enclosing one
             _fsync_tree(tmp)
         _commit(tmp, path, overwrite=overwrite, flag=flag)
-    except BaseException as err:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)  # our own half-written temp directory
-        if isinstance(err, OSError):
-            mapped = _storage_error(path, err, tmp)
-            if mapped is not err:
-                raise mapped from err
-        raise
-    finally:
-        _active.discard(str(tmp))
 
 
 def _commit(tmp: Path, path: Path, *, overwrite: bool, flag: str) -> None:
