@@ -36,7 +36,7 @@ from dnnreg.model_file import (
     read_preprocessor,
     read_weights,
 )
-from dnnreg.options import LEAKY_SLOPE, NORM_EPS, NORMALIZATIONS
+from dnnreg.options import ACTIVATIONS, LEAKY_SLOPE, NORM_EPS, NORMALIZATIONS
 from dnnreg.predictions import output_map, point_prediction, sigmoid, softplus
 
 CHUNK = 512  # rows per chunk; measured best of 256-4096 for 3x256 on this 2-core machine
@@ -172,7 +172,7 @@ class InferenceNet:
         residual=False,
         dtype=np.float32,
     ):
-        if activation not in _ACTIVATIONS or normalization not in NORMALIZATIONS:
+        if activation not in ACTIVATIONS or normalization not in NORMALIZATIONS:
             raise ModelFormatError(
                 f"the model records activation={activation!r}, normalization="
                 f"{normalization!r}, which this runtime does not know; re-save the model"
