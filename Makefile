@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean experiments
 
 # torch is installed first and pinned, so that dnnreg's torch>=2.4 never resolves to another
 # build. Which build torch==2.13.0 is depends on the index: empty TORCH_INDEX uses pip's
@@ -33,6 +33,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	-$(PY) -m pip install --quiet -e '.[bench]'  # Keras is a peer in one benchmark; optional
 	@for f in bench/[!_]*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+# The gallery of the course's claims: docs/experiments.md and its figures, regenerated.
+experiments: $(STAMP)
+	$(PY) -c "from dnnreg.studies.experiments import gallery; gallery('docs')"
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

@@ -1108,6 +1108,40 @@ def _add_datasets(sub) -> None:
     p.set_defaults(func=cmd_datasets)
 
 
+def _add_experiment(sub) -> None:
+    p = sub.add_parser(
+        "experiment", help="run one of the course's claims as an experiment with a verdict"
+    )
+    p.add_argument("name", metavar="NAME", nargs="?", help="the experiment (see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments and their claims")
+    p.add_argument("--quick", action="store_true", help="a small run (under 30 s)")
+    p.add_argument("--seeds", type=_at_least_one, default=1, help="repeats (default: 1)")
+    p.add_argument("--out", metavar="DIR", help="write result.json and figure.png there")
+    _overwrite_arg(p)
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_experiment(args) -> int:
+    from dnnreg import experiments
+
+    if args.list:
+        for entry in experiments.catalogue():
+            print(f"{entry['name']:<22} {entry['claim']}")
+        return 0
+    if args.name is None:
+        raise UsageError("name an experiment, e.g. dnnreg experiment feature-engineering (--list)")
+    if args.out:
+        _check_out_dir(args)
+    result = experiments.run(
+        args.name, quick=args.quick, seeds=args.seeds, out=args.out, overwrite=args.overwrite
+    )
+    print(f"claim: {result['claim']}")
+    print(f"verdict ({result['status']}): {result['verdict']}")
+    if args.out:
+        print(f"wrote {args.out}/result.json and {args.out}/figure.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `dnnreg` parser: global flags, then one sub-parser per command (`_add_*`)."""
     parser = _Parser(prog="dnnreg", description="Deep-neural-network regression on tables.")
@@ -1131,6 +1165,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_export,
         _add_serve,
         _add_datasets,
+        _add_experiment,
     ):
         add(sub)
     return parser

@@ -1,0 +1,60 @@
+"""The course's claims as experiments: each quick run's numbers are checked against the
+claim with bounds that can fail, and against independent computations where one exists."""
+
+import json
+
+import numpy as np
+import pytest
+
+import dnnreg
+from dnnreg.cli import main
+
+
+@pytest.fixture(scope="module")
+def results():
+    return {
+        name: dnnreg.experiments.run(name, quick=True) for name in dnnreg.experiments.EXPERIMENTS
+    }
+
+
+def test_feature_engineering_measures_the_claim(results):
+    r = results["feature-engineering"]
+    sq, pr = r["numbers"]["square"], r["numbers"]["product"]
+    assert sq["linear_r2"] < 0.05  # a line through a parabola explains nothing
+    assert abs(sq["a"] - 5) < 0.05 and abs(sq["b"]) < 0.2  # recovered on z = x²
+    assert sq["dnn_r2"] > 0.95 and pr["dnn_r2"] > 0.9 and pr["linear_r2"] < 0.05
+    assert abs(pr["z_coefficient"] - 1) < 0.05
+    assert r["status"] == "holds" and f"a = {sq['a']:.3f}" in r["verdict"]
+
+
+def test_linear_two_ways_agrees_with_scikit_learn(results):
+    from sklearn.linear_model import LinearRegression
+
+    from dnnreg.tables.datasets import load_concrete
+
+    r = results["linear-two-ways"]
+    X, y = load_concrete(return_X_y=True)
+    Z = (X - X.mean(0)) / X.std(0, ddof=0)
+    ref = LinearRegression().fit(Z, y)
+    c = r["coefficients"]
+    np.testing.assert_allclose(c["normal_equation"], [ref.intercept_, *ref.coef_], rtol=1e-8)
+    gap = np.max(np.abs(np.subtract(c["gradient_descent"], c["normal_equation"])))
+    assert gap < 1e-4 and r["numbers"]["max_coefficient_gap"] == pytest.approx(gap)
+    assert r["numbers"]["dnn_affine_r2"] > 0.99999  # identity layers compose to a line
+    np.testing.assert_allclose(c["identity_dnn"], c["normal_equation"], rtol=0.05, atol=0.5)
+    assert r["status"] == "holds"
+
+
+def test_the_cli_lists_runs_and_writes_the_figure(tmp_path, capsys):
+    assert main(["experiment", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in dnnreg.experiments.EXPERIMENTS)
+    out = tmp_path / "exp"
+    assert main(["experiment", "linear-two-ways", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "verdict (holds)" in printed
+    assert json.loads((out / "result.json").read_text())["status"] == "holds"
+    assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["experiment", "linear-two-ways", "--quick", "--out", str(out)]) == 1  # exists
+    assert main(["experiment", "no-such"]) == 1
+    assert "the experiments are" in capsys.readouterr().err
