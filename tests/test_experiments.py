@@ -58,3 +58,36 @@ def test_the_cli_lists_runs_and_writes_the_figure(tmp_path, capsys):
     assert main(["experiment", "linear-two-ways", "--quick", "--out", str(out)]) == 1  # exists
     assert main(["experiment", "no-such"]) == 1
     assert "the experiments are" in capsys.readouterr().err
+
+
+def test_loss_pairing_cross_entropy_learns_faster(results):
+    r = results["loss-pairing"]
+    n = r["numbers"]
+    assert n["seeds"] >= 5
+    for case in ("sgd", "sgd-saturated", "adam", "adam-saturated"):
+        reach = n[case]["epochs_to_target"]
+        faster = sum(
+            ce is not None and (m is None or ce < m)
+            for ce, m in zip(reach["cross_entropy"], reach["mse"])
+        )
+        assert faster == n[case]["cross_entropy_faster"], case
+        if case.startswith("sgd"):  # the course's setting: plain gradient descent
+            assert faster >= 4, case  # 4 of 5 seeds at least
+    # a saturated wrong start stalls squared error under plain SGD: (p - y)·p(1 - p) ≈ 0
+    assert r["curves"]["sgd-saturated/mse"][4] > 2 * r["curves"]["sgd-saturated/cross_entropy"][4]
+    assert r["status"] in ("holds", "holds only when")
+
+
+def test_the_output_gradients_are_the_formulas_the_verdict_cites():
+    import torch
+
+    z = torch.linspace(-6, 6, 25, requires_grad=True)
+    y = (torch.arange(25) % 2).float()
+    p = torch.sigmoid(z)
+    (mse,) = torch.autograd.grad((0.5 * (p - y) ** 2).sum(), z)
+    (ce,) = torch.autograd.grad(
+        torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="sum"), z
+    )
+    p = p.detach()
+    torch.testing.assert_close(mse, (p - y) * p * (1 - p))
+    torch.testing.assert_close(ce, p - y)
