@@ -91,3 +91,16 @@ def test_the_output_gradients_are_the_formulas_the_verdict_cites():
     p = p.detach()
     torch.testing.assert_close(mse, (p - y) * p * (1 - p))
     torch.testing.assert_close(ce, p - y)
+
+
+def test_vanishing_gradients_measures_the_claim(results):
+    r = results["vanishing-gradients"]
+    n = r["numbers"]
+    assert n["sigmoid_depth20_first_ratio"] < 1e-3  # the bounds
+    assert n["relu_he_depth20_first_ratio"] > 1e-2
+    assert n["sigmoid_batchnorm_depth20_first_ratio"] > 1e-2
+    shallow = [g for g in r["grid"] if g["depth"] == 2 and g["activation"] == "sigmoid"]
+    assert all(g["first_ratio"] > 1e-2 for g in shallow)  # two layers: nothing vanishes yet
+    trained = n["trained_depth10_r2"]
+    assert trained["relu/he_normal"] > trained["sigmoid/torch_default"] + 0.3
+    assert r["status"] == "holds"
