@@ -104,3 +104,15 @@ def test_vanishing_gradients_measures_the_claim(results):
     trained = n["trained_depth10_r2"]
     assert trained["relu/he_normal"] > trained["sigmoid/torch_default"] + 0.3
     assert r["status"] == "holds"
+
+
+def test_exploding_gradients_measures_the_claim(results):
+    r = results["exploding-gradients"]
+    growth = r["numbers"]["first_gradient_vs_he"]
+    assert growth["gain 3"][20] > 1e6 and growth["gain 3"][20] > 100 * growth["gain 2"][20]
+    assert growth["gain 3"][2] < 1e3  # shallow: the product has few factors
+    assert growth["gain 1"][20] == 1.0
+    final = r["numbers"]["final_loss"]
+    assert final["none"] is None or final["none"] > 1e6  # diverged as is
+    assert final["batch_norm"] is not None and final["batch_norm"] < 1.0  # repaired
+    assert r["status"] in ("holds", "holds only when")
