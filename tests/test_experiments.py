@@ -116,3 +116,14 @@ def test_exploding_gradients_measures_the_claim(results):
     assert final["none"] is None or final["none"] > 1e6  # diverged as is
     assert final["batch_norm"] is not None and final["batch_norm"] < 1.0  # repaired
     assert r["status"] in ("holds", "holds only when")
+
+
+def test_capacity_measures_the_claim(results):
+    r = results["capacity"]
+    grid = {(g["width"], g["rows"]): g for g in r["grid"]}
+    assert grid[(2, 600)]["train_rmse"] > 1.5  # too small: above the noise floor of 1
+    few = grid[(512, 60)]
+    assert few["train_rmse"] < 0.2 < few["test_rmse"] - 1.0  # memorised 60 rows
+    gap = lambda n: grid[(512, n)]["test_rmse"] - grid[(512, n)]["train_rmse"]  # noqa: E731
+    assert gap(600) < 0.5 * gap(60)
+    assert r["status"] == "holds"
