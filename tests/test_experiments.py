@@ -127,3 +127,18 @@ def test_capacity_measures_the_claim(results):
     gap = lambda n: grid[(512, n)]["test_rmse"] - grid[(512, n)]["train_rmse"]  # noqa: E731
     assert gap(600) < 0.5 * gap(60)
     assert r["status"] == "holds"
+
+
+def test_depth_vs_width_measures_the_claim(results):
+    from dnnreg.studies.experiments.depth_vs_width import parameters, width_for
+
+    r = results["depth-vs-width"]
+    for rows in r["tables"].values():
+        counts = [row["parameters"] for row in rows]
+        assert max(counts) < 1.1 * min(counts)  # one budget, within 10 %
+        for row in rows:
+            assert row["width"] == width_for(row["depth"], 8, r["numbers"]["budget"])
+            assert parameters(row["depth"], 8, row["width"]) == row["parameters"]
+    comp = r["numbers"]["compositional"]
+    assert min(comp[d] for d in comp if d > 1) < 0.9 * comp[1]  # depth wins on composition
+    assert r["status"] in ("holds", "holds only when")

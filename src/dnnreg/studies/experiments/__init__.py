@@ -21,6 +21,7 @@ EXPERIMENTS = {
     "vanishing-gradients": "vanishing_gradients",
     "exploding-gradients": "exploding_gradients",
     "capacity": "capacity",
+    "depth-vs-width": "depth_vs_width",
 }
 """Name -> module. The course's other claims are listed in docs/experiments.md as not yet
 runnable."""
@@ -65,7 +66,6 @@ def run(name: str, *, quick: bool = False, seeds: int = 1, out=None, overwrite=F
 
 
 NOT_YET = (
-    "depth-vs-width",
     "small-data", "pretraining-2006", "hidden-features", "dreams", "softmax-from-scratch",
 )  # fmt: skip
 """The course's claims not yet runnable here (the ``compare``/``learning-curve`` and
