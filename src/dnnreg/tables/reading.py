@@ -39,8 +39,8 @@ def read_table(path, *, sep=None, encoding=None, na_values=None) -> pd.DataFrame
     if name.endswith(PARQUET_SUFFIXES):
         reader = _read_parquet
     else:
-        sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
-        options = dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
+        options = _csv_options(name, sep, encoding, na_values)
+        sep = options["sep"]
         reader = lambda p: _read_csv(p, **options)  # noqa: E731
     try:
         frame = reader(path)
@@ -98,18 +98,12 @@ def _chunks(path: Path, chunk_rows: int, sep, encoding, na_values):
         if name.endswith(PARQUET_SUFFIXES):
             import pyarrow.parquet as pq
 
-            duplicated = _duplicated([str(n) for n in pq.read_schema(path).names])
-            if duplicated:
-                raise _duplicates(path, duplicated)
+            _refuse_duplicates(path, pq.read_schema(path).names)
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
             return
-        sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
-        options = dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
-        header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0]
-        duplicated = _duplicated([str(n) for n in header.tolist()])
-        if duplicated:
-            raise _duplicates(path, duplicated)
+        options = _csv_options(name, sep, encoding, na_values)
+        _refuse_duplicate_header(path, options)
         with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
             yield from reader
     except UnicodeDecodeError as err:
@@ -149,11 +143,26 @@ def _not_encoded(path, encoding, err) -> ValueError:
 
 def _read_csv(path, **options) -> pd.DataFrame:
     """``pd.read_csv``, refusing duplicate header names (which pandas renames ``x.1``)."""
+    _refuse_duplicate_header(path, options)
+    return pd.read_csv(path, **options)
+
+
+def _csv_options(name: str, sep, encoding, na_values) -> dict:
+    """pandas' CSV options: ``,`` (tab for .tsv), UTF-8, the extra missing-value tokens."""
+    sep = sep or ("\t" if name.endswith((".tsv", ".tsv.gz")) else ",")
+    return dict(sep=sep, encoding=encoding or "utf-8", na_values=na_values)
+
+
+def _refuse_duplicate_header(path, options) -> None:
+    """Duplicate names in the raw header (pandas would rename the second ``x.1``)."""
     header = pd.read_csv(path, header=None, nrows=1, dtype=str, **options).iloc[0]
-    duplicated = _duplicated([str(n) for n in header.tolist()])
+    _refuse_duplicates(path, header.tolist())
+
+
+def _refuse_duplicates(path, names) -> None:
+    duplicated = _duplicated([str(n) for n in names])
     if duplicated:
         raise _duplicates(path, duplicated)
-    return pd.read_csv(path, **options)
 
 
 def _read_parquet(path) -> pd.DataFrame:
@@ -161,9 +170,7 @@ def _read_parquet(path) -> pd.DataFrame:
     "Multiple matches for FieldRef")."""
     import pyarrow.parquet as pq
 
-    duplicated = _duplicated([str(n) for n in pq.read_schema(path).names])
-    if duplicated:
-        raise _duplicates(path, duplicated)
+    _refuse_duplicates(path, pq.read_schema(path).names)
     return pd.read_parquet(path)
 
 

@@ -256,8 +256,8 @@ def fit_model(
                 checkpoint.save(snapshot(inside.position))
                 raise _interrupted(checkpoint, stop, epoch, inside.position) from None
             at.partial = None
-        retries = at.retries
         if _diverged(train_loss, reference):
+            retries = at.retries
             if retries == MAX_RETRIES:
                 raise TrainingDivergedError(
                     f"training diverged (loss {train_loss:.3g}) even at learning rate "
@@ -265,7 +265,7 @@ def fit_model(
                     f"learning_rate_init={config.lr:g}; lower learning_rate_init further, "
                     "clip gradients (clip_grad_norm=1.0), or check the target's scale"
                 )
-            retries = at.retries = retries + 1
+            retries = at.retries = retries + 1  # the loop state carries it into checkpoints
             good = at.good
             good.restore(model, optimizer, schedule)
             schedule.scale(LR_CUT)
