@@ -142,3 +142,114 @@ def test_depth_vs_width_measures_the_claim(results):
     comp = r["numbers"]["compositional"]
     assert min(comp[d] for d in comp if d > 1) < 0.9 * comp[1]  # depth wins on composition
     assert r["status"] in ("holds", "holds only when")
+
+
+def test_small_data_curves_and_crossover(results):
+    from dnnreg.studies.experiments.small_data import SHALLOW, crossover
+
+    r = results["small-data"]
+    for table, data in r["tables"].items():
+        curve, n = data["curve"], r["numbers"][table]
+        assert n["sizes"][0] == 50 and n["sizes"] == sorted(n["sizes"])
+        assert {row["model"] for row in curve} == {*SHALLOW, "dnn"}
+        # the crossover re-derived from the curve's own rows, independently of the verdict
+        at = {(row["model"], row["rows"]): row["test_rmse"] for row in curve}
+        wins = [at[("dnn", s)] < min(at[(m, s)] for m in ("linear", "tree")) for s in n["sizes"]]
+        expected = None
+        for s, w in zip(reversed(n["sizes"]), reversed(wins)):
+            if not w:
+                break
+            expected = s
+        assert n["crossover_simple"] == expected == crossover(curve)
+        # a tree fitted on 50 rows with 5 a leaf fits them better than it predicts new ones
+        tree50 = next(row for row in curve if row["model"] == "tree" and row["rows"] == 50)
+        assert tree50["train_rmse"] < tree50["test_rmse"]
+        assert at[("dnn", n["sizes"][-1])] < at[("dnn", 50)]  # more rows, lower error
+    assert r["status"] in ("holds", "holds only when", "does not hold")
+
+
+def test_softmax_from_scratch_matches_the_engine(results):
+    r = results["softmax-from-scratch"]
+    for name in ("softmax_regression", "one_hidden_layer"):
+        n = r["numbers"][name]
+        assert n["gradient_check"] < 1e-5  # back-propagation = finite differences
+        assert n["numpy_test_accuracy"] > 0.9 and n["torch_test_accuracy"] > 0.9
+        assert abs(n["numpy_test_accuracy"] - n["torch_test_accuracy"]) <= 0.03
+        curve = r["curves"][f"{name}/numpy"]["train_loss"]
+        assert curve[-1] < 0.5 * curve[0]  # it learns
+    assert r["status"] == "holds"
+
+
+def test_the_gradient_check_catches_a_wrong_gradient():
+    from dnnreg.inference.reference import NumpyMLP
+    from dnnreg.studies.experiments.softmax_from_scratch import gradient_check, initial_params
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 5)), rng.integers(0, 3, size=16)
+    net = NumpyMLP(initial_params(5, (4,), 3, 0), hidden_layer_sizes=(4,), activation="tanh")
+    assert gradient_check(net, x, y) < 1e-6
+    wrong = net.loss_and_gradients
+
+    def doubled(*a, **k):
+        value, grads = wrong(*a, **k)
+        return value, {name: 2 * g for name, g in grads.items()}
+
+    net.loss_and_gradients = doubled
+    assert gradient_check(net, x, y) > 0.3  # |2g - g| / (|g| + |2g|) = 1/3
+
+
+def test_hidden_features_separate_the_circles(results):
+    r = results["hidden-features"]
+    c, d = r["numbers"]["circles"], r["numbers"]["digits"]
+    assert c["line_on_inputs"] < 0.75  # a line cannot separate concentric circles
+    assert c["line_on_layer1_16d"] > 0.95 and c["line_on_layer2_2d"] > 0.95
+    assert d["test_accuracy"] > 0.9
+    assert d["probe_layer2"] > d["probe_pixels"] + 0.03  # the class is easier to read above
+    assert 0.1 <= d["selectivity_layer1"] <= 1.0
+    assert r["status"] in ("holds", "holds only when")
+
+
+def test_selectivity_by_hand():
+    from dnnreg.studies.experiments.hidden_features import selectivity
+
+    a = np.array([[3.0, 0.0, 1.0], [2.0, 0.0, 2.0], [1.0, 0.0, 3.0], [0.0, 0.0, 4.0]])
+    labels = np.array([0, 0, 1, 2])
+    # unit 0's top half is rows 0, 1 (both class 0); unit 1 never fires; unit 2's is rows 3, 2
+    assert selectivity(a, labels, share=0.5).tolist() == [1.0, 0.5]
+
+
+def test_hidden_activations_compose_to_the_outputs():
+    from dnnreg import DNNClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 3)), rng.integers(0, 2, size=80)
+    model = DNNClassifier(hidden_layer_sizes=(6, 4), n_ensemble=2, max_iter=2, random_state=0)
+    model.fit(X, y)
+    layers = model.hidden_activations(X)
+    assert [a.shape for a in layers] == [(2, 80, 6), (2, 80, 4)]
+    head = model.model_.head
+    out = layers[-1] @ head.weight.detach().numpy() + head.bias.detach().numpy()
+    np.testing.assert_allclose(out, model._outputs(X).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_dreams_are_read_as_their_class(results):
+    r = results["dreams"]
+    n = r["numbers"]
+    assert n["judge_on_real_test"] > 0.9
+    assert n["recognised"] > 0.5  # chance is 0.1
+    err = n["reconstruction_error"]
+    assert err["low"][1] < 0.5 * err["low"][0] and err["top"][1] < err["top"][0]
+    for c, images in r["dreams"].items():
+        assert np.all((np.asarray(images) >= 0) & (np.asarray(images) <= 1)), c
+
+
+def test_pretraining_helps_only_the_2006_recipe(results):
+    r = results["pretraining-2006"]
+    e = r["numbers"]["effects"]
+    few = str(min(r["numbers"]["fractions"]))
+    old, new = e["2006"][few], e["today"][few]
+    assert old["none"]["accuracy"] < 0.3  # sigmoid + plain SGD from random weights: stuck
+    assert old["rbm"]["accuracy"] > old["none"]["accuracy"] + 0.3
+    assert new["none"]["accuracy"] > 0.6  # today's recipe trains from random weights
+    assert max(new["autoencoder"]["gain"], new["rbm"]["gain"]) < 0.05
+    assert r["status"] == "holds only when"

@@ -996,6 +996,23 @@ class _DNNBase(BaseEstimator):
         """Every member's raw outputs for ``X``. Shape: ``(k, n, d_out)``."""
         return self._frame_outputs(self._frame_for_predict(X))
 
+    def hidden_activations(self, X) -> list[np.ndarray]:
+        """What each hidden layer computes for ``X``, in evaluation mode: one array per
+        layer, first to last, of shape ``(n_ensemble, n_rows, width)`` (after the
+        activation, the normalisation and any residual sum; no dropout). The features the
+        network has learned, for probing, plotting or a linear read-out."""
+        frame = self._frame_for_predict(X)
+        x_num, x_cat = self._tensors(frame)
+        device = next(self.model_.parameters()).device
+        was_training = self.model_.training
+        self.model_.eval()
+        try:
+            with torch.no_grad(), thread_scope(getattr(self, "n_threads", "auto"), max_age=1.0):
+                states = self.model_.hidden_states(x_num.to(device), x_cat.to(device))
+        finally:
+            self.model_.train(was_training)
+        return [s.float().cpu().numpy() for s in states]
+
     def _frame_outputs(self, frame) -> torch.Tensor:
         """:meth:`_outputs` for a frame already checked by :meth:`_frame_for_predict`."""
         x_num, x_cat = self._tensors(frame)

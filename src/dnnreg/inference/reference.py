@@ -1,7 +1,8 @@
 """Forward and backward propagation from scratch in NumPy (float64): the gradient oracle
 that checks the torch engine, and the reference that the lean torch-free runtime behind
-:func:`load_numpy` (:mod:`dnnreg.inference.runtime`) is checked against. Only the tests
-import it: an oracle that shared code with what it checks would stop being one.
+:func:`load_numpy` (:mod:`dnnreg.inference.runtime`) is checked against. The engines never
+import it (an oracle that shared code with what it checks would stop being one); the tests
+do, and so does the ``softmax-from-scratch`` experiment, which trains it on digits.
 
 Notation, for hidden layers l = 1..L-1 and the output layer L, each ensemble member alone
 (rows are samples, W^l is d_{l-1} x d_l):

@@ -408,6 +408,18 @@ class MLP(nn.Module):
         parts = [x_num] + [emb(x_cat[..., i]) for i, emb in enumerate(self.embeddings)]
         return torch.cat(parts, dim=-1) if len(parts) > 1 else x_num
 
+    def hidden_states(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> list[torch.Tensor]:
+        """Each hidden block's output, first to last, without dropout's draws: what the
+        layers compute, for looking inside. Shape: ``-> [(k, n, width_l), ...]``."""
+        x = self.inputs(x_num, x_cat)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.k, -1, -1)
+        states = []
+        for block in self.blocks:
+            x = block(x)
+            states.append(x)
+        return states
+
     def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
         x = self.inputs(x_num, x_cat)  # ([k,] n, d)
         if x.dim() == 2:  # the same rows for every member

@@ -271,27 +271,46 @@ def pretrain_rbm_layer(
         else torch.zeros(k, 1, d_v, device=W.device)
     )
     rbm = RBM(W.data, c.data, b, gaussian=layer == 0)
-    velocity = [torch.zeros_like(t) for t in (rbm.W, rbm.c, rbm.b)]
-    errors = [rbm.reconstruction_error(a3)]
     # Gaussian visible units take a fifth of the rate (their free energy is quadratic in v:
     # measured on California housing, 0.05 diverged on the full training split, 0.01 did not).
     lr = config.lr[layer] * (GAUSSIAN_LR_FACTOR if rbm.gaussian else 1.0)
-    for epoch in range(config.epochs[layer]):
+    errors = train_rbm(
+        rbm, a3, epochs=config.epochs[layer], lr=lr, batch_size=config.batch_size,
+        cd_k=config.cd_k, generator=generator,
+    )  # fmt: skip
+    return {"layer": layer + 1, "mode": "rbm", "reconstruction_error": errors}, rbm
+
+
+def train_rbm(
+    rbm: RBM,
+    v: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    cd_k: int,
+    generator: torch.Generator,
+) -> list[float]:
+    """Train ``rbm`` in place on ``v: (k, n, d_v)`` by CD-k with momentum (0.5 for five
+    epochs, then ``RBM_MOMENTUM``); returns the reconstruction error per epoch (entry 0:
+    before training)."""  # fmt: skip
+    k = rbm.W.shape[0]
+    velocity = [torch.zeros_like(t) for t in (rbm.W, rbm.c, rbm.b)]
+    errors = [rbm.reconstruction_error(v)]
+    for epoch in range(epochs):
         momentum = 0.5 if epoch < 5 else RBM_MOMENTUM
-        for idx in _batches(a3.shape[1], config.batch_size, generator):
-            v0 = a3[:, idx.to(a3.device), :]
+        for idx in _batches(v.shape[1], batch_size, generator):
+            v0 = v[:, idx.to(v.device), :]
             shape = (k, v0.shape[1], rbm.W.shape[2])
-            uniforms = [
-                torch.rand(shape, generator=generator).to(v0.device) for _ in range(config.cd_k)
-            ]
+            uniforms = [torch.rand(shape, generator=generator).to(v0.device) for _ in range(cd_k)]
             with torch.no_grad():
                 for t, vel, g in zip(
                     (rbm.W, rbm.c, rbm.b), velocity, cd_gradients(rbm, v0, uniforms)
                 ):
                     vel.mul_(momentum).add_(g, alpha=lr)
                     t.add_(vel)
-        errors.append(rbm.reconstruction_error(a3))
-    return {"layer": layer + 1, "mode": "rbm", "reconstruction_error": errors}, rbm
+        errors.append(rbm.reconstruction_error(v))
+    return errors
 
 
 # ---------------------------------------------------------------------- wake-sleep

@@ -22,9 +22,13 @@ EXPERIMENTS = {
     "exploding-gradients": "exploding_gradients",
     "capacity": "capacity",
     "depth-vs-width": "depth_vs_width",
+    "small-data": "small_data",
+    "pretraining-2006": "pretraining_2006",
+    "hidden-features": "hidden_features",
+    "dreams": "dreams",
+    "softmax-from-scratch": "softmax_from_scratch",
 }
-"""Name -> module. The course's other claims are listed in docs/experiments.md as not yet
-runnable."""
+"""Name -> module, in the order of the gallery."""
 
 STATUSES = ("holds", "does not hold", "holds only when")
 
@@ -65,13 +69,6 @@ def run(name: str, *, quick: bool = False, seeds: int = 1, out=None, overwrite=F
     return result
 
 
-NOT_YET = (
-    "small-data", "pretraining-2006", "hidden-features", "dreams", "softmax-from-scratch",
-)  # fmt: skip
-"""The course's claims not yet runnable here (the ``compare``/``learning-curve`` and
-``pretrain-study`` commands measure parts of small-data and pretraining-2006 today)."""
-
-
 def gallery(docs) -> Path:
     """Run every experiment in full and write ``docs/experiments.md`` with each claim,
     figure (``docs/experiments/NAME.png``), numbers and verdict: what ``make experiments``
@@ -109,5 +106,4 @@ def gallery(docs) -> Path:
             "</details>",
             "",
         ]
-    lines += ["## Not yet runnable", "", ", ".join(f"`{n}`" for n in NOT_YET) + ".", ""]
     return write_text(docs / "experiments.md", "\n".join(lines), overwrite=True)
