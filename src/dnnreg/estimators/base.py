@@ -1001,14 +1001,13 @@ class _DNNBase(BaseEstimator):
         layer, first to last, of shape ``(n_ensemble, n_rows, width)`` (after the
         activation, the normalisation and any residual sum; no dropout). The features the
         network has learned, for probing, plotting or a linear read-out."""
-        frame = self._frame_for_predict(X)
-        x_num, x_cat = self._tensors(frame)
         device = next(self.model_.parameters()).device
+        x_num, x_cat = self._tensors(self._frame_for_predict(X), device=device)
         was_training = self.model_.training
         self.model_.eval()
         try:
             with torch.no_grad(), thread_scope(getattr(self, "n_threads", "auto"), max_age=1.0):
-                states = self.model_.hidden_states(x_num.to(device), x_cat.to(device))
+                states = self.model_.hidden_states(x_num, x_cat)
         finally:
             self.model_.train(was_training)
         return [s.float().cpu().numpy() for s in states]

@@ -293,7 +293,7 @@ def train_rbm(
 ) -> list[float]:
     """Train ``rbm`` in place on ``v: (k, n, d_v)`` by CD-k with momentum (0.5 for five
     epochs, then ``RBM_MOMENTUM``); returns the reconstruction error per epoch (entry 0:
-    before training)."""  # fmt: skip
+    before training)."""
     k = rbm.W.shape[0]
     velocity = [torch.zeros_like(t) for t in (rbm.W, rbm.c, rbm.b)]
     errors = [rbm.reconstruction_error(v)]

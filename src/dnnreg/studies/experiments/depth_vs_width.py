@@ -53,6 +53,7 @@ def _california(n: int, seed: int):
 
 def _rmse(X, y, depth, width, quick, seed) -> float:
     from dnnreg.estimators.regressor import DNNRegressor
+    from dnnreg.metrics import rmse
 
     half = len(y) * 3 // 4
     model = DNNRegressor(
@@ -62,7 +63,7 @@ def _rmse(X, y, depth, width, quick, seed) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pred = model.fit(X[:half], y[:half]).predict(X[half:])
-    return float(np.sqrt(np.mean((pred - y[half:]) ** 2)))
+    return rmse(y[half:], pred)
 
 
 def measure(*, quick: bool, seeds: int) -> dict:

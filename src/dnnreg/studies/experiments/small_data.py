@@ -67,12 +67,9 @@ def sizes(n_train: int, quick: bool) -> list[int]:
     return out + [n_train]
 
 
-def _rmse(a, b) -> float:
-    return float(np.sqrt(np.mean((np.asarray(a) - np.asarray(b)) ** 2)))
-
-
 def _curves(table: str, quick: bool, seed: int) -> dict:
     """Training and test RMSE of each model at each size, for one seed's split."""
+    from dnnreg.metrics import rmse
     from dnnreg.tables.datasets import load_dataset
 
     X, y = load_dataset(table, return_X_y=True)
@@ -96,11 +93,14 @@ def _curves(table: str, quick: bool, seed: int) -> dict:
                 {
                     "model": name,
                     "rows": int(n),
-                    "train_rmse": _rmse(model.predict(Xs[fit_rows]), y[fit_rows]),
-                    "test_rmse": _rmse(model.predict(Xs[test]), y[test]),
+                    "train_rmse": rmse(y[fit_rows], model.predict(Xs[fit_rows])),
+                    "test_rmse": rmse(y[test], model.predict(Xs[test])),
                 }
             )
-    return {"mean_predictor_rmse": _rmse(y[train].mean(), y[test]), "curve": rows}
+    return {
+        "mean_predictor_rmse": rmse(y[test], np.full(len(test), y[train].mean())),
+        "curve": rows,
+    }
 
 
 def _mean_over_seeds(runs: list[dict]) -> dict:
@@ -125,13 +125,13 @@ def crossover(curve: list[dict], rivals=SIMPLE) -> int | None:
     >>> crossover(c, rivals=("linear",))
     100
     """
-    at = {(r["model"], r["rows"]): r["test_rmse"] for r in curve}
-    found = None
-    for n in sorted({r["rows"] for r in curve}, reverse=True):
-        if at[("dnn", n)] >= min(at[(m, n)] for m in rivals):
-            break
-        found = n
-    return found
+    import pandas as pd
+
+    from dnnreg.studies.evaluation import crossover as against_every_other
+
+    frame = pd.DataFrame(curve).rename(columns={"rows": "size", "test_rmse": "rmse"})
+    frame = frame[frame["model"].isin({*rivals, "dnn"})]  # "every other model" = the rivals
+    return against_every_other(frame, task="regression", dnn="dnn")
 
 
 def _at_size(at: dict, n: int) -> dict:
