@@ -235,6 +235,12 @@ def add_arguments(parser, datasets: dict, models: dict) -> None:
     parser.add_argument("--reuse", default="", help="models taken from the stored runs")
     parser.add_argument("--limit", default="TabM-D=1:10000", help="MODEL=SEEDS[:MAX_ROWS],...")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report only")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="keep runs in results/STORE_runs.json and write results/STORE.{json,md}: a "
+        "study of candidate defaults on one machine, apart from the main benchmark",
+    )
 
 
 def chosen_models(args, known: dict, variant) -> dict:

@@ -9,7 +9,8 @@ CatBoost-TD from pytabkit, CatBoost's and LightGBM's defaults, LightGBM early-st
 ``--models`` adds the older rows too: dnnreg tuned and LightGBM tuned (``--budget``
 seconds of TPE search each) and scikit-learn's MLP. ``--variant 'label={"n_ensemble": 16}'``
 (repeatable) adds dnnreg with the defaults updated by those parameters, the way candidate
-defaults are measured.
+defaults are measured; a key ``"_NAME"`` sets the "auto" rules' constant
+``dnnreg.options.NAME`` for that variant (``{"_AUTO_STEPS": 2000}``).
 
 Each run is kept in ``results/accuracy_runs.json`` as it ends (``_runs.RunStore``);
 ``--reuse`` takes the named models' stored runs instead of refitting them (peers whose code
@@ -23,6 +24,7 @@ Results: results/accuracy.{json,md} and results/accuracy_runs.json.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -65,14 +67,34 @@ def fit_dnnreg(X, y, tr, va, seed, task=None, params=None):
     early-stopped on the validation rows. A bagged model (``bagging=True``) is given the
     training and validation rows together, as ``fit(X, y)``: each member then holds out
     its own fold of them, which is how bagging uses the rows the others validate on."""
-    model = DNNRegressor(random_state=seed, **(params or {}))
-    if model.bagging:
-        rows = np.concatenate([tr, va])
-        model.fit(X.iloc[rows], y.iloc[rows])
-    else:
-        model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
+    params = dict(params or {})
+    rules = {k[1:]: params.pop(k) for k in list(params) if k.startswith("_")}
+    model = DNNRegressor(random_state=seed, **params)
+    with _auto_rules(rules):
+        if model.bagging:
+            rows = np.concatenate([tr, va])
+            model.fit(X.iloc[rows], y.iloc[rows])
+        else:
+            model.fit(X.iloc[tr], y.iloc[tr], eval_set=(X.iloc[va], y.iloc[va]))
     _LAST.update(model=model, seed=seed, n=len(tr))
     return model
+
+
+@contextlib.contextmanager
+def _auto_rules(rules: dict):
+    """A variant's ``"_NAME": value`` entries replace ``dnnreg.options.NAME`` (a constant of
+    the "auto" rules, such as ``AUTO_STEPS``) during its fit: how a candidate rule is
+    measured before it becomes one."""
+    from dnnreg import options
+
+    saved = {name: getattr(options, name) for name in rules}
+    for name, value in rules.items():
+        setattr(options, name, tuple(value) if isinstance(value, list) else value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(options, name, value)
 
 
 def _lgbm_encoder(X_train):
@@ -222,7 +244,9 @@ def run_all(models: dict, seeds: int, reuse: set, limits: dict, store: RunStore)
     )
 
 
-def report(store: RunStore, models: list[str], command: str, limits: dict) -> None:
+def report(
+    store: RunStore, models: list[str], command: str, limits: dict, out: str = STORE
+) -> None:
     """The per-table table and the summaries, from the store's runs of ``models``."""
     runs = {t: store.runs[t] for t in DATASETS if t in store.runs}
     lines = table_lines(runs, models, "rmse", "test RMSE")
@@ -247,9 +271,9 @@ def report(store: RunStore, models: list[str], command: str, limits: dict) -> No
         f"\nReproduce: `{command}`",
     ]
     write(
-        "accuracy",
+        out,
         {
-            "protocol": "train_val_test_indices 64/16/20; runs in accuracy_runs.json",
+            "protocol": f"train_val_test_indices 64/16/20; runs in {out}_runs.json",
             "command": command,
             "peer_versions": versions(),
             "limits": {m: list(v) for m, v in limits.items()},
@@ -275,7 +299,7 @@ def main(argv=None):
     models = chosen_models(args, {**MODELS, **EXTRA}, variant)
     reuse = {m for m in args.reuse.split(",") if m}
     limits = parse_limits(args.limit)
-    store = RunStore(STORE)
+    store = RunStore(args.store or STORE)
     if not args.report_only:
         run_all(models, args.seeds, reuse, limits, store)
     report(
@@ -283,6 +307,7 @@ def main(argv=None):
         list(models),
         "python bench/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         limits,
+        args.store or STORE,
     )
 
 

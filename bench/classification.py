@@ -97,7 +97,7 @@ def main(argv=None):
     datasets = {name: DATASETS[name] for name in args.datasets.split(",")}
     models = chosen_models(args, MODELS, variant)
     limits = parse_limits(args.limit)
-    store = RunStore("classification")
+    store = RunStore(args.store or "classification")
 
     def split(X, y, seed):
         return train_val_test_indices(len(X), seed=seed, stratify=np.asarray(y))
@@ -128,7 +128,7 @@ def main(argv=None):
         )
     lines.append(f"\nStratified 64/16/20 split per seed. Reproduce: `{command}`")
     write(
-        "classification",
+        args.store or "classification",
         {"command": command, "peer_versions": versions(), "models": names, "summaries": summaries},
         "\n".join(lines),
     )

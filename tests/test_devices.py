@@ -7,7 +7,12 @@ import torch
 from sklearn.metrics import r2_score
 
 from dnnreg import DNNRegressor
-from dnnreg.training.devices import bf16_is_native, data_device, resolve_device
+from dnnreg.training.devices import (
+    bf16_is_native,
+    data_device,
+    resolve_device,
+    resolve_precision,
+)
 
 
 def _wave(n=600, seed=0):
@@ -75,6 +80,45 @@ def test_bf16_on_emulating_hardware_warns(monkeypatch):
         DNNRegressor(hidden_layer_sizes=(8,), max_iter=1, precision="bf16", device="cpu").fit(
             *_wave(50)
         )
+
+
+@pytest.mark.parametrize(
+    "capabilities, expected",
+    [({"amx_bf16": True, "avx512_bf16": True}, "bf16"), ({"avx512_bf16": True}, "fp32"),
+     ({"avx2": True}, "fp32")],
+)  # fmt: skip
+def test_auto_precision_is_bf16_only_where_amx_multiplies_it(monkeypatch, capabilities, expected):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"  # measured slower there
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_precision_is_recorded_and_trains_as_recorded(monkeypatch, tmp_path, amx):
+    from dnnreg import load, save
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": amx})
+    seen = set()
+    model = DNNRegressor(hidden_layer_sizes=(16,), max_iter=1, precision="auto", random_state=0)
+    original = DNNRegressor._build_model
+
+    def build_with_probe(self):
+        net = original(self)
+        net.blocks[0].linear.register_forward_hook(
+            lambda mod, inp, out: seen.add(out.dtype) if mod.training else None
+        )
+        return net
+
+    monkeypatch.setattr(DNNRegressor, "_build_model", build_with_probe)
+    model.fit(*_wave(100))
+    expected = "bf16" if amx else "fp32"
+    assert model.resolved_["precision"] == expected
+    assert seen == {torch.bfloat16 if amx else torch.float32}  # the training steps' dtype
+    save(model, tmp_path / "m")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": not amx})
+    assert load(tmp_path / "m").resolved_["precision"] == expected  # recorded, not re-derived
 
 
 def test_compiled_training_reaches_the_eager_quality():

@@ -60,7 +60,7 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "sigmoid_mse")
 SOLVERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "onecycle", "reduce_on_plateau")
 DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 PRETRAIN_MODES = ("none", "autoencoder", "denoising", "sparse", "rbm")
 NOISE_KINDS = ("mask", "gaussian")
 
@@ -349,11 +349,12 @@ _SHARED_PARAMETERS = """
         "auto" trains on the GPU when torch sees one; the training table moves there when
         it fits in half the free GPU memory, else batches are copied
         (:mod:`dnnreg.training.devices`).
-    precision : {"fp32", "bf16"}, default="fp32"
+    precision : {"auto", "fp32", "bf16"}, default="fp32"
         "bf16" runs training's matrix multiplies in bfloat16 under autocast (weights,
         optimiser state, loss and predictions stay fp32): 1.4-1.6x faster on CPUs with
         AVX512-BF16/AMX; emulated, hence slower, elsewhere. On an H100 it measured slower
         than fp32 for 3x256-4x1024 networks (launch-bound), so use it on GPUs for wide nets.
+        "auto" is bf16 on a CPU with AMX and fp32 elsewhere; the choice is recorded.
     compile : bool, default=False
         Train through ``torch.compile`` (inductor). Costs 3-15 s of compilation per fit
         and measured 0-25 % faster epochs on CPU: worth it for fits of minutes, not seconds.

@@ -57,6 +57,7 @@ from dnnreg.training.devices import (
     check_precision,
     data_device,
     resolve_device,
+    resolve_precision,
 )
 from dnnreg.training.loop import (
     TrainConfig,
@@ -562,6 +563,7 @@ class _DNNBase(BaseEstimator):
             n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
             steps_per_epoch=self._auto_steps_per_epoch,
         )
+        self.resolved_["precision"] = resolve_precision(self.precision, self.device_)
         self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))
@@ -764,7 +766,7 @@ class _DNNBase(BaseEstimator):
             n_iter_no_change=self.resolved_["n_iter_no_change"],
             restore_best=bool(self.restore_best_weights),
             max_time=self.max_time,
-            precision=self.precision,
+            precision=self.resolved_["precision"],
             compile=bool(self.compile),
         )
 
@@ -1036,6 +1038,7 @@ def _recorded(config: dict, weights: dict) -> dict:
         )
     resolved.setdefault("n_iter_no_change", None)
     resolved.setdefault("init", None)
+    resolved.setdefault("precision", config["params"].get("precision", "fp32"))
     return resolved
 
 
