@@ -59,6 +59,17 @@ from dnnreg.training.devices import (
     resolve_device,
     resolve_precision,
 )
+from dnnreg.training.distributed import (
+    SINGLE,
+    World,
+    broadcast_json,
+    check_same,
+    guarded,
+    join,
+    launched,
+    leave,
+    local_device,
+)
 from dnnreg.training.loop import (
     TrainConfig,
     fit_model,
@@ -382,6 +393,7 @@ class _DNNBase(BaseEstimator):
                     return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
             finally:
                 del self._checkpointer
+                self.__dict__.pop("_world", None)
 
     def _make_checkpointer(self, resume: bool):
         """The fit's :class:`~dnnreg.training.checkpoint.Checkpointer` (``None`` without
@@ -399,10 +411,15 @@ class _DNNBase(BaseEstimator):
 
     def _fit(self, X, y, sample_weight, eval_set, X_unlabeled, callbacks):
         start = time.perf_counter()
+        self._world = world = self._join()
         frame, y = self._checked_input(X, y)
         frame, y, w = self._weighted_rows(frame, y, sample_weight)
+        if world.active:
+            check_same(_digest(frame, y, w), "table (X, y, sample_weight)", world)
         self._fit_target(y, w)
         rng = check_random_state(self.random_state)
+        if world.active and self.random_state is None:  # one unseeded draw, shared by all
+            rng = np.random.RandomState(broadcast_json(int(rng.randint(2**31 - 1)), world))
         seed = int(rng.randint(np.iinfo(np.int32).max))
         frame, y, w, val_frame, y_val, w_val = self._split_validation(frame, y, w, rng, eval_set)
         frame_unlabeled = self._unlabeled_frame(X_unlabeled, frame.columns)
@@ -421,11 +438,32 @@ class _DNNBase(BaseEstimator):
             self._initialise(train, generator)
             self._pretrain(train, frame_unlabeled, generator, callbacks)
             self._start_at_marginal(train[2], weights.train)
-            result = self._train(train, val, y_val, generator, [*callbacks, threads], y, weights)
+            with guarded(world):
+                result = self._train(
+                    train, val, y_val, generator, [*callbacks, threads], y, weights
+                )
             held = self._finish(result, val, y_val, train, y, weights)
             self._keep_calibration(held, frame, val_frame)
+        leave(world)
         self.fit_seconds_ = time.perf_counter() - start
         return self
+
+    def _join(self) -> World:
+        """This fit's place among the ranks of a torchrun launch
+        (:mod:`dnnreg.training.distributed`); a single process outside one."""
+        if not launched():
+            return SINGLE
+        if self.solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' takes full-batch steps and cannot be split across torchrun "
+                "ranks; use solver='adamw', or run one process"
+            )
+        if self.checkpoint_dir is not None:
+            raise ValueError(
+                "checkpoint_dir is not supported under torchrun yet; drop it, or train in "
+                "one process to checkpoint and resume"
+            )
+        return join(local_device(resolve_device(self.device)))
 
     def _categorical_names(self, columns) -> list[str]:
         """``categorical_features`` as column names: names kept, positions and a boolean
@@ -555,7 +593,11 @@ class _DNNBase(BaseEstimator):
             categorical_encoding=self.categorical_encoding,
             categorical_features=self._categorical_names(frame.columns),
         ).fit(frame)
-        self.device_ = resolve_device(self.device)
+        world = getattr(self, "_world", SINGLE)
+        if world.active:  # rank 0's encoding on every rank
+            state = broadcast_json(self.preprocessor_.to_dict(), world)
+            self.preprocessor_ = TablePreprocessor.from_dict(state)
+        self.device_ = local_device(resolve_device(self.device))
         check_precision(self.precision, self.device_)
         self.resolved_ = resolve_auto(
             self.get_params(),
@@ -578,7 +620,7 @@ class _DNNBase(BaseEstimator):
             probe = train if val_frame is None else self._tensors(val_frame)
             rows = (probe[0][:1024].to(self.device_), probe[1][:1024].to(self.device_))
             callbacks.append(Diagnostics(rows, self.activation))
-        if self.tensorboard_dir is not None:
+        if self.tensorboard_dir is not None and getattr(self, "_world", SINGLE).is_main:
             from dnnreg.training.tensorboard import TensorBoardLogger
 
             rows = (train[0][:4].to(self.device_), train[1][:4].to(self.device_))
@@ -648,6 +690,7 @@ class _DNNBase(BaseEstimator):
             checkpoint=checkpoint,
             stop=stop,
             resume=checkpoint is not None and checkpoint.resume,
+            world=getattr(self, "_world", SINGLE),
         )
 
     def _fit_summary(self, n_rows: int, val_frame) -> str:
@@ -1040,6 +1083,17 @@ def _recorded(config: dict, weights: dict) -> dict:
     resolved.setdefault("init", None)
     resolved.setdefault("precision", config["params"].get("precision", "fp32"))
     return resolved
+
+
+def _digest(frame, y, w) -> str:
+    """A hex digest of a fit's table: what every rank of a torchrun fit must share."""
+    import hashlib
+
+    h = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    h.update(np.ascontiguousarray(np.asarray(y)).tobytes())
+    if w is not None:
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
 
 
 def _check_bool(name, value):

@@ -33,6 +33,14 @@ from dnnreg.training.checkpoint import (
     fingerprint,
 )
 from dnnreg.training.devices import autocast
+from dnnreg.training.distributed import (
+    RANK_SEED_STRIDE,
+    SINGLE,
+    World,
+    all_sum,
+    broadcast_json,
+    wrap,
+)
 from dnnreg.training.optim import (
     Schedule,
     clip_gradients,
@@ -154,6 +162,7 @@ def fit_model(
     checkpoint: Checkpointer | None = None,
     stop: StopRequest | None = None,
     resume: bool = False,
+    world: World = SINGLE,
 ) -> TrainResult:
     """Train ``model`` in place on ``train = (x_num, x_cat, y)``, each row's loss times
     ``weight`` (``(n,)``, mean 1) when given.
@@ -171,6 +180,10 @@ def fit_model(
     when it is due, and ``resume`` first restores the last one, so the fit goes on as if
     never stopped. ``stop`` is a stop request (SIGINT/SIGTERM): the loop answers it after
     the current batch with a checkpoint and :class:`TrainingInterrupted`.
+
+    ``world`` (:mod:`dnnreg.training.distributed`) makes this one rank of a data-parallel
+    fit: it trains on its share of every batch through DDP, and every decision (rollback,
+    early stopping, the best epoch) is taken on values that all ranks share.
     """
     x_num, x_cat, y = train
     k = getattr(model, "k", 1)
@@ -197,7 +210,8 @@ def fit_model(
     if getattr(model, "dropout", 0) > 0 and hasattr(model, "seed_dropout"):
         # the masks' own generator, seeded from the fit's: reproducible, and independent
         # of the batch order drawn below
-        model.seed_dropout(int(torch.randint(2**62, (1,), generator=generator)))
+        seed = int(torch.randint(2**62, (1,), generator=generator))
+        model.seed_dropout(seed + world.rank * RANK_SEED_STRIDE)  # each rank its own masks
     weights, _ = decayed_parameters(model)
     alpha = config.alpha + (config.weight_decay if config.solver == "lbfgs" else 0.0)
 
@@ -209,6 +223,7 @@ def fit_model(
     # The compiled module shares its parameters with ``model``; evaluation and callbacks
     # keep using the eager model (evaluation batches have other shapes, hooks stay eager).
     step_model = _compile(model) if config.compile and config.solver != "lbfgs" else model
+    step_model = wrap(step_model, world, next(model.parameters()).device)
     result = TrainResult()
     reference = _initial_loss(model, objective, train, member_rows, weight)
     at = _LoopState(good=_GoodState(model, optimizer, schedule, epoch=0))
@@ -250,6 +265,7 @@ def fit_model(
                     weight,
                     stop=stop,
                     resume=at.partial,
+                    world=world,
                 )
             except _EpochInterrupted as inside:
                 at.epoch = epoch - 1
@@ -285,7 +301,7 @@ def fit_model(
             "seconds": time.perf_counter() - start,
         }
         if evaluate is not None:
-            record.update(evaluate(model))
+            record.update(broadcast_json(evaluate(model), world))  # rank 0's, on every rank
         score = record[monitor] if evaluate is not None else record["train_loss"]
         score = -score if maximize else score
         schedule.step_epoch(score)
@@ -518,6 +534,7 @@ def _minibatch_epoch(
     weight=None,
     stop=None,
     resume=None,
+    world: World = SINGLE,
 ) -> float:
     """One pass over the rows in mini-batches. ``step_model`` runs the forward pass (the
     model itself, or its compiled form); batches move to the model's device if the table
@@ -526,7 +543,12 @@ def _minibatch_epoch(
 
     After each batch a pending ``stop`` request raises :class:`_EpochInterrupted` with
     what continuing needs (the epoch's row order, the next batch, the running loss);
-    ``resume`` takes that back and goes on from the next batch."""
+    ``resume`` takes that back and goes on from the next batch.
+
+    Under a data-parallel ``world`` every rank draws the same order and takes every
+    ``world.size``-th row of each batch; its loss is weighted by its share of the batch so
+    that DDP's average of the ranks' gradients is the whole batch's gradient. Returns the
+    epoch's mean training loss over all ranks' rows."""
     x_num, x_cat, y = train
     k = getattr(model, "k", 1)
     n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
@@ -542,10 +564,17 @@ def _minibatch_epoch(
         order, first, total = resume["order"], resume["next"], resume["total"]
     order, total = order.to(x_num.device), total.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    # Drop a last batch of one row: batch norm cannot normalise a single sample.
-    end = n - (1 if n % config.batch_size == 1 and n > 1 else 0)
+    # Drop a last batch of one row (batch norm cannot normalise a single sample), or of
+    # fewer rows than ranks (each rank needs one).
+    short = n % config.batch_size
+    end = n - (short if 0 < short < max(2, world.size) and n > short else 0)
     for i in range(first, end, config.batch_size):
         idx = order[:, i : i + config.batch_size]  # (k, b)
+        share = 1.0
+        if world.active:
+            b = idx.shape[1]
+            idx = idx[:, world.rank :: world.size]  # (k, b / size): this rank's rows
+            share = idx.shape[1] * world.size / b
         xb_num, xb_cat, yb = x_num[idx], x_cat[idx], y[idx]
         wb = None if weight is None else weight[idx]  # (k, b)
         if copy_batches:
@@ -556,6 +585,8 @@ def _minibatch_epoch(
         if config.precision != "fp32":
             out = out.float()  # the loss in fp32: bf16 cannot resolve small residuals
         loss, full = objective(out, yb, wb)
+        if share != 1.0:  # DDP averages over ranks: weigh this rank's mean by its rows
+            full = full + (share - 1.0) * loss
         optimizer.zero_grad(set_to_none=True)
         full.backward()
         if callbacks:
@@ -567,7 +598,9 @@ def _minibatch_epoch(
         total += loss.detach() * idx.shape[1]  # no .item(): no sync per batch
         if stop is not None and stop.requested and i + config.batch_size < end:
             raise _EpochInterrupted({"order": order, "next": i + config.batch_size, "total": total})
-    return float(total) / end
+    # every row of the epoch went to one rank: the sum over ranks is the whole epoch's, and
+    # every rank takes its rollback decision on the same number
+    return all_sum([float(total)], world)[0] / end
 
 
 def _lbfgs_epoch(
