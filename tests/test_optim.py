@@ -163,6 +163,35 @@ def test_fused_adam_equals_torch_optim_on_a_network(solver):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_moments_never_turn_subnormal_and_the_weights_stay_where_they_would_be():
+    """Weights whose gradient goes to zero: their first moment decays by 0.9 a step. Left
+    alone (the same kernel with the flush switched off) it passes through the subnormal
+    range, slow on x86; ours is sent to zero before it gets there, at every step, and every
+    weight ends bit for bit where the unflushed optimiser puts it."""
+    torch.manual_seed(0)
+    ours_w = torch.randn(4096, requires_grad=True)
+    plain_w = ours_w.detach().clone().requires_grad_(True)
+    ours = FusedAdam([{"params": [ours_w], "weight_decay": 0.0}], lr=1e-3, decoupled=True)
+    plain = FusedAdam([{"params": [plain_w], "weight_decay": 0.0}], lr=1e-3, decoupled=True)
+    plain.FLUSH_EVERY = 10**9
+    tiny = torch.finfo(torch.float32).tiny
+    grads = torch.randn(4096) * torch.logspace(-2, -12, 4096)  # v = g² stays normal
+
+    def subnormal(t):
+        return int(((t != 0) & (t.abs() < tiny)).sum())
+
+    seen = 0
+    for step in range(900):
+        g = grads if step < 5 else torch.zeros(4096)  # then the units receive nothing
+        for w, opt in ((ours_w, ours), (plain_w, plain)):
+            w.grad = g.clone()
+            opt.step()
+        seen = max(seen, subnormal(plain.state[plain_w][0]))
+        assert all(subnormal(t) == 0 for t in ours.state[ours_w][:2]), step
+    assert seen > 100  # the case is real: left alone, the moments went subnormal
+    torch.testing.assert_close(ours_w, plain_w, rtol=0, atol=0)
+
+
 def test_without_the_private_fused_kernels_torch_optim_takes_over(monkeypatch):
     """torch._fused_adamw_ is private: when a torch release drops it, the optimiser is
     torch.optim's public AdamW (fused=True or foreach), and training still works."""

@@ -119,12 +119,18 @@ class FusedAdam:
     """
 
     eps = 1e-8  # torch's default
+    # Every FLUSH_EVERY steps the moments are rounded to multiples of 2^-113 below
+    # FLUSH_SCALE, which sends values under ~5e-35 to zero before they turn subnormal
+    # (see _flush).
+    FLUSH_EVERY = 32
+    FLUSH_SCALE = 2.0**-90
 
     def __init__(self, groups: list[dict], *, lr: float, decoupled: bool, beta2: float = 0.999):
         self.betas = (0.9, beta2)  # torch's default beta1
         self.param_groups = [{**g, "params": list(g["params"]), "lr": lr} for g in groups]
         self.kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
         self.state: dict[torch.Tensor, tuple] = {}
+        self.steps_taken = 0
 
     @staticmethod
     def supported(model: nn.Module) -> bool:
@@ -167,6 +173,34 @@ class FusedAdam:
                 amsgrad=False,
                 maximize=False,
             )
+        self.steps_taken += 1
+        if self.steps_taken % self.FLUSH_EVERY == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send the moments' smallest values to zero before they become subnormal.
+
+        Why: a weight whose gradient stays zero (a unit that no longer fires, an input bin
+        no row falls in) keeps a first moment that shrinks by β₁ = 0.9 a step on its way
+        to zero, through the subnormal range below 1.2e-38, where x86 CPUs compute through
+        a microcode assist about a hundred times slower. Measured on concrete (8 members,
+        batch 16): after 1,000 steps 15 % of the first moments were subnormal and the
+        update took 2.2 ms a step instead of 0.5. Adding and subtracting c = 2^-90 rounds
+        every value to a multiple of c's last bit (2^-113), so values under ~5e-35 become
+        exactly zero, while the rest change by at most that much (moments above ~1e-20,
+        all that matter, not at all); run every 32 steps, a moment decaying at 0.9 a step
+        cannot cross the 3,000-fold gap from 5e-35 to the subnormals in between (it needs
+        about 80). Two in-place passes (0.4 ms for the default network), no allocation
+        and no work on subnormals, unlike a masked fill (3 ms). Measured: the update
+        2.2 -> 0.8 ms a step, the whole fit 1.4x faster. No weight changes measurably:
+        the update such a moment would make, lr · m / (√v + ε), is under 1e-29. Done here
+        rather than by the CPU's flush-to-zero mode, which is per-thread process state a
+        library must not change. GPUs compute on subnormals at full speed: CPU only."""
+        moments = [t for m, v, _ in self.state.values() for t in (m, v)]
+        moments = [t for t in moments if t.device.type == "cpu" and t.dtype == torch.float32]
+        if moments:
+            torch._foreach_add_(moments, self.FLUSH_SCALE)
+            torch._foreach_sub_(moments, self.FLUSH_SCALE)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -191,6 +225,8 @@ class FusedAdam:
             for i, p in enumerate(self._params())
             if i in state
         }
+        # the steps taken so far, so that a resumed fit flushes on the same steps
+        self.steps_taken = max((int(step) for _, _, step in self.state.values()), default=0)
 
 
 def lr_factor(
