@@ -129,3 +129,45 @@ def test_a_dead_rank_stops_the_other_with_a_clear_error(tmp_path, how):
     assert time.monotonic() - start < 45
     assert "another rank of this data-parallel fit stopped or timed out" in err, err[-3000:]
     assert not (tmp_path / "model").exists()
+
+
+def test_torchrun_dnnreg_train_writes_one_run_from_rank_0(tmp_path):
+    """``torchrun -m dnnreg train``: both ranks train, rank 0 alone prints and writes the
+    run directory, and its model predicts."""
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=600, noise=0.3, random_state=1)
+    table = tmp_path / "data.csv"
+    import pandas as pd
+
+    pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=y).to_csv(
+        table, index=False
+    )
+    env = {**os.environ, "DNNREG_DDP_TIMEOUT": "30", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone",
+           "-m", "dnnreg", "train", str(table), "--target", "y", "--out", str(tmp_path / "run"),
+           "--set", "max_iter=5", "--set", "hidden_layer_sizes=16", "--set", "n_ensemble=2",
+           "--threads", "1"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("saved model") == 1  # rank 0 only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.csv", "run"]
+    model = load(tmp_path / "run" / "model")
+    assert np.isfinite(model.predict(X[:5])).all()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["rmse"] < np.std(y)
+
+
+def test_ranks_given_different_tables_are_refused_by_name(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(
+        FIT.replace(
+            "params = json.loads",
+            "y = y + (os.environ['RANK'] == '1')  # rank 1's table differs\nparams = json.loads",
+        )
+    )
+    done = _torchrun(script, tmp_path, PARAMS)
+    assert done.returncode != 0
+    assert "every rank must be given the same table (X, y, sample_weight)" in done.stderr
+    assert "rank(s) [1] differ from rank 0's" in done.stderr
+    assert not (tmp_path / "model").exists()

@@ -251,6 +251,8 @@ def cmd_train(args) -> int:
         resume=args.resume,
         keep_checkpoint=args.keep_checkpoint,
     )
+    if metrics is None:  # a torchrun rank other than 0: rank 0 reports and writes
+        return 0
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
     return 0

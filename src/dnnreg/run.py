@@ -156,8 +156,26 @@ def train_run(
     checkpoints into ``out/checkpoint`` (see the module docstring); ``resume`` continues
     from there.
 
+    Under ``torchrun`` (:mod:`dnnreg.training.distributed`) every rank reads the table,
+    splits it alike and trains its share of the one model; rank 0 alone writes the run
+    directory (and takes its lock), the others return ``None``. There is no checkpoint
+    then: a data-parallel fit cannot be resumed yet.
+
     Returns the metrics dict that is also written to ``metrics.json``.
     """
+    from dnnreg.training.distributed import launched, process_rank
+
+    if launched():
+        if resume or keep_checkpoint:
+            raise ValueError(
+                "--resume and --keep-checkpoint need a checkpoint, which a data-parallel "
+                "(torchrun) training does not write yet; train in one process for them"
+            )
+        check_run_dir(out, overwrite=overwrite, resume=False, flag=flag)  # every rank
+        if process_rank() != 0:
+            params = {**params, "verbose": 0}  # one progress stream: rank 0's
+            return _fit_rank(frame, target, params, task, test_fraction, val_fraction, seed,
+                             unlabeled, weight)  # fmt: skip
     with lock(out):  # one writer from the check to the commit: the training takes minutes
         return _train_run(
             frame, target, out, params=params, task=task, test_fraction=test_fraction,
@@ -167,39 +185,70 @@ def train_run(
         )  # fmt: skip
 
 
-def _train_run(
-    frame, target, out, *, params, task, test_fraction, val_fraction, seed, source,
-    unlabeled, overwrite, flag, weight, resume, keep_checkpoint,
-) -> dict:  # fmt: skip
+def _fit_rank(frame, target, params, task, test_fraction, val_fraction, seed, unlabeled, weight):
+    """A torchrun rank other than 0: the same split and fit as rank 0's (the ranks train
+    one model together), and nothing written."""
+    _, _, model, X, y, w, (train, val, _) = _run_model(
+        frame, target, params, task, test_fraction, val_fraction, seed, weight
+    )
+    eval_set = None if val is None else (X.iloc[val], y.iloc[val], None if w is None else w[val])
+    model.fit(
+        X.iloc[train],
+        y.iloc[train],
+        sample_weight=None if w is None else w[train],
+        eval_set=eval_set,
+        X_unlabeled=unlabeled,
+    )
+    return None
+
+
+def _run_model(frame, target, params, task, test_fraction, val_fraction, seed, weight):
+    """The run's task, estimator, features, target, weights and split, from the table
+    and the command's settings."""
     from dnnreg.estimators.classifier import DNNClassifier
-    from dnnreg.estimators.persistence import save
     from dnnreg.estimators.regressor import DNNRegressor
-    from dnnreg.model_file import json_params
-    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
     from dnnreg.tables.reading import split_xy
 
-    check_run_dir(out, overwrite=overwrite, resume=resume, flag=flag)
     frame, w = _weight_column(frame, weight, target)
     task = resolve_task(task, frame, target, params.get("loss"))
     X, y = split_xy(frame, target, task=task)
-    train, val, test = run_split(
+    splits = run_split(
         len(X),
         test_fraction=test_fraction,
         val_fraction=val_fraction,
         seed=seed,
         stratify=y if task == "classification" else None,
     )
-    # the run's checkpoint is kept by the fit and goes with the directory it lives in
-    params = {"random_state": seed, **params, "keep_checkpoint": True}
-    params["checkpoint_dir"] = str(out / CHECKPOINT)
-    if task == "classification":
-        model, baseline, baseline_name = DNNClassifier(**params), LogisticBaseline(), "logistic"
-    else:
-        model, baseline, baseline_name = DNNRegressor(**params), LinearBaseline(), "linear"
+    params = {"random_state": seed, **params}
+    model = DNNClassifier(**params) if task == "classification" else DNNRegressor(**params)
+    return frame, task, model, X, y, w, splits
+
+
+def _train_run(
+    frame, target, out, *, params, task, test_fraction, val_fraction, seed, source,
+    unlabeled, overwrite, flag, weight, resume, keep_checkpoint,
+) -> dict:  # fmt: skip
+    from dnnreg.estimators.persistence import save
+    from dnnreg.model_file import json_params
+    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
+    from dnnreg.training.distributed import launched
+
+    check_run_dir(out, overwrite=overwrite, resume=resume, flag=flag)
+    data_parallel = launched()
+    if not data_parallel:
+        # the run's checkpoint is kept by the fit and goes with the directory it lives in
+        params = {**params, "keep_checkpoint": True, "checkpoint_dir": str(out / CHECKPOINT)}
+    frame, task, model, X, y, w, (train, val, test) = _run_model(
+        frame, target, params, task, test_fraction, val_fraction, seed, weight
+    )
+    classify = task == "classification"
+    baseline = LogisticBaseline() if classify else LinearBaseline()
+    baseline_name = "logistic" if classify else "linear"
     eval_set = None
     if val is not None:
         eval_set = (X.iloc[val], y.iloc[val], None if w is None else w[val])
-    _training_dir(out)
+    if not data_parallel:
+        _training_dir(out)
     try:
         model.fit(
             X.iloc[train],

@@ -66,11 +66,28 @@ SINGLE = World()
 
 
 def launched() -> bool:
-    """Whether this process was started by torchrun with more than one rank."""
+    """Whether this process is one of several ranks: started by torchrun (its
+    ``WORLD_SIZE``), or inside a process group someone else opened (Ray Train's
+    ``TorchTrainer`` opens it before calling the training function)."""
     try:
-        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return True
     except ValueError:
-        return False
+        pass
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def process_rank() -> int:
+    """This process's rank (0 outside a data-parallel launch), from the open process
+    group or else torchrun's ``RANK``, before any group is joined: who writes."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    try:
+        return int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return 0
 
 
 def local_device(device: torch.device) -> torch.device:
@@ -106,8 +123,9 @@ def wrap(model: torch.nn.Module, world: World, device: torch.device) -> torch.nn
     return DistributedDataParallel(model, device_ids=ids)
 
 
-class RankFailed(RuntimeError):
-    """Another rank of a data-parallel fit failed or disappeared."""
+class RankFailed(ConnectionError):
+    """Another rank of a data-parallel fit failed or disappeared: its connection to this
+    one broke (a ``ConnectionError``, hence one line on the CLI, like other I/O faults)."""
 
 
 # What gloo and NCCL say when a peer has gone: they raise plain RuntimeErrors (DistError

@@ -301,7 +301,9 @@ def fit_model(
             "seconds": time.perf_counter() - start,
         }
         if evaluate is not None:
-            record.update(broadcast_json(evaluate(model), world))  # rank 0's, on every rank
+            record.update(evaluate(model))
+        if world.active:  # rank 0's clock and metrics: every rank stops at the same epoch
+            record = broadcast_json(record, world)
         score = record[monitor] if evaluate is not None else record["train_loss"]
         score = -score if maximize else score
         schedule.step_epoch(score)
