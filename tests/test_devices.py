@@ -90,9 +90,11 @@ def test_bf16_on_emulating_hardware_warns(monkeypatch):
 def test_auto_precision_is_bf16_only_where_amx_multiplies_it(monkeypatch, capabilities, expected):
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == expected
-    assert resolve_precision("auto", torch.device("cuda")) == "fp32"  # measured slower there
-    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu, 256) == expected
+    assert resolve_precision("auto", cpu, 16) == "fp32"  # the casts cost more than they save
+    assert resolve_precision("auto", torch.device("cuda"), 256) == "fp32"  # slower there
+    assert resolve_precision("fp32", cpu, 256) == "fp32"
+    assert resolve_precision("bf16", cpu, 16) == "bf16"
 
 
 @pytest.mark.parametrize("amx", [True, False])
@@ -101,7 +103,9 @@ def test_auto_precision_is_recorded_and_trains_as_recorded(monkeypatch, tmp_path
 
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": amx})
     seen = set()
-    model = DNNRegressor(hidden_layer_sizes=(16,), max_iter=1, precision="auto", random_state=0)
+    model = DNNRegressor(
+        hidden_layer_sizes=(16,), max_iter=1, precision="auto", batch_size=32, random_state=0
+    )
     original = DNNRegressor._build_model
 
     def build_with_probe(self):

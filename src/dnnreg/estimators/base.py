@@ -605,7 +605,9 @@ class _DNNBase(BaseEstimator):
             n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
             steps_per_epoch=self._auto_steps_per_epoch,
         )
-        self.resolved_["precision"] = resolve_precision(self.precision, self.device_)
+        self.resolved_["precision"] = resolve_precision(
+            self.precision, self.device_, self.resolved_["batch_size"]
+        )
         self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
         self._warn_unsound_combinations(len(y))

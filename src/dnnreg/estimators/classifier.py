@@ -109,7 +109,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         checkpoint_every="auto",
         keep_checkpoint=False,
         device="auto",
-        precision="fp32",
+        precision="auto",
         compile=False,
         n_threads="auto",
         pretrain="none",

@@ -130,7 +130,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         checkpoint_every="auto",
         keep_checkpoint=False,
         device="auto",
-        precision="fp32",
+        precision="auto",
         compile=False,
         n_threads="auto",
         pretrain="none",

@@ -115,17 +115,26 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``precision="auto"``: bf16 on a CPU with AMX, fp32 everywhere else.
+# precision="auto" takes bf16 from this batch size up (see resolve_precision).
+AUTO_BF16_MIN_BATCH = 32
 
-    On AMX the member-batched matrix multiplies run in bf16 tiles at about twice fp32's
-    speed, and the fit's accuracy was measured unchanged (the README's "how the defaults
-    were chosen"). Elsewhere fp32: a CPU with only AVX-512 BF16 was not measured here, one
-    without bf16 emulates it at several times fp32's cost, and on GPUs (an H100) bf16 was
-    slower than fp32 for networks of this size, whose kernels are too small to gain."""
+
+def resolve_precision(precision: str, device: torch.device, batch_size: int) -> str:
+    """``precision="auto"``: bf16 on a CPU with AMX for batches of at least
+    :data:`AUTO_BF16_MIN_BATCH` rows, fp32 everywhere else.
+
+    Measured on an AMX CPU (bench/results/defaults_study.md, nine tables, two seeds, the
+    defaults against the defaults in bf16): from batch 45 up bf16 fits took 0.73-0.92x the
+    time (California, batch 225: 0.73x) at the same test RMSE (ratios 0.985-1.004); at
+    batch 16 they took 1.09-1.13x, because every step casts the weights to bf16 and so
+    small a batch gains less from the faster multiplies than the casts cost. Elsewhere
+    fp32: a CPU with only AVX-512 BF16 was not measured here, one without bf16 emulates it
+    at several times fp32's cost, and on a GPU (an H100) bf16 was slower than fp32 for
+    networks of this size."""
     if precision != "auto":
         return precision
-    return "bf16" if device.type == "cpu" and cpu_has_amx() else "fp32"
+    amx = device.type == "cpu" and cpu_has_amx()
+    return "bf16" if amx and batch_size >= AUTO_BF16_MIN_BATCH else "fp32"
 
 
 def check_precision(precision: str, device: torch.device) -> None:
