@@ -191,6 +191,13 @@ def _fit_rank(frame, target, params, task, test_fraction, val_fraction, seed, un
     _, _, model, X, y, w, (train, val, _) = _run_model(
         frame, target, params, task, test_fraction, val_fraction, seed, weight
     )
+    _fit_split(model, X, y, w, train, val, unlabeled)
+    return None
+
+
+def _fit_split(model, X, y, w, train, val, unlabeled, resume=False) -> None:
+    """Fit on the training rows, early-stopping on the validation rows (with their
+    weights) when the split has any."""
     eval_set = None if val is None else (X.iloc[val], y.iloc[val], None if w is None else w[val])
     model.fit(
         X.iloc[train],
@@ -198,8 +205,8 @@ def _fit_rank(frame, target, params, task, test_fraction, val_fraction, seed, un
         sample_weight=None if w is None else w[train],
         eval_set=eval_set,
         X_unlabeled=unlabeled,
+        resume=resume,
     )
-    return None
 
 
 def _run_model(frame, target, params, task, test_fraction, val_fraction, seed, weight):
@@ -244,20 +251,10 @@ def _train_run(
     classify = task == "classification"
     baseline = LogisticBaseline() if classify else LinearBaseline()
     baseline_name = "logistic" if classify else "linear"
-    eval_set = None
-    if val is not None:
-        eval_set = (X.iloc[val], y.iloc[val], None if w is None else w[val])
     if not data_parallel:
         _training_dir(out)
     try:
-        model.fit(
-            X.iloc[train],
-            y.iloc[train],
-            sample_weight=None if w is None else w[train],
-            eval_set=eval_set,
-            X_unlabeled=unlabeled,
-            resume=resume,
-        )
+        _fit_split(model, X, y, w, train, val, unlabeled, resume)
     except (KeyboardInterrupt, OSError):  # a stop request, a full disk: resumable
         raise
     except BaseException:
