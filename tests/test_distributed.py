@@ -171,3 +171,15 @@ def test_ranks_given_different_tables_are_refused_by_name(tmp_path):
     assert "every rank must be given the same table (X, y, sample_weight)" in done.stderr
     assert "rank(s) [1] differ from rank 0's" in done.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_a_rank_that_never_arrives_is_a_clear_error_not_a_hang(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(FIT)
+    lone = _rank(0, _free_port(), script, tmp_path, PARAMS, timeout_s=5)  # rank 1 never starts
+    try:
+        _, err = lone.communicate(timeout=60)
+    finally:
+        lone.kill()
+    assert lone.returncode not in (0, None)
+    assert "another rank of this data-parallel fit stopped or timed out" in err, err[-3000:]

@@ -108,7 +108,9 @@ def join(device: torch.device) -> World:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
+        expected = World(process_rank(), int(os.environ.get("WORLD_SIZE", "2")))
+        with guarded(expected):  # a rank that never arrives: the same one line
+            dist.init_process_group(backend, timeout=timedelta(seconds=TIMEOUT_S))
     return World(dist.get_rank(), dist.get_world_size())
 
 
