@@ -85,18 +85,25 @@ def bf16_is_native(device: torch.device) -> bool:
     return cpu_has_bf16()
 
 
+def _cpu_capabilities() -> dict | None:
+    """torch's public table of the CPU's instruction sets (``torch.cpu.get_capabilities``),
+    or ``None`` on a torch without it or when it cannot answer."""
+    get = getattr(torch.cpu, "get_capabilities", None)
+    if get is None:
+        return None
+    try:
+        return dict(get())
+    except (RuntimeError, AttributeError, TypeError):
+        return None
+
+
 def cpu_has_bf16() -> bool:
     """Whether the CPU has bf16 instructions, from torch's public capability table
-    (``torch.cpu.get_capabilities``: AVX-512 BF16 or AMX on x86, BF16 on Arm); on a torch
-    without it, the oneDNN probe it replaced (private, so guarded); False when neither
-    answers."""
-    get = getattr(torch.cpu, "get_capabilities", None)
-    if get is not None:
-        try:
-            caps = get()
-            return any(bool(caps.get(k)) for k in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
-        except (RuntimeError, AttributeError, TypeError):
-            pass
+    (AVX-512 BF16 or AMX on x86, BF16 on Arm); on a torch without it, the oneDNN probe it
+    replaced (private, so guarded); False when neither answers."""
+    caps = _cpu_capabilities()
+    if caps is not None:
+        return any(bool(caps.get(k)) for k in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
     probe = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
     try:
         return bool(probe()) if probe is not None else False
@@ -108,11 +115,7 @@ def cpu_has_amx() -> bool:
     """Whether the CPU has AMX tile units for bf16 (Intel Sapphire Rapids and later): the
     hardware where ``precision="auto"`` picks bf16, because that is where it was measured
     to pay (``bench/results/defaults_study.md``)."""
-    get = getattr(torch.cpu, "get_capabilities", None)
-    try:
-        return bool(get().get("amx_bf16")) if get is not None else False
-    except (RuntimeError, AttributeError, TypeError):
-        return False
+    return bool((_cpu_capabilities() or {}).get("amx_bf16"))
 
 
 # precision="auto" takes bf16 from this batch size up (see resolve_precision).
