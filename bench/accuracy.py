@@ -299,7 +299,8 @@ def main(argv=None):
     models = chosen_models(args, {**MODELS, **EXTRA}, variant)
     reuse = {m for m in args.reuse.split(",") if m}
     limits = parse_limits(args.limit)
-    store = RunStore(args.store or STORE)
+    store_name = args.store or STORE
+    store = RunStore(store_name)
     if not args.report_only:
         run_all(models, args.seeds, reuse, limits, store)
     report(
@@ -307,7 +308,7 @@ def main(argv=None):
         list(models),
         "python bench/accuracy.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         limits,
-        args.store or STORE,
+        store_name,
     )
 
 

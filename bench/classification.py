@@ -97,7 +97,8 @@ def main(argv=None):
     datasets = {name: DATASETS[name] for name in args.datasets.split(",")}
     models = chosen_models(args, MODELS, variant)
     limits = parse_limits(args.limit)
-    store = RunStore(args.store or "classification")
+    store_name = args.store or "classification"
+    store = RunStore(store_name)
 
     def split(X, y, seed):
         return train_val_test_indices(len(X), seed=seed, stratify=np.asarray(y))
@@ -128,7 +129,7 @@ def main(argv=None):
         )
     lines.append(f"\nStratified 64/16/20 split per seed. Reproduce: `{command}`")
     write(
-        args.store or "classification",
+        store_name,
         {"command": command, "peer_versions": versions(), "models": names, "summaries": summaries},
         "\n".join(lines),
     )
