@@ -365,6 +365,12 @@ _SHARED_PARAMETERS = """
         the usable cores (affinity, cgroup quota) not taken by other runnable processes,
         re-read after every epoch: a second thread on a busy core makes every operation
         wait for it (:mod:`dnnreg.training.threads`).
+    max_memory_rows : int or "auto", default="auto"
+        A table given to ``fit`` as a path or a ``pyarrow.dataset.Dataset`` with more rows
+        than this is streamed, never read whole (:mod:`dnnreg.estimators.streaming`):
+        statistics from one pass and a sample, a hashed validation split, shuffled blocks
+        read every epoch. "auto" allows a quarter of the available memory at 64 bytes per
+        cell. A DataFrame or array is always in memory already.
     tensorboard_dir : str or None, default=None
         Write TensorBoard events there: scalars per epoch, weight and gradient histograms
         per layer, and the network graph (needs the ``tensorboard`` package).
@@ -491,6 +497,7 @@ OPTIONS = {
     "precision": ("auto", PRECISIONS),
     "compile": (False, "True or False"),
     "n_threads": ("auto", "an integer >= 1 or 'auto'"),
+    "max_memory_rows": ("auto", "an integer >= 2 or 'auto'"),
     "pretrain": ("none", PRETRAIN_MODES),
     "pretrain_epochs": (10, "an integer >= 0, or one per hidden layer"),
     "pretrain_lr": (None, "a number > 0, one per hidden layer, or None"),

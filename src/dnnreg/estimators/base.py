@@ -26,6 +26,7 @@ from sklearn.utils.validation import (
 from dnnreg._validation import check_choice, check_number, raise_all
 from dnnreg.conformal import PREFIX as CALIBRATION_PREFIX
 from dnnreg.conformal import Calibration
+from dnnreg.estimators.streaming import fit_stream, read_or_stream
 from dnnreg.network.embeddings import NumericEmbedding
 from dnnreg.network.losses import output_bias
 from dnnreg.network.mlp import MLP
@@ -51,6 +52,7 @@ from dnnreg.options import (
 )
 from dnnreg.tables.preprocessing import TablePreprocessor, as_frame, pandas_frame
 from dnnreg.tables.splits import bagging_folds, validation_rows
+from dnnreg.tables.streaming import is_table_source
 from dnnreg.training.bagging import Bagging, n_folds
 from dnnreg.training.devices import (
     check_device_string,
@@ -203,6 +205,9 @@ class _DNNBase(BaseEstimator):
                 None
                 if self.n_threads == "auto"
                 else check_number("n_threads", self.n_threads, low=1, integer=True),
+                None
+                if self.max_memory_rows == "auto"
+                else check_number("max_memory_rows", self.max_memory_rows, low=2, integer=True),
                 *self._check_task_params(),
             ]
         )
@@ -346,7 +351,14 @@ class _DNNBase(BaseEstimator):
         callbacks=(),
         resume=False,
     ):
-        """Fit on ``X`` (array or DataFrame) and ``y``.
+        """Fit on ``X`` (array or DataFrame) and ``y``; or on the table ``X`` names (a
+        CSV or Parquet file, a directory or glob of Parquet files, a
+        ``pyarrow.dataset.Dataset``) with ``y`` the name of its target column.
+
+        A named table with more rows than ``max_memory_rows`` is streamed: never held in
+        memory, read again every epoch (:mod:`dnnreg.estimators.streaming` says what is
+        approximate then, and which options it refuses); a smaller one is read whole and
+        fitted exactly as the same DataFrame would be.
 
         Parameters
         ----------
@@ -386,10 +398,18 @@ class _DNNBase(BaseEstimator):
                 "resume=True continues from a checkpoint, but checkpoint_dir is None; set "
                 "checkpoint_dir to the folder the interrupted fit wrote"
             )
+        dataset, target = None, y
+        if is_table_source(X):  # a path or a pyarrow dataset: read whole, or streamed
+            refused = {"sample_weight": sample_weight, "eval_set": eval_set}
+            refused["X_unlabeled"] = X_unlabeled
+            X, y, dataset = read_or_stream(self, X, target, refused=refused)
         with verbose_output(self.verbose):
             self._checkpointer = checkpoint = self._make_checkpointer(resume)
             try:
                 with contextlib.nullcontext() if checkpoint is None else checkpoint.held():
+                    if dataset is not None:
+                        fit_stream(self, dataset, target, callbacks)
+                        return self
                     return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
             finally:
                 del self._checkpointer
@@ -429,15 +449,34 @@ class _DNNBase(BaseEstimator):
         train = self._tensors(frame, y, device="fit")
         val = None if val_frame is None else self._tensors(val_frame, y_val, device=self.device_)
         weights = _FitWeights.of(w, w_val, train[0].device)
-        callbacks = self._plugged_callbacks(callbacks, train, val_frame)
+        self._run_training(
+            train, train, (frame, y), (val, val_frame, y_val), weights, seed, callbacks,
+            frame_unlabeled,
+        )  # fmt: skip
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def _run_training(self, train, probe, rows, held_out, weights, seed, callbacks,
+                      frame_unlabeled=None) -> None:  # fmt: skip
+        """Everything after the data is ready, shared by the in-memory and the streamed fit
+        (:mod:`dnnreg.estimators.streaming`): build, initialise, pretrain, train, decide,
+        calibrate. ``train`` is the training tensors or a streamed table's blocks,
+        ``probe`` training tensors in memory (all of them, or a sample) for what needs
+        rows at hand (the embedding's bins, the output's starting bias, the callbacks'
+        probes); ``rows`` the training ``(frame, y)``, ``held_out`` ``(val tensors,
+        val frame, y_val)``."""
+        world = getattr(self, "_world", SINGLE)
+        frame, y = rows
+        val, val_frame, y_val = held_out
+        callbacks = self._plugged_callbacks(callbacks, probe, val_frame)
         with (
             self._own_generators(seed),  # seeded here, the user's restored afterwards
             thread_scope(self.n_threads) as threads,  # restored after the fit
         ):
             generator = torch.Generator().manual_seed(seed)
-            self._initialise(train, generator)
-            self._pretrain(train, frame_unlabeled, generator, callbacks)
-            self._start_at_marginal(train[2], weights.train)
+            self._initialise(probe, generator)
+            self._pretrain(probe, frame_unlabeled, generator, callbacks)
+            self._start_at_marginal(probe[2], weights.train)
             with guarded(world):
                 result = self._train(
                     train, val, y_val, generator, [*callbacks, threads], y, weights
@@ -445,8 +484,6 @@ class _DNNBase(BaseEstimator):
             held = self._finish(result, val, y_val, train, y, weights)
             self._keep_calibration(held, frame, val_frame)
         leave(world)
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
 
     def _join(self) -> World:
         """This fit's place among the ranks of a torchrun launch
@@ -585,14 +622,17 @@ class _DNNBase(BaseEstimator):
             return None
         return frame
 
-    def _prepare(self, frame, y) -> None:
+    def _prepare(self, frame, y, *, n_train=None, level_counts=None, missing=()) -> None:
         """Fit the preprocessing, pick the device, and resolve every "auto" once (recorded
-        in ``resolved_`` and the model file)."""
+        in ``resolved_`` and the model file). A streamed fit passes a sample of the rows
+        and what its pass counted over all of them: ``n_train`` rows, ``level_counts``
+        and ``missing`` (:meth:`TablePreprocessor.fit`)."""
+        n_train = len(y) if n_train is None else n_train
         self.preprocessor_ = TablePreprocessor(
             numeric_scaling=self.numeric_scaling,
             categorical_encoding=self.categorical_encoding,
             categorical_features=self._categorical_names(frame.columns),
-        ).fit(frame)
+        ).fit(frame, level_counts=level_counts, missing=missing)
         world = getattr(self, "_world", SINGLE)
         if world.active:  # rank 0's encoding on every rank
             state = broadcast_json(self.preprocessor_.to_dict(), world)
@@ -601,7 +641,7 @@ class _DNNBase(BaseEstimator):
         check_precision(self.precision, self.device_)
         self.resolved_ = resolve_auto(
             self.get_params(),
-            n_train=len(y),
+            n_train=n_train,
             n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
             steps_per_epoch=self._auto_steps_per_epoch,
         )
@@ -610,7 +650,7 @@ class _DNNBase(BaseEstimator):
         )
         self.batch_size_, self.max_iter_ = self.resolved_["batch_size"], self.resolved_["max_iter"]
         self.loss_ = self._make_loss()
-        self._warn_unsound_combinations(len(y))
+        self._warn_unsound_combinations(n_train)
 
     def _plugged_callbacks(self, callbacks, train, val_frame) -> list:
         """The user's callbacks plus diagnostics and TensorBoard when asked for: they plug

@@ -112,6 +112,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         precision="auto",
         compile=False,
         n_threads="auto",
+        max_memory_rows="auto",
         pretrain="none",
         pretrain_epochs=10,
         pretrain_lr=None,

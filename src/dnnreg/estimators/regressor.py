@@ -133,6 +133,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         precision="auto",
         compile=False,
         n_threads="auto",
+        max_memory_rows="auto",
         pretrain="none",
         pretrain_epochs=10,
         pretrain_lr=None,
@@ -216,6 +217,29 @@ class DNNRegressor(RegressorMixin, _DNNBase):
             self.target_scaler_ = TargetScaler().fit(y, w)
         if not self.standardize_target:
             self.target_scaler_.mean, self.target_scaler_.std = 0.0, 1.0
+
+    def _fit_target_stats(self, stats, y_sample) -> None:
+        """The target scaling of a streamed fit (:mod:`dnnreg.estimators.streaming`): the
+        checks and scaling of :meth:`_fit_target` on the exact moments and range of every
+        training row (``stats``); the far-outlier test, which needs a median, on the
+        sample ``y_sample``."""
+        if stats.low == stats.high:
+            raise ValueError(
+                f"y is constant ({stats.low!r}); there is nothing to learn, pick another target"
+            )
+        if self.loss == "poisson" or far_outliers(y_sample).any():
+            self._fit_target(y_sample)  # its checks, warnings and robust scale on the sample
+            if self.loss == "poisson" and self.standardize_target:
+                self.target_scaler_.std = stats.mean  # the exact mean, as in memory
+        else:
+            largest = max(abs(stats.low), abs(stats.high))
+            if largest > HUGE:
+                self._fit_target(np.array([stats.low, stats.high]))  # raises its message
+            self.target_scaler_ = scaler = TargetScaler()
+            scaler.mean, scaler.std = stats.mean, stats.std if stats.std > 0 else 1.0
+            if not self.standardize_target:
+                scaler.mean, scaler.std = 0.0, 1.0
+        self.target_scaler_.low, self.target_scaler_.high = stats.low, stats.high
 
     def _warn_far_outliers(self, y, far) -> None:
         worst = np.argsort(-np.abs(y - np.median(y)))[: min(3, int(far.sum()))]

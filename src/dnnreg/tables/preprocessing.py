@@ -163,6 +163,22 @@ def smooth_clip(z: np.ndarray, bound: float) -> np.ndarray:
     return z / np.sqrt(1.0 + (z / bound) ** 2)
 
 
+def categorical_state(counts: pd.Series, mode: str) -> dict:
+    """A categorical column's fitted state from the counts of its levels (``counts``:
+    level string -> rows): the kept levels (sorted; code i+1 is level i, code 0 the
+    unknown bucket) and, under ``mode="auto"``, its own encoding and how many rare levels
+    were pooled into the bucket.
+
+    >>> categorical_state(pd.Series({"b": 9, "a": 2}), "auto")
+    {'categories': ['b'], 'encoding': 'onehot', 'pooled': 1}
+    """
+    if mode != "auto":
+        return {"categories": sorted(counts.index.tolist())}
+    kept = sorted(counts.index[counts >= MIN_LEVEL_COUNT].tolist())
+    encoding = "onehot" if len(kept) <= ONEHOT_MAX_LEVELS else "embedding"
+    return {"categories": kept, "encoding": encoding, "pooled": int(len(counts) - len(kept))}
+
+
 class TablePreprocessor:
     """Fit on training rows, then encode any table with the same columns.
 
@@ -213,7 +229,13 @@ class TablePreprocessor:
         self.n_quantiles = int(n_quantiles)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, X) -> "TablePreprocessor":
+    def fit(self, X, *, level_counts=None, missing=()) -> "TablePreprocessor":
+        """Fit on the rows of ``X``. A streamed fit (:mod:`dnnreg.tables.streaming`) fits
+        on a sample of the rows and passes what one pass over all of them counted
+        exactly: ``level_counts`` (column -> counts of each level, as a Series indexed by
+        :func:`level_strings`) replaces the sample's vocabulary, and every numeric column
+        named in ``missing`` gets its missing-value indicator even when the sample had no
+        gap."""
         frame = as_frame(X)
         if frame.shape[0] == 0:
             raise ValueError("X must have at least one row, got 0 rows; pass data")
@@ -229,12 +251,14 @@ class TablePreprocessor:
             values = None if name in forced else _numeric_or_none(frame[name])
             if values is None:
                 _warn_if_identifier(name, frame[name])
-                self.categorical[name] = self._fit_categorical(
-                    frame[name], self.categorical_encoding
-                )
+                counts = (level_counts or {}).get(name)
+                if counts is None:
+                    counts = level_strings(frame[name]).dropna().value_counts()
+                self.categorical[name] = categorical_state(counts, self.categorical_encoding)
             else:
                 self._check_finite(name, values)
                 self.numeric[name] = self._fit_numeric(values)
+                self.numeric[name]["indicator"] |= name in missing
         return self
 
     @staticmethod
@@ -261,18 +285,6 @@ class TablePreprocessor:
         else:
             state.update(_quantile_knots(filled, max(2, min(self.n_quantiles, len(filled)))))
         return state
-
-    @staticmethod
-    def _fit_categorical(col: pd.Series, mode: str) -> dict:
-        """The column's kept levels (sorted; code i+1 is level i, code 0 the unknown
-        bucket) and, under ``mode="auto"``, its own encoding and how many rare levels
-        were pooled into the bucket."""
-        counts = level_strings(col).dropna().value_counts()
-        if mode != "auto":
-            return {"categories": sorted(counts.index.tolist())}
-        kept = sorted(counts.index[counts >= MIN_LEVEL_COUNT].tolist())
-        encoding = "onehot" if len(kept) <= ONEHOT_MAX_LEVELS else "embedding"
-        return {"categories": kept, "encoding": encoding, "pooled": int(len(counts) - len(kept))}
 
     def encoding(self, name: str) -> str:
         """How categorical column ``name`` enters the network: "onehot" or "embedding"

@@ -185,9 +185,17 @@ def fit_model(
     fit: it trains on its share of every batch through DDP, and every decision (rollback,
     early stopping, the best epoch) is taken on values that all ranks share.
     """
-    x_num, x_cat, y = train
+    streamed = hasattr(train, "blocks")  # a table read in blocks, never whole
+    assert not streamed or (member_rows is None and weight is None and config.solver != "lbfgs")
+    x_num, x_cat, y = train.probe if streamed else train
     k = getattr(model, "k", 1)
-    n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
+    n = (
+        train.n_rows
+        if streamed
+        else x_num.shape[0]
+        if member_rows is None
+        else member_rows.shape[1]
+    )
     steps_per_epoch = 1 if config.solver == "lbfgs" else math.ceil(n / config.batch_size)
     optimizer = make_optimizer(
         model,
@@ -225,7 +233,7 @@ def fit_model(
     step_model = _compile(model) if config.compile and config.solver != "lbfgs" else model
     step_model = wrap(step_model, world, next(model.parameters()).device)
     result = TrainResult()
-    reference = _initial_loss(model, objective, train, member_rows, weight)
+    reference = _initial_loss(model, objective, (x_num, x_cat, y), member_rows, weight)
     at = _LoopState(good=_GoodState(model, optimizer, schedule, epoch=0))
     start = time.perf_counter()
     snapshot = lambda partial=None: at.snapshot(  # noqa: E731
@@ -233,7 +241,8 @@ def fit_model(
     )
     if checkpoint is not None:
         checkpoint.identity = fingerprint(
-            checkpoint.identity, vars(config), monitor, maximize, *train, member_rows, weight,
+            checkpoint.identity, vars(config), monitor, maximize,
+            *((train.identity,) if streamed else train), member_rows, weight,
             *model.state_dict().values(),  # the initial weights: the seed and architecture
         )  # fmt: skip
         saved = checkpoint.load() if resume else None
@@ -249,6 +258,11 @@ def fit_model(
             train_loss = _lbfgs_epoch(
                 model, optimizer, objective, x_num, x_cat, y, config, callbacks, weight
             )
+        elif streamed:
+            train_loss = _streamed_epoch(
+                step_model, model, optimizer, schedule, objective, train, config, generator,
+                callbacks, world,
+            )  # fmt: skip
         else:
             try:
                 train_loss = _minibatch_epoch(
@@ -603,6 +617,25 @@ def _minibatch_epoch(
     # every row of the epoch went to one rank: the sum over ranks is the whole epoch's, and
     # every rank takes its rollback decision on the same number
     return all_sum([float(total)], world)[0] / end
+
+
+def _streamed_epoch(
+    step_model, model, optimizer, schedule, objective, train, config, generator, callbacks, world
+) -> float:
+    """One pass over a streamed table: each block it reads (``train.blocks``, rows a
+    whole number of batches but the last) is an in-memory epoch of its own for
+    :func:`_minibatch_epoch`, which shuffles it again for each member. A stop request is
+    answered at the end of the epoch, not inside it: the block order cannot be replayed
+    from the middle. Returns the epoch's mean training loss."""
+    total = rows = 0.0
+    for block in train.blocks(generator):
+        n = block[0].shape[0]
+        total += n * _minibatch_epoch(
+            step_model, model, optimizer, schedule, objective, block, config, generator,
+            callbacks, world=world,
+        )  # fmt: skip
+        rows += n
+    return total / rows
 
 
 def _lbfgs_epoch(

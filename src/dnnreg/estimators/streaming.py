@@ -1,0 +1,158 @@
+"""``fit`` on a table named by its path (or given as a ``pyarrow.dataset.Dataset``): read
+whole when it fits the memory budget (``max_memory_rows``), streamed when it does not.
+
+A streamed fit (:mod:`dnnreg.tables.streaming`) makes one pass for its statistics (exact
+target moments, level counts and gaps; a hashed sample of :data:`SAMPLE_ROWS` rows for the
+quantile knots, medians and bin edges, pretraining and the callbacks' probes), holds the
+validation rows out by a hash of their position, and reads the training rows again every
+epoch in shuffled blocks. Everything after that is the in-memory fit's own code: the same
+network, loop, early stopping, decisions and model file. What differs, by design:
+
+- validation is the hashed hold-out even when ``bagging=True`` (bagging needs every
+  member's out-of-fold rows at hand), capped at :data:`VALIDATION_ROWS` rows;
+- the preprocessing's quantiles and the embedding's bin edges come from the sample;
+- a stop request (Ctrl-C, SIGTERM) with ``checkpoint_dir`` is answered at the end of the
+  epoch, not after the current batch.
+
+``sample_weight``, ``eval_set`` and ``X_unlabeled`` with a streamed table, and streamed
+classification, are refused with a message (not built yet); a table within the
+budget takes every option the in-memory fit takes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
+
+from dnnreg.tables.reading import read_table, split_xy
+from dnnreg.tables.streaming import (
+    BLOCK_ROWS,
+    SAMPLE_ROWS,
+    VALIDATION_ROWS,
+    TableStream,
+    memory_rows,
+    open_dataset,
+)
+from dnnreg.training.distributed import broadcast_json
+
+__all__ = ["SAMPLE_ROWS", "VALIDATION_ROWS", "read_or_stream", "fit_stream"]
+
+
+def read_or_stream(estimator, source, target, *, refused: dict):
+    """``(X, y, None)`` for a table within ``estimator.max_memory_rows`` (read whole,
+    exactly as the CLI reads it), else ``(None, None, dataset)`` to stream. ``refused``
+    names the fit's arguments a streamed fit cannot take, with their values."""
+    if not isinstance(target, str):
+        raise ValueError(
+            f"fit(X, y) with X a table to read ({_shown(source)}) needs y to be the name of "
+            f"its target column, got y of type {type(target).__name__}"
+        )
+    dataset = open_dataset(source)
+    budget = memory_rows(estimator.max_memory_rows, len(dataset.schema.names))
+    if dataset.count_rows() <= budget:
+        if isinstance(source, (str, Path)) and Path(source).is_file():
+            frame = read_table(source)
+        else:
+            frame = dataset.to_table().to_pandas()
+        task = "classification" if is_classifier(estimator) else "regression"
+        X, y = split_xy(frame, target, task=task)
+        return X, y.to_numpy(), None
+    given = [name for name, value in refused.items() if value is not None]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} cannot be used with a streamed table ({_shown(source)} has "
+            f"more rows than max_memory_rows={estimator.max_memory_rows!r}); read the table "
+            "into a DataFrame, or raise max_memory_rows if it fits in memory"
+        )
+    if is_classifier(estimator):
+        raise ValueError(
+            f"{type(estimator).__name__} cannot stream a table yet ({_shown(source)} has more "
+            "rows than max_memory_rows); fit on a DataFrame of the rows that fit in memory, "
+            "or use DNNRegressor"
+        )
+    return None, None, dataset
+
+
+def _shown(source) -> str:
+    return repr(str(source)) if isinstance(source, (str, Path)) else "a pyarrow dataset"
+
+
+class StreamBlocks:
+    """A streamed table's training rows as the training loop takes them
+    (:func:`dnnreg.training.loop.fit_model`): ``blocks(generator)`` yields each epoch's
+    shuffled blocks as tensors, ``n_rows`` says how many rows an epoch has, ``probe`` is
+    the sample's tensors and ``identity`` names the table for checkpoints."""
+
+    def __init__(self, stream: TableStream, encode, *, n_rows: int, probe, batch_size: int):
+        self.stream, self.encode, self.n_rows, self.probe = stream, encode, n_rows, probe
+        self.rows = batch_size * max(1, BLOCK_ROWS // batch_size)  # whole batches per block
+        fragments = [str(getattr(p.fragment, "path", "")) for p in stream.pieces]
+        self.identity = repr((fragments, stream.n_rows, stream.seed))
+
+    def blocks(self, generator: torch.Generator):
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        for frame, y in self.stream.blocks(seed, self.rows):
+            yield self.encode(frame, y)
+
+
+def fit_stream(estimator, dataset, target: str, callbacks) -> None:
+    """Fit ``estimator`` on the table ``dataset`` without holding it in memory (see the
+    module's docstring); the steps mirror the in-memory ``_fit``."""
+    est = estimator
+    start = time.perf_counter()
+    est._world = world = est._join()  # every rank reads every block, takes its share
+    rng = check_random_state(est.random_state)
+    if world.active and est.random_state is None:  # one unseeded draw, shared by all
+        rng = np.random.RandomState(broadcast_json(int(rng.randint(2**31 - 1)), world))
+    seed = int(rng.randint(np.iinfo(np.int32).max))
+    stream = TableStream(
+        dataset,
+        target,
+        seed=seed,
+        validation_fraction=est.validation_fraction if est.early_stopping else 0.0,
+        categorical=est._categorical_names(
+            pd.Index([n for n in dataset.schema.names if n != target])
+        ),
+    )
+    stats = stream.scan()
+    frame, y = _concat(stats.sample)
+    est._fit_target_stats(stats, y)
+    validate_data(est, frame, reset=True, skip_check_array=True)
+    est.bagging_ = None
+    est._prepare(
+        frame, y, n_train=stats.n_train, level_counts=stats.level_counts, missing=stats.missing
+    )
+    est.resolved_["streamed"] = {
+        "rows": stats.n_rows,
+        "training_rows": stats.n_train,
+        "validation_rows": stats.n_rows - stats.n_train,
+        "sample_rows": len(y),
+    }
+    val_frame, y_val = _concat(stats.validation) if stats.validation else (None, None)
+    probe = est._tensors(frame, y, device=est.device_)
+    val = None if val_frame is None else est._tensors(val_frame, y_val, device=est.device_)
+    blocks = StreamBlocks(
+        stream,
+        lambda f, t: est._tensors(f, t, device=est.device_),
+        n_rows=stats.n_train,
+        probe=probe,
+        batch_size=est.batch_size_,
+    )
+    from dnnreg.estimators.base import _FitWeights
+
+    weights = _FitWeights.of(None, None, est.device_)
+    est._run_training(blocks, probe, (frame, y), (val, val_frame, y_val), weights, seed, callbacks)
+    est.fit_seconds_ = time.perf_counter() - start
+
+
+def _concat(parts: list):
+    """``(frame, y)`` from a list of ``(frame, y)`` chunks."""
+    frames, ys = zip(*parts)
+    return pd.concat(frames, ignore_index=True), np.concatenate(ys)

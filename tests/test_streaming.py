@@ -1,0 +1,218 @@
+"""Streaming fit (tables/streaming.py, estimators/streaming.py): the hashed validation split
+never overlaps training and is the same every reading, every epoch reads every training row
+once in a seeded shuffled order, the one-pass statistics are exact where they say so and
+within their stated bounds where they sample, and a streamed fit predicts within a stated
+tolerance of the in-memory fit of the same rows."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from dnnreg import DNNClassifier, DNNRegressor, load, save
+from dnnreg.tables import streaming
+from dnnreg.tables.preprocessing import TablePreprocessor
+from dnnreg.tables.reading import read_table
+from dnnreg.tables.streaming import TableStream, open_dataset, position_hash
+
+
+def _table(n=6000, seed=0):
+    """Friedman #1 features plus a categorical with a rare level, gaps in one column,
+    and an ``id`` equal to the row position."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, 5))
+    y = (
+        10 * np.sin(np.pi * x[:, 0] * x[:, 1])
+        + 20 * (x[:, 2] - 0.5) ** 2
+        + 10 * x[:, 3]
+        + 5 * x[:, 4]
+        + rng.normal(size=n)
+    )
+    level = rng.choice(["a", "b", "c"], size=n).astype(object)
+    level[7] = "rare"  # seen once: pooled under categorical_encoding="auto"
+    y = y + np.where(level == "a", 2.0, 0.0)
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(5)])
+    frame.loc[frame.index[3 :: n // 3], "x4"] = np.nan  # two gaps
+    frame["level"] = level
+    frame["id"] = np.arange(n)
+    frame["y"] = y
+    return frame
+
+
+def _write_parts(frame, folder, parts=3, row_group=500):
+    folder.mkdir()
+    size = -(-len(frame) // parts)
+    for i in range(parts):
+        chunk = frame.iloc[i * size : (i + 1) * size].reset_index(drop=True)
+        pq.write_table(
+            pa.Table.from_pandas(chunk), folder / f"part{i}.parquet", row_group_size=row_group
+        )
+    return folder
+
+
+@pytest.fixture
+def parquet_dir(tmp_path):
+    frame = _table()
+    return frame, _write_parts(frame, tmp_path / "table")
+
+
+def test_position_hash_is_uniform_and_fixed():
+    h = position_hash(np.arange(200_000), salt=11)
+    counts, _ = np.histogram(h, bins=10, range=(0, 1))
+    # chi-square against uniform, 9 degrees of freedom: 27.9 is the 0.1 % point
+    assert ((counts - 20_000) ** 2 / 20_000).sum() < 27.9
+    assert np.array_equal(h, position_hash(np.arange(200_000), salt=11))
+    assert not np.array_equal(h, position_hash(np.arange(200_000), salt=12))
+
+
+def test_open_dataset_reads_directories_globs_and_files(parquet_dir, tmp_path):
+    frame, folder = parquet_dir
+    assert open_dataset(folder).count_rows() == len(frame)
+    assert open_dataset(str(folder / "part*.parquet")).count_rows() == len(frame)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert open_dataset(tmp_path / "t.csv").count_rows() == len(frame)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        open_dataset(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .parquet files"):
+        open_dataset(tmp_path / "empty")
+
+
+def test_split_is_disjoint_and_epochs_read_every_training_row_once(parquet_dir):
+    frame, folder = parquet_dir
+    stream = TableStream(open_dataset(folder), "y", seed=5, validation_fraction=0.2)
+    assert len(stream.pieces) == len(frame) // 500  # one per row group
+    stats = stream.scan()
+    val_ids = np.concatenate([f["id"].to_numpy() for f, _ in stats.validation])
+    assert stats.n_train + len(val_ids) == len(frame)
+    assert abs(len(val_ids) / len(frame) - 0.2) < 0.02
+    epochs = []
+    for seed in (1, 2, 1):
+        ids = [f["id"].to_numpy() for f, _ in stream.blocks(seed, rows=1024)]
+        assert all(len(b) == 1024 for b in ids[:-1])
+        epochs.append(np.concatenate(ids))
+    for ids in epochs:
+        assert len(ids) == stats.n_train and len(np.unique(ids)) == stats.n_train
+        assert not np.isin(ids, val_ids).any()
+    assert np.array_equal(epochs[0], epochs[2])  # a seed fixes the order
+    assert not np.array_equal(epochs[0], epochs[1])
+    # the order is shuffled across pieces: the first block spans several row groups
+    assert len(np.unique(epochs[0][:1024] // 500)) >= streaming.INTERLEAVE
+    # a different fit seed holds out different rows
+    other = TableStream(open_dataset(folder), "y", seed=6, validation_fraction=0.2).scan()
+    other_ids = np.concatenate([f["id"].to_numpy() for f, _ in other.validation])
+    assert 0 < np.isin(other_ids, val_ids).mean() < 0.5
+
+
+def test_scan_statistics_are_exact_where_stated(parquet_dir, monkeypatch):
+    frame, folder = parquet_dir
+    stream = TableStream(open_dataset(folder), "y", seed=5, validation_fraction=0.2)
+    stats = stream.scan(sample_rows=300)
+    val_ids = np.concatenate([f["id"].to_numpy() for f, _ in stats.validation])
+    train = frame[~frame["id"].isin(val_ids)]
+    assert stats.mean == pytest.approx(train["y"].mean(), rel=1e-12)
+    assert stats.std == pytest.approx(train["y"].std(ddof=0), rel=1e-12)
+    assert (stats.low, stats.high) == (train["y"].min(), train["y"].max())
+    expected = train["level"].value_counts()
+    assert stats.level_counts["level"].sort_index().to_dict() == expected.sort_index().to_dict()
+    sample_ids = np.concatenate([f["id"].to_numpy() for f, _ in stats.sample])
+    assert 200 < len(sample_ids) < 400 and not np.isin(sample_ids, val_ids).any()
+    # the two gaps are counted whether or not the sample holds them
+    assert stats.missing == ({"x4"} if train["x4"].isna().any() else set())
+
+
+def test_sampled_quantiles_within_their_bound():
+    """Quantile knots fitted on m sampled rows put each knot within a few sampling
+    standard deviations √(p(1-p)/m) of its probability on the full column."""
+    rng = np.random.default_rng(1)
+    full = pd.DataFrame({"v": rng.lognormal(size=200_000)})
+    m = 5000
+    sample = full.sample(m, random_state=0)
+    knots = TablePreprocessor().fit(sample).numeric["v"]
+    p = np.asarray(knots["scores"])
+    from scipy.stats import norm
+
+    p = norm.cdf(p)  # knots are stored as normal scores
+    q = np.asarray(knots["quantiles"])
+    full_p = np.searchsorted(np.sort(full["v"].to_numpy()), q) / len(full)
+    bound = 4.5 * np.sqrt(p * (1 - p) / m) + 2 / m
+    assert (np.abs(full_p - p) <= bound).all()
+
+
+def test_streamed_fit_is_close_to_the_in_memory_fit(parquet_dir):
+    frame, folder = parquet_dir
+    test = _table(2000, seed=9)
+    X_test, y_test = test.drop(columns=["y", "id"]), test["y"].to_numpy()
+    features = frame.drop(columns=["id"])
+    params = dict(hidden_layer_sizes=(64, 64), n_ensemble=2, max_iter=25, random_state=0,
+                  categorical_encoding="auto")  # fmt: skip
+    memory = DNNRegressor(**params).fit(features.drop(columns="y"), features["y"])
+    stream_dir = _write_parts(features, folder.parent / "features")
+    streamed = DNNRegressor(max_memory_rows=1000, **params).fit(stream_dir, "y")
+    info = streamed.resolved_["streamed"]
+    assert info["rows"] == len(frame) and info["training_rows"] + info["validation_rows"] == len(
+        frame
+    )
+    rmse = lambda m: float(np.sqrt(np.mean((m.predict(X_test) - y_test) ** 2)))  # noqa: E731
+    # Stated tolerance: within 10 % of the in-memory fit's test RMSE (different held-out
+    # rows and batch order; measured 1-3 % on this table).
+    assert rmse(streamed) <= 1.10 * rmse(memory)
+    pre = streamed.preprocessor_
+    assert pre.categorical["level"]["categories"] == ["a", "b", "c"]  # "rare" pooled
+    assert pre.numeric["x4"]["indicator"] == memory.preprocessor_.numeric["x4"]["indicator"]
+
+
+def test_streamed_model_saves_and_loads(parquet_dir, tmp_path):
+    frame, folder = parquet_dir
+    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=1, max_iter=2, random_state=0,
+                         max_memory_rows=100).fit(folder, "y")  # fmt: skip
+    save(model, tmp_path / "m")
+    again = load(tmp_path / "m")
+    X = frame.drop(columns="y").head(50)
+    assert np.array_equal(again.predict(X), model.predict(X))
+    assert again.resolved_["streamed"]["rows"] == len(frame)
+
+
+def test_a_csv_file_streams_too(tmp_path):
+    frame = _table(1500).drop(columns="id")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=1, max_iter=2, random_state=0,
+                         max_memory_rows=100).fit(tmp_path / "t.csv", "y")  # fmt: skip
+    assert model.resolved_["streamed"]["rows"] == 1500
+    assert model.n_features_in_ == 6
+
+
+def test_a_table_within_budget_fits_exactly_as_its_frame(tmp_path):
+    frame = _table(400).drop(columns="id")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    params = dict(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=3, random_state=0)
+    from_path = DNNRegressor(**params).fit(tmp_path / "t.csv", "y")
+    read = read_table(tmp_path / "t.csv")
+    from_frame = DNNRegressor(**params).fit(read.drop(columns="y"), read["y"])
+    assert "streamed" not in from_path.resolved_
+    X = read.drop(columns="y")
+    assert np.array_equal(from_path.predict(X), from_frame.predict(X))
+
+
+def test_streamed_fit_refuses_what_it_cannot_do(parquet_dir):
+    frame, folder = parquet_dir
+    small = dict(max_memory_rows=100, max_iter=1)
+    with pytest.raises(ValueError, match="sample_weight cannot be used with a streamed table"):
+        DNNRegressor(**small).fit(folder, "y", sample_weight=np.ones(len(frame)))
+    with pytest.raises(ValueError, match="cannot stream a table yet"):
+        DNNClassifier(**small).fit(folder, "level")
+    with pytest.raises(ValueError, match="needs y to be the name of its target column"):
+        DNNRegressor(**small).fit(folder, frame["y"])
+    with pytest.raises(ValueError, match="target column 'z' is not in the table"):
+        DNNRegressor(**small).fit(folder, "z")
+    with pytest.raises(ValueError, match="max_memory_rows must be"):
+        DNNRegressor(max_memory_rows=1).fit(folder, "y")
+
+
+def test_a_pyarrow_dataset_object_is_accepted(parquet_dir):
+    frame, folder = parquet_dir
+    model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0,
+                         max_memory_rows=100).fit(ds.dataset(folder), "y")  # fmt: skip
+    assert model.resolved_["streamed"]["rows"] == len(frame)
