@@ -125,3 +125,21 @@ def test_iter_table_keeps_read_tables_refusals(tmp_path):
         list(iter_table(tmp_path / "h.csv"))
     with pytest.raises(ValueError, match="has no rows"):
         list(iter_table(tmp_path / "h.csv", chunk_rows=1))
+
+
+@pytest.mark.parametrize("glob", [False, True])
+def test_a_directory_of_parquet_files_predicts_file_after_file(tmp_path, table, models, glob):
+    paths, _ = models
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    rows = table.drop(columns="y")
+    for i, start in enumerate((0, 20, 40)):  # sorted names: part0, part1, part2
+        rows.iloc[start : start + 20].to_parquet(folder / f"part{i}.parquet", index=False)
+    one = _write(rows, tmp_path / "all.parquet")
+    source = str(folder / "part*.parquet") if glob else str(folder)
+    whole, parts = tmp_path / "whole.csv", tmp_path / "parts.csv"
+    for data, out in ((one, whole), (source, parts)):
+        assert main(["predict", str(paths["reg"]), str(data), "--keep", "id", "--out", str(out)]) == 0
+    a, b = _read(whole), _read(parts)
+    assert b["id"].tolist() == table["id"].tolist()
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-6)

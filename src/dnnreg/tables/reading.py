@@ -69,8 +69,8 @@ per-chunk overhead, a pandas frame and one batched forward pass, is amortised by
 
 
 def iter_table(path, *, chunk_rows: int = CHUNK_ROWS, sep=None, encoding=None, na_values=None):
-    """Yield a CSV or Parquet file as DataFrames of at most ``chunk_rows`` rows, holding
-    one chunk in memory at a time (:func:`read_table`'s checks and messages; its warnings
+    """Yield a CSV or Parquet file (or a directory or glob of Parquet files) as DataFrames
+    of at most ``chunk_rows`` rows, holding one chunk in memory at a time (:func:`read_table`'s checks and messages; its warnings
     judge the first chunk). CSV chunks are typed each on their own: a categorical column
     of integer codes reads "3" whether a chunk made it int or float
     (:func:`dnnreg.tables.preprocessing.level_strings`)."""
@@ -92,6 +92,9 @@ def iter_table(path, *, chunk_rows: int = CHUNK_ROWS, sep=None, encoding=None, n
 
 
 def _chunks(path: Path, chunk_rows: int, sep, encoding, na_values):
+    if path.is_dir() or any(ch in str(path) for ch in "*?["):
+        yield from _dataset_chunks(path, chunk_rows)  # a directory or glob of Parquet files
+        return
     read_table_checks(path)
     name = path.name.lower()
     try:
@@ -113,6 +116,19 @@ def _chunks(path: Path, chunk_rows: int, sep, encoding, na_values):
             raise
         raise _unreadable(path, err) from err
     except Exception as err:  # noqa: BLE001 - pandas, pyarrow and gzip raise their own
+        raise _unreadable(path, err) from err
+
+
+def _dataset_chunks(path: Path, chunk_rows: int):
+    """A directory or glob of Parquet files, file after file in sorted order."""
+    from dnnreg.tables.streaming import open_dataset
+
+    dataset = open_dataset(path)
+    _refuse_duplicates(path, dataset.schema.names)
+    try:
+        for batch in dataset.to_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+    except Exception as err:  # noqa: BLE001 - pyarrow raises its own types
         raise _unreadable(path, err) from err
 
 
