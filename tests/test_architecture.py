@@ -33,6 +33,7 @@ LAYERS = {
     "studies": 6,
     "report": 6,
     "run": 6,
+    "streamed_run": 6,
     "serve": 6,
     "cli": 7,
     "__main__": 7,

@@ -216,3 +216,62 @@ def test_a_pyarrow_dataset_object_is_accepted(parquet_dir):
     model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0,
                          max_memory_rows=100).fit(ds.dataset(folder), "y")  # fmt: skip
     assert model.resolved_["streamed"]["rows"] == len(frame)
+
+
+def test_holdout_rows_are_never_read_by_the_fit(parquet_dir):
+    frame, folder = parquet_dir
+    holdout = streaming.Holdout(folder, 0.25, seed=1)
+    held = np.concatenate([f["id"].to_numpy() for f, _ in holdout.held()])
+    assert abs(len(held) / len(frame) - 0.25) < 0.02
+    stream = TableStream(holdout.dataset, "y", seed=5, validation_fraction=0.2,
+                         exclude=holdout.is_held)  # fmt: skip
+    stats = stream.scan()
+    seen = [f["id"].to_numpy() for f, _ in stats.validation + stats.sample]
+    seen += [f["id"].to_numpy() for f, _ in stream.blocks(3, rows=999)]
+    seen = np.concatenate(seen)
+    assert stats.n_rows == len(frame) - len(held)
+    assert not np.isin(seen, held).any() and len(np.union1d(seen, held)) == len(frame)
+
+
+def test_running_metrics_equal_the_whole_array_metrics():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from dnnreg.metrics import RunningRegressionMetrics
+
+    rng = np.random.default_rng(3)
+    y, p = rng.normal(5, 2, size=1000), rng.normal(5, 2, size=1000)
+    running = RunningRegressionMetrics()
+    for lo, hi in [(0, 1), (1, 400), (400, 401), (401, 1000)]:
+        running.add(y[lo:hi], p[lo:hi])
+    got = running.result()
+    assert got["n"] == 1000
+    assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, p)), rel=1e-12)
+    assert got["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-12)
+    assert got["r2"] == pytest.approx(r2_score(y, p), rel=1e-10)
+
+
+def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
+    import json
+
+    from dnnreg.cli import main
+
+    frame, _ = parquet_dir
+    folder = _write_parts(frame.drop(columns="id"), tmp_path / "features")
+    out = tmp_path / "run"
+    settings = ["--set", "max_memory_rows=1000", "--set", "max_iter=3", "--set", "n_ensemble=2",
+                "--set", "hidden_layer_sizes=32", "--quiet"]  # fmt: skip
+    assert main(["train", str(folder), "--target", "y", "--out", str(out), *settings]) == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["streamed"] is True
+    # the test score, recomputed here from the model file on the held-out rows
+    model = load(out / "model")
+    test = pd.concat(f for f, _ in streaming.Holdout(folder, 0.2, seed=0).held())
+    pred = model.predict(test.drop(columns="y"))
+    assert metrics["test"]["n"] == len(test)
+    assert metrics["test"]["rmse"] == pytest.approx(np.sqrt(np.mean((pred - test["y"]) ** 2)))
+    rows = config["rows"]
+    assert rows["train"] + rows["validation"] + rows["test"] == len(frame)
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert (predictions["split"] == "test").sum() == len(test)
+    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()

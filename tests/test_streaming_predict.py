@@ -139,7 +139,9 @@ def test_a_directory_of_parquet_files_predicts_file_after_file(tmp_path, table, 
     source = str(folder / "part*.parquet") if glob else str(folder)
     whole, parts = tmp_path / "whole.csv", tmp_path / "parts.csv"
     for data, out in ((one, whole), (source, parts)):
-        assert main(["predict", str(paths["reg"]), str(data), "--keep", "id", "--out", str(out)]) == 0
+        assert (
+            main(["predict", str(paths["reg"]), str(data), "--keep", "id", "--out", str(out)]) == 0
+        )
     a, b = _read(whole), _read(parts)
     assert b["id"].tolist() == table["id"].tolist()
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-6)

@@ -17,15 +17,15 @@ predictions / report, one folder (a wing) per stage and one file per concept:
   the plain-data verdicts (torch-free, here because a fit reports them when it ends);
 - ``estimators/``: ``DNNRegressor``, ``DNNClassifier``, ``save`` / ``load``;
 - ``inference/``: the torch-free runtime, ONNX export, the reference oracle (tests only);
-- ``studies/``, ``report/``, ``run``: comparisons and tuning; plots and the HTML report
-  (torch-free); the run directory;
+- ``studies/``, ``report/``, ``run``, ``streamed_run``: comparisons and tuning; plots and
+  the HTML report (torch-free); the run directory, in memory or streamed;
 - ``cli``: the ``dnnreg`` command.
 
 Import layers (``tests/test_architecture.py`` holds them): 0 ``_validation``,
 ``_optional``, ``_files``, ``_version``, ``options``, ``notices``, ``progress``,
 ``cores``; 1 ``tables``, ``metrics``, ``predictions``, ``conformal``, ``model_file``; 2 ``network``;
-3 ``training``; 4 ``estimators``; 5 ``inference``; 6 ``studies``, ``report``, ``run``;
-7 ``cli`` and this package's public names. A module imports only its own layer or
+3 ``training``; 4 ``estimators``; 5 ``inference``; 6 ``studies``, ``report``, ``run``,
+``streamed_run``; 7 ``cli`` and this package's public names. A module imports only its own layer or
 below; nothing imports ``cli``; nothing in production imports ``inference.reference``.
 Two departures from ARCHITECTURE.md's sketch, for the reasons above: the verdicts live in
 ``training`` rather than ``report``, and ``metrics`` / ``predictions`` / ``conformal`` /

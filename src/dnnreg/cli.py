@@ -201,6 +201,7 @@ def _print_metrics(metrics: dict) -> None:
 def cmd_train(args) -> int:
     from dnnreg.network.losses import CLASSIFICATION_LOSSES
     from dnnreg.run import check_run_dir
+    from dnnreg.streamed_run import streamed_rows
 
     check_run_dir(args.out, overwrite=args.overwrite, resume=args.resume, flag=OVERWRITE)
     loss = dict(p.split("=", 1) for p in args.set or [] if "=" in p).get("loss", "").strip()
@@ -210,6 +211,11 @@ def cmd_train(args) -> int:
         task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
         _settings(args, task)
+    if task != "classification" and args.data is not None:
+        budget = _settings(args, "regression").get("max_memory_rows", "auto")
+        streamed = streamed_rows(args.data, budget)
+        if streamed is not None:
+            return _train_streamed(args, streamed)
     frame = _read(args, args.data)
     task = resolve_task(task, frame, args.target)
     params = _settings(args, task)
@@ -252,6 +258,42 @@ def cmd_train(args) -> int:
         keep_checkpoint=args.keep_checkpoint,
     )
     if metrics is None:  # a torchrun rank other than 0: rank 0 reports and writes
+        return 0
+    _print_metrics(metrics)
+    print(f"saved model, metrics, history and predictions to {args.out}/")
+    return 0
+
+
+def _train_streamed(args, rows: int) -> int:
+    """``train`` on a table over the memory budget (:mod:`dnnreg.streamed_run`)."""
+    from dnnreg.streamed_run import streamed_train_run
+
+    for flag, value in (("--weight", args.weight), ("--unlabeled", args.unlabeled)):
+        if value is not None:
+            raise UsageError(
+                f"{flag} cannot be used with a table streamed from disk ({rows:,} rows is more "
+                "than max_memory_rows); drop it, or raise --set max_memory_rows"
+            )
+    params = _settings(args, "regression")
+    for key in ("checkpoint_dir", "keep_checkpoint"):
+        if params.get(key) not in (None, False):
+            raise UsageError(
+                f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key}"
+            )
+    if not args.quiet:
+        params.setdefault("verbose", 1)
+        print(f"dnnreg: streaming {args.data} ({rows:,} rows, more than fit in memory)")
+    if args.diagnose:
+        params["diagnostics"] = True
+    if args.tensorboard:
+        params["tensorboard_dir"] = args.tensorboard
+    metrics = streamed_train_run(
+        args.data, args.target, Path(args.out), params=params,
+        test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.seed,
+        overwrite=args.overwrite, flag=OVERWRITE, resume=args.resume,
+        keep_checkpoint=args.keep_checkpoint,
+    )  # fmt: skip
+    if metrics is None:
         return 0
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
@@ -669,8 +711,14 @@ def _reading_args(p) -> None:
 
 
 def _read(args, path):
-    """``read_table`` with the command's reading flags."""
+    """``read_table`` with the command's reading flags; a directory or glob of Parquet
+    files read whole (it fits: a larger one is streamed, see :func:`cmd_train`)."""
     from dnnreg.tables.reading import read_table
+
+    if path is not None and (Path(path).is_dir() or any(ch in str(path) for ch in "*?[")):
+        from dnnreg.tables.streaming import open_dataset
+
+        return open_dataset(path).to_table().to_pandas()
 
     return read_table(
         path,

@@ -120,6 +120,20 @@ def _training_dir(out: Path) -> None:
     make_output_dir(out, kind="run", state="training")
 
 
+def train_in_run(out: Path, fit, data_parallel: bool) -> None:
+    """Run ``fit()`` with its checkpoint inside the run directory ``out``: resumable after
+    a stop request or a full disk, cleaned up after any other failure."""
+    if not data_parallel:
+        _training_dir(out)
+    try:
+        fit()
+    except (KeyboardInterrupt, OSError):  # a stop request, a full disk: resumable
+        raise
+    except BaseException:
+        _abandon(out)
+        raise
+
+
 def _abandon(out: Path) -> None:
     """After a training that failed on its data or settings (resuming would fail again):
     remove the checkpoint, and the run directory too if it holds nothing else."""
@@ -235,8 +249,6 @@ def _train_run(
     frame, target, out, *, params, task, test_fraction, val_fraction, seed, source,
     unlabeled, overwrite, flag, weight, resume, keep_checkpoint,
 ) -> dict:  # fmt: skip
-    from dnnreg.estimators.persistence import save
-    from dnnreg.model_file import json_params
     from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
     from dnnreg.training.distributed import launched
 
@@ -251,15 +263,9 @@ def _train_run(
     classify = task == "classification"
     baseline = LogisticBaseline() if classify else LinearBaseline()
     baseline_name = "logistic" if classify else "linear"
-    if not data_parallel:
-        _training_dir(out)
-    try:
-        _fit_split(model, X, y, w, train, val, unlabeled, resume)
-    except (KeyboardInterrupt, OSError):  # a stop request, a full disk: resumable
-        raise
-    except BaseException:
-        _abandon(out)
-        raise
+    train_in_run(
+        out, lambda: _fit_split(model, X, y, w, train, val, unlabeled, resume), data_parallel
+    )
     # The model file describes the model, not where this command kept its checkpoint.
     model.set_params(checkpoint_dir=None, keep_checkpoint=False)
     baseline.fit(X.iloc[train], y.iloc[train])
@@ -277,32 +283,45 @@ def _train_run(
     held_out = test if test is not None else (val if val is not None else train)
     importance = permutation_importance_records(model, X.iloc[held_out], y.iloc[held_out], seed)
 
+    config = {
+        "data": source,
+        "target": target,
+        "task": task,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "val_fraction": val_fraction,
+        "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
+    }
+    parts = {"importance": importance, "metrics": metrics, "predictions": predictions}
+    write_run(out, model, config, parts, keep_checkpoint=keep_checkpoint, flag=flag)
+    return metrics
+
+
+def write_run(out: Path, model, config: dict, parts: dict, *, keep_checkpoint, flag) -> None:
+    """Write the finished run directory in one atomic step: the model, ``config.json``
+    (``config`` plus the model's parameters), ``history.json``, ``metrics.json``,
+    ``importance.json`` and ``predictions.csv`` (``parts``), and the checkpoint when it
+    is kept."""
+    from dnnreg.estimators.persistence import save
+    from dnnreg.model_file import json_params
+
+    config = {
+        **config,
+        "params": json_params(model),
+        "resolved": {"batch_size": model.batch_size_},
+        "dnnreg_version": __version__,
+    }
     # overwrite: the path was checked before training and now holds this training's own
     # directory, or the earlier run that overwrite allowed to replace
     with output_dir(out, kind="run", overwrite=True, flag=flag) as tmp:
         if keep_checkpoint and marker_of(out / CHECKPOINT) is not None:
             os.rename(out / CHECKPOINT, tmp / CHECKPOINT)
-        save(model, tmp / "model", metadata={"target": target})
-        write_json(tmp / "importance.json", importance)
-        write_json(
-            tmp / "config.json",
-            {
-                "data": source,
-                "target": target,
-                "task": task,
-                "seed": seed,
-                "test_fraction": test_fraction,
-                "val_fraction": val_fraction,
-                "rows": {k: (0 if v is None else int(len(v))) for k, v in splits.items()},
-                "params": json_params(model),
-                "resolved": {"batch_size": model.batch_size_},
-                "dnnreg_version": __version__,
-            },
-        )
+        save(model, tmp / "model", metadata={"target": config["target"]})
+        write_json(tmp / "importance.json", parts["importance"])
+        write_json(tmp / "config.json", config)
         write_json(tmp / "history.json", model.history_)
-        write_json(tmp / "metrics.json", metrics)
-        predictions.to_csv(tmp / "predictions.csv", index=False)
-    return metrics
+        write_json(tmp / "metrics.json", parts["metrics"])
+        parts["predictions"].to_csv(tmp / "predictions.csv", index=False)
 
 
 def _score_splits(metrics, model, baseline, baseline_name, X, y, splits, target) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from dnnreg.tables.streaming import (
     BLOCK_ROWS,
     SAMPLE_ROWS,
     VALIDATION_ROWS,
+    Holdout,
     TableStream,
     memory_rows,
     open_dataset,
@@ -57,10 +58,13 @@ def read_or_stream(estimator, source, target, *, refused: dict):
     dataset = open_dataset(source)
     budget = memory_rows(estimator.max_memory_rows, len(dataset.schema.names))
     if dataset.count_rows() <= budget:
-        if isinstance(source, (str, Path)) and Path(source).is_file():
-            frame = read_table(source)
+        path = source.source if isinstance(source, Holdout) else source
+        if isinstance(path, (str, Path)) and Path(path).is_file():
+            frame = read_table(path)
         else:
             frame = dataset.to_table().to_pandas()
+        if isinstance(source, Holdout):  # the rows it does not hold out, in order
+            frame = frame[~source.is_held(np.arange(len(frame)))].reset_index(drop=True)
         task = "classification" if is_classifier(estimator) else "regression"
         X, y = split_xy(frame, target, task=task)
         return X, y.to_numpy(), None
@@ -77,10 +81,11 @@ def read_or_stream(estimator, source, target, *, refused: dict):
             "rows than max_memory_rows); fit on a DataFrame of the rows that fit in memory, "
             "or use DNNRegressor"
         )
-    return None, None, dataset
+    return None, None, source
 
 
 def _shown(source) -> str:
+    source = source.source if isinstance(source, Holdout) else source
     return repr(str(source)) if isinstance(source, (str, Path)) else "a pyarrow dataset"
 
 
@@ -102,10 +107,14 @@ class StreamBlocks:
             yield self.encode(frame, y)
 
 
-def fit_stream(estimator, dataset, target: str, callbacks) -> None:
-    """Fit ``estimator`` on the table ``dataset`` without holding it in memory (see the
-    module's docstring); the steps mirror the in-memory ``_fit``."""
+def fit_stream(estimator, source, target: str, callbacks) -> None:
+    """Fit ``estimator`` on the table ``source`` (a path, a dataset or a
+    :class:`~dnnreg.tables.streaming.Holdout`, whose held-out rows it never reads) without
+    holding it in memory (see the module's docstring); the steps mirror the in-memory
+    ``_fit``."""
     est = estimator
+    dataset = open_dataset(source)
+    exclude = source.is_held if isinstance(source, Holdout) else None
     start = time.perf_counter()
     est._world = world = est._join()  # every rank reads every block, takes its share
     rng = check_random_state(est.random_state)
@@ -120,6 +129,7 @@ def fit_stream(estimator, dataset, target: str, callbacks) -> None:
         categorical=est._categorical_names(
             pd.Index([n for n in dataset.schema.names if n != target])
         ),
+        exclude=exclude,
     )
     stats = stream.scan()
     frame, y = _concat(stats.sample)

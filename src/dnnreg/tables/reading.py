@@ -70,8 +70,9 @@ per-chunk overhead, a pandas frame and one batched forward pass, is amortised by
 
 def iter_table(path, *, chunk_rows: int = CHUNK_ROWS, sep=None, encoding=None, na_values=None):
     """Yield a CSV or Parquet file (or a directory or glob of Parquet files) as DataFrames
-    of at most ``chunk_rows`` rows, holding one chunk in memory at a time (:func:`read_table`'s checks and messages; its warnings
-    judge the first chunk). CSV chunks are typed each on their own: a categorical column
+    of at most ``chunk_rows`` rows, holding one chunk in memory at a time
+    (:func:`read_table`'s checks and messages; its warnings judge the first chunk). CSV
+    chunks are typed each on their own: a categorical column
     of integer codes reads "3" whether a chunk made it int or float
     (:func:`dnnreg.tables.preprocessing.level_strings`)."""
     path = Path(path)

@@ -63,7 +63,7 @@ BYTES_PER_CELL = 64
 its encoded float32 and the tensor copies beside it (measured peak on California housing:
 about 50 bytes per cell)."""
 
-_SALT_VALIDATION, _SALT_SAMPLE = 0x5EED_0001, 0x5EED_0002
+_SALT_VALIDATION, _SALT_SAMPLE, _SALT_HOLDOUT = 0x5EED_0001, 0x5EED_0002, 0x5EED_0003
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -88,10 +88,41 @@ def position_hash(positions: np.ndarray, salt: int) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
+class Holdout:
+    """A table with a hashed share of its rows set aside: ``fit(Holdout(source, 0.2,
+    seed=0), "y")`` trains on the other 80 % (read whole or streamed), and
+    :meth:`held` reads the 20 % back, in chunks, for testing. ``source`` is anything
+    :func:`open_dataset` takes; a row is held out when the hash of its position salted
+    with ``seed`` falls below ``fraction``, so the split needs no memory and is the same
+    on every reading (``dnnreg train`` tests a streamed table this way)."""
+
+    def __init__(self, source, fraction: float, *, seed: int = 0):
+        if not 0 <= fraction < 1:
+            raise ValueError(f"fraction must be in [0, 1), got fraction={fraction!r}")
+        self.source, self.fraction, self.seed = source, float(fraction), int(seed)
+        self.dataset = open_dataset(source)
+
+    def is_held(self, positions: np.ndarray) -> np.ndarray:
+        return position_hash(positions, self.seed ^ _SALT_HOLDOUT) < self.fraction
+
+    def chunks(self, chunk_rows: int = READ_ROWS):
+        """Every row, in dataset order, as ``(frame, positions, held)`` chunks (``held``:
+        which of them are held out)."""
+        for piece in _pieces(self.dataset):
+            for frame, positions in _read_piece(piece, chunk_rows):
+                yield frame, positions, self.is_held(positions)
+
+    def held(self, chunk_rows: int = READ_ROWS):
+        """The held-out rows, in dataset order, as ``(frame, positions)`` chunks."""
+        for frame, positions, held in self.chunks(chunk_rows):
+            if held.any():
+                yield frame[held].reset_index(drop=True), positions[held]
+
+
 def is_table_source(X) -> bool:
-    """Whether ``fit``'s ``X`` names a table to read (a path, a glob, a pyarrow dataset)
-    rather than holding one."""
-    if isinstance(X, (str, os.PathLike)):
+    """Whether ``fit``'s ``X`` names a table to read (a path, a glob, a pyarrow dataset, a
+    :class:`Holdout`) rather than holding one."""
+    if isinstance(X, (str, os.PathLike, Holdout)):
         return True
     return type(X).__module__.startswith("pyarrow") and hasattr(X, "get_fragments")
 
@@ -102,6 +133,8 @@ def open_dataset(source):
     order. One-line ``FileNotFoundError``/``ValueError`` for what cannot be read."""
     import pyarrow.dataset as ds
 
+    if isinstance(source, Holdout):
+        return source.dataset
     if not isinstance(source, (str, os.PathLike)):
         return source
     text = str(source)
@@ -209,8 +242,9 @@ class TableStream:
     columns whose levels are counted whatever their type (non-numeric ones always are)."""
 
     def __init__(self, dataset, target: str, *, seed: int, validation_fraction: float,
-                 categorical=()):  # fmt: skip
+                 categorical=(), exclude=None):  # fmt: skip
         self.dataset, self.target, self.seed = dataset, target, int(seed)
+        self.exclude = exclude  # positions -> mask of rows this fit never sees (a Holdout's)
         self.categorical = set(categorical)
         names = list(dataset.schema.names)
         if target not in names:
@@ -234,14 +268,14 @@ class TableStream:
 
     # --------------------------------------------------------------- reading
     def _frames(self, piece: Piece, batch_rows: int = READ_ROWS):
-        """``(frame, positions)`` for each record batch of ``piece``."""
-        start = piece.start
-        for batch in piece.fragment.to_batches(batch_size=batch_rows):
-            if batch.num_rows == 0:
-                continue
-            frame = batch.to_pandas()
-            yield frame, np.arange(start, start + len(frame), dtype=np.int64)
-            start += len(frame)
+        """``(frame, positions)`` for each record batch of ``piece``, without the rows
+        excluded."""
+        for frame, positions in _read_piece(piece, batch_rows):
+            if self.exclude is not None:
+                keep = ~self.exclude(positions)
+                frame, positions = frame[keep], positions[keep]
+            if len(positions):
+                yield frame, positions
 
     def is_validation(self, positions: np.ndarray) -> np.ndarray:
         """Which of these rows are held out for validation: the same on every reading."""
@@ -263,11 +297,12 @@ class TableStream:
         """One pass over every row: the exact target moments, level counts and gaps of the
         training rows, a hashed sample of about ``sample_rows`` of them, and every
         validation row (``(frame, y)`` lists in ``sample`` and ``validation``)."""
-        stats = StreamStats(n_rows=self.n_rows)
+        stats = StreamStats()
         rate = sample_rows / max(1.0, self.n_rows * (1 - self.validation_fraction))
         for piece in self.pieces:
             for frame, positions in self._frames(piece):
                 y = self._target(frame)
+                stats.n_rows += len(y)
                 held = self.is_validation(positions)
                 if held.any():
                     stats.validation.append((frame[held], y[held]))
@@ -329,6 +364,16 @@ def _draw(parts: list, rows: int, rng) -> tuple:
     taken, rest = order[:rows], order[rows:]
     parts[:] = [(frame.take(rest).reset_index(drop=True), y[rest])] if len(rest) else []
     return frame.take(taken).reset_index(drop=True), y[taken]
+
+
+def _read_piece(piece: Piece, batch_rows: int):
+    """``(frame, positions)`` for each record batch of ``piece``."""
+    start = piece.start
+    for batch in piece.fragment.to_batches(batch_size=batch_rows):
+        if batch.num_rows:
+            frame = batch.to_pandas()
+            yield frame, np.arange(start, start + len(frame), dtype=np.int64)
+            start += len(frame)
 
 
 def _numeric_dtype(col: pd.Series) -> bool:
