@@ -103,6 +103,8 @@ if args["step"] == "fit":
     out["fit_seconds"] = time.perf_counter() - start
     out["streamed"] = model.resolved_.get("streamed")
     out["epochs"] = model.n_iter_
+    out["history"] = [{k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_rmse", "seconds")
+                       if k in r} for r in model.history_]  # fmt: skip
     out["fit_peak_mb"] = peak_mb()
     save(model, args["model"], overwrite=True)
     test = pd.read_parquet(args["test"])
