@@ -267,11 +267,16 @@ _SHARED_PARAMETERS = """
     numeric_scaling : {"quantile", "robust", "smooth_clip", "standard"}, default="quantile"
         How numeric columns are scaled; "quantile" maps each to normal scores and is the
         most robust to the heavy tails common in tables.
-    categorical_encoding : {"onehot", "embedding", "auto"}, default="onehot"
+    categorical_encoding : {"auto", "onehot", "embedding"}, default="auto"
         "embedding" learns a dense vector per category (entity embeddings, Guo & Berkhahn
-        2016), of width 1.6·c^0.56 capped at 16; better than one-hot for many categories.
-        "auto" decides per column: levels seen fewer than 5 times pooled into the unknown
+        2016), of width 1.6·c^0.56 capped at 16; "onehot" one 0/1 input per level.
+        "auto" decides per column: levels seen only once pooled into the unknown
         bucket, one-hot up to 8 kept levels, an embedding beyond (RealMLP's rule).
+        Measured in bench/categoricals.py: on 20,000 rows with a 6,000- and a
+        3,000-level column that carry no signal, "onehot" took 673 s and 2.3 GB for test
+        RMSE 1.371, "auto" 29 s and 0.6 GB for 1.084; on a California grid-cell column
+        (1,581 levels) 82 s against 32 s at equal RMSE; where every one of 5,000 levels
+        carries its own effect "onehot" stays 14 % ahead (0.690 against 0.787).
     categorical_features : None, list of str or int, or boolean mask, default=None
         Columns to treat as categorical whatever their dtype (integer codes such as zip
         codes or product ids), by name, by position, or as a mask over the columns.
@@ -463,7 +468,7 @@ OPTIONS = {
     "embedding_bins": (48, "an integer >= 1"),
     "embedding_binning": ("quantile", BINNINGS),
     "numeric_scaling": ("quantile", SCALINGS),
-    "categorical_encoding": ("onehot", CATEGORICAL_ENCODINGS),
+    "categorical_encoding": ("auto", CATEGORICAL_ENCODINGS),
     "categorical_features": (None, "None, column names or positions, or a boolean mask"),
     "solver": ("adamw", SOLVERS),
     "batch_size": ("auto", "an integer >= 1 or 'auto'"),

@@ -78,7 +78,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         embedding_bins=48,
         embedding_binning="quantile",
         numeric_scaling="quantile",
-        categorical_encoding="onehot",
+        categorical_encoding="auto",
         categorical_features=None,
         solver="adamw",
         batch_size="auto",
