@@ -21,15 +21,10 @@ from dnnreg.tables.streaming import TableStream, open_dataset, position_hash
 def _table(n=6000, seed=0):
     """Friedman #1 features plus a categorical with a rare level, gaps in one column,
     and an ``id`` equal to the row position."""
+    from sklearn.datasets import make_friedman1
+
+    x, y = make_friedman1(n_samples=n, n_features=5, noise=1.0, random_state=seed)
     rng = np.random.default_rng(seed)
-    x = rng.uniform(size=(n, 5))
-    y = (
-        10 * np.sin(np.pi * x[:, 0] * x[:, 1])
-        + 20 * (x[:, 2] - 0.5) ** 2
-        + 10 * x[:, 3]
-        + 5 * x[:, 4]
-        + rng.normal(size=n)
-    )
     level = rng.choice(["a", "b", "c"], size=n).astype(object)
     level[7] = "rare"  # seen once: pooled under categorical_encoding="auto"
     y = y + np.where(level == "a", 2.0, 0.0)

@@ -218,19 +218,7 @@ def cmd_train(args) -> int:
             return _train_streamed(args, streamed)
     frame = _read(args, args.data)
     task = resolve_task(task, frame, args.target)
-    params = _settings(args, task)
-    for key in ("checkpoint_dir", "keep_checkpoint"):
-        if params.get(key) not in (None, False):  # a replayed config.json holds the defaults
-            raise UsageError(
-                f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key} "
-                "(--keep-checkpoint keeps it after the run)"
-            )
-    if not args.quiet:
-        params.setdefault("verbose", 1)
-    if args.diagnose:
-        params["diagnostics"] = True
-    if args.tensorboard:
-        params["tensorboard_dir"] = args.tensorboard
+    params = _train_params(args, task)
     unlabeled = None
     if args.unlabeled:
         unlabeled = _read(args, args.unlabeled)
@@ -257,7 +245,33 @@ def cmd_train(args) -> int:
         resume=args.resume,
         keep_checkpoint=args.keep_checkpoint,
     )
-    if metrics is None:  # a torchrun rank other than 0: rank 0 reports and writes
+    return _report_run(args, metrics)
+
+
+def _train_params(args, task: str) -> dict:
+    """The DNN's parameters for ``train``: the settings, plus what its own flags ask
+    (progress unless ``--quiet``, ``--diagnose``, ``--tensorboard``); the checkpoint's
+    place is the run's, never a setting."""
+    params = _settings(args, task)
+    for key in ("checkpoint_dir", "keep_checkpoint"):
+        if params.get(key) not in (None, False):  # a replayed config.json holds the defaults
+            raise UsageError(
+                f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key} "
+                "(--keep-checkpoint keeps it after the run)"
+            )
+    if not args.quiet:
+        params.setdefault("verbose", 1)
+    if args.diagnose:
+        params["diagnostics"] = True
+    if args.tensorboard:
+        params["tensorboard_dir"] = args.tensorboard
+    return params
+
+
+def _report_run(args, metrics) -> int:
+    """Print a finished run's metrics; ``None`` is a torchrun rank other than 0, which
+    leaves reporting and writing to rank 0."""
+    if metrics is None:
         return 0
     _print_metrics(metrics)
     print(f"saved model, metrics, history and predictions to {args.out}/")
@@ -274,30 +288,16 @@ def _train_streamed(args, rows: int) -> int:
                 f"{flag} cannot be used with a table streamed from disk ({rows:,} rows is more "
                 "than max_memory_rows); drop it, or raise --set max_memory_rows"
             )
-    params = _settings(args, "regression")
-    for key in ("checkpoint_dir", "keep_checkpoint"):
-        if params.get(key) not in (None, False):
-            raise UsageError(
-                f"train keeps its checkpoint in {args.out}/checkpoint; drop --set {key}"
-            )
+    params = _train_params(args, "regression")
     if not args.quiet:
-        params.setdefault("verbose", 1)
         print(f"dnnreg: streaming {args.data} ({rows:,} rows, more than fit in memory)")
-    if args.diagnose:
-        params["diagnostics"] = True
-    if args.tensorboard:
-        params["tensorboard_dir"] = args.tensorboard
     metrics = streamed_train_run(
         args.data, args.target, Path(args.out), params=params,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.seed,
         overwrite=args.overwrite, flag=OVERWRITE, resume=args.resume,
         keep_checkpoint=args.keep_checkpoint,
     )  # fmt: skip
-    if metrics is None:
-        return 0
-    _print_metrics(metrics)
-    print(f"saved model, metrics, history and predictions to {args.out}/")
-    return 0
+    return _report_run(args, metrics)
 
 
 def cmd_demo(args) -> int:

@@ -58,11 +58,43 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     }
 
 
+class RunningMoments:
+    """Count, mean, spread and range of values that arrive in chunks, merged chunk by
+    chunk with Chan, Golub & LeVeque's pairwise update (float64): equal to the one-array
+    numbers up to rounding, in constant memory.
+
+    >>> m = RunningMoments()
+    >>> m.add([1.0, 2.0]); m.add([6.0])
+    >>> m.n, m.mean, m.std, (m.low, m.high)
+    (3, 3.0, 2.160246899469287, (1.0, 6.0))
+    """
+
+    def __init__(self):
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0  # m2: sum of squared deviations
+        self.low, self.high = np.inf, -np.inf
+
+    @property
+    def std(self) -> float:
+        """The population standard deviation (ddof 0); 0 before any value."""
+        return float(np.sqrt(self.m2 / self.n)) if self.n else 0.0
+
+    def add(self, values) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        if v.size == 0:
+            return
+        n, mean = v.size, float(v.mean())
+        total = self.n + n
+        delta = mean - self.mean
+        self.m2 += float(((v - mean) ** 2).sum()) + delta**2 * self.n * n / total
+        self.mean += delta * n / total
+        self.n = total
+        self.low, self.high = min(self.low, float(v.min())), max(self.high, float(v.max()))
+
+
 class RunningRegressionMetrics:
     """:func:`regression_metrics` over chunks that never sit in memory together: sums of
-    squared and absolute errors, and the target's spread merged chunk by chunk (Chan,
-    Golub & LeVeque's pairwise update), so the result equals the one-array metrics up to
-    rounding.
+    squared and absolute errors, and the target's spread as :class:`RunningMoments`, so
+    the result equals the one-array metrics up to rounding.
 
     >>> m = RunningRegressionMetrics()
     >>> m.add([1.0, 2.0], [1.5, 2.0]); m.add([3.0], [2.0])
@@ -72,32 +104,26 @@ class RunningRegressionMetrics:
     """
 
     def __init__(self):
-        self.n, self.sse, self.sae, self.mean, self.m2 = 0, 0.0, 0.0, 0.0, 0.0
+        self.sse, self.sae, self.target = 0.0, 0.0, RunningMoments()
 
     def add(self, y_true, y_pred) -> None:
         y = np.asarray(y_true, dtype=np.float64)
-        if y.size == 0:
-            return
         d = y - np.asarray(y_pred, dtype=np.float64)
         self.sse += float(d @ d)
         self.sae += float(np.abs(d).sum())
-        n, mean = y.size, float(y.mean())
-        total = self.n + n
-        delta = mean - self.mean
-        self.m2 += float(((y - mean) ** 2).sum()) + delta**2 * self.n * n / total
-        self.mean += delta * n / total
-        self.n = total
+        self.target.add(y)
 
     def result(self) -> dict[str, float]:
-        if self.m2 == 0.0:
+        n, ss_tot = self.target.n, self.target.m2
+        if ss_tot == 0.0:
             r2_value = 1.0 if self.sse == 0.0 else 0.0
         else:
-            r2_value = 1.0 - self.sse / self.m2
+            r2_value = 1.0 - self.sse / ss_tot
         return {
-            "rmse": float(np.sqrt(self.sse / self.n)),
-            "mae": self.sae / self.n,
+            "rmse": float(np.sqrt(self.sse / n)),
+            "mae": self.sae / n,
             "r2": r2_value,
-            "n": int(self.n),
+            "n": int(n),
         }
 
 

@@ -400,8 +400,7 @@ class _DNNBase(BaseEstimator):
             )
         dataset, target = None, y
         if is_table_source(X):  # a path or a pyarrow dataset: read whole, or streamed
-            refused = {"sample_weight": sample_weight, "eval_set": eval_set}
-            refused["X_unlabeled"] = X_unlabeled
+            refused = dict(sample_weight=sample_weight, eval_set=eval_set, X_unlabeled=X_unlabeled)
             X, y, dataset = read_or_stream(self, X, target, refused=refused)
         with verbose_output(self.verbose):
             self._checkpointer = checkpoint = self._make_checkpointer(resume)

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dnnreg.metrics import RunningMoments
 from dnnreg.tables.preprocessing import level_strings
 from dnnreg.tables.reading import CSV_SUFFIXES, PARQUET_SUFFIXES
 
@@ -202,33 +203,18 @@ class StreamStats:
     """What one pass over a streamed table learned (:meth:`TableStream.scan`)."""
 
     n_rows: int = 0
-    n_train: int = 0
-    mean: float = 0.0
-    m2: float = 0.0  # sum of squared deviations from the mean (Chan et al. 1979)
-    low: float = np.inf
-    high: float = -np.inf
+    target: RunningMoments = field(default_factory=RunningMoments)  # training rows only
     level_counts: dict = field(default_factory=dict)
     missing: set = field(default_factory=set)
     sample: list = field(default_factory=list)
     validation: list = field(default_factory=list)
 
-    @property
-    def std(self) -> float:
-        return float(np.sqrt(self.m2 / self.n_train)) if self.n_train else 0.0
-
-    def add_target(self, y: np.ndarray) -> None:
-        """Merge a chunk's moments into the running ones (exact up to rounding)."""
-        n = len(y)
-        if n == 0:
-            return
-        mean = float(y.mean())
-        m2 = float(((y - mean) ** 2).sum())
-        total = self.n_train + n
-        delta = mean - self.mean
-        self.m2 += m2 + delta**2 * self.n_train * n / total
-        self.mean += delta * n / total
-        self.n_train = total
-        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
+    # the training target's exact moments, under the names the estimators read
+    n_train = property(lambda self: self.target.n)
+    mean = property(lambda self: self.target.mean)
+    std = property(lambda self: self.target.std)
+    low = property(lambda self: self.target.low)
+    high = property(lambda self: self.target.high)
 
     def add_levels(self, name: str, col: pd.Series) -> None:
         counts = level_strings(col).dropna().value_counts()
@@ -308,7 +294,7 @@ class TableStream:
                     stats.validation.append((frame[held], y[held]))
                 train = ~held
                 frame, y, positions = frame[train], y[train], positions[train]
-                stats.add_target(y)
+                stats.target.add(y)
                 for name in frame.columns:
                     col = frame[name]
                     if name in self.categorical or not _numeric_dtype(col):
