@@ -183,3 +183,53 @@ def test_a_rank_that_never_arrives_is_a_clear_error_not_a_hang(tmp_path):
         lone.kill()
     assert lone.returncode not in (0, None)
     assert "another rank of this data-parallel fit stopped or timed out" in err, err[-3000:]
+
+
+# A streamed fit (a Parquet directory over max_memory_rows) on every rank; rank 0 records.
+STREAM_FIT = r"""
+import json, os, sys
+from dnnreg import DNNRegressor, save
+params = json.loads(sys.argv[2])
+model = DNNRegressor(**params).fit(os.path.join(sys.argv[1], "..", "table"), "y")
+if os.environ.get("RANK", "0") == "0":
+    save(model, os.path.join(sys.argv[1], "model"))
+    record = {"val_rmse": min(h["val_rmse"] for h in model.history_),
+              "streamed": model.resolved_["streamed"]}
+    with open(os.path.join(sys.argv[1], "record.json"), "w") as f:
+        json.dump(record, f)
+"""
+
+
+def test_two_ranks_stream_their_own_shards_of_a_parquet_directory(tmp_path):
+    """Each rank reads only its shard of the row groups (the reading itself is tested in
+    test_streaming.py); together they train one model, as well as one process does."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=4000, noise=0.3, random_state=2)
+    (tmp_path / "table").mkdir()
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]).assign(y=y)
+    for i in range(4):  # 4 files of 2 row groups: 8 pieces, 4 per rank
+        pq.write_table(pa.Table.from_pandas(frame.iloc[i * 1000 : (i + 1) * 1000]),
+                       tmp_path / "table" / f"part{i}.parquet", row_group_size=500)  # fmt: skip
+    params = {**PARAMS, "max_memory_rows": 1000, "max_iter": 20}
+    script = tmp_path / "fit.py"
+    script.write_text(STREAM_FIT)
+    out = tmp_path / "run"
+    out.mkdir()
+    done = _torchrun(script, out, params)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["model", "record.json"]  # rank 0 only
+    record = json.loads((out / "record.json").read_text())
+    assert record["streamed"]["sharded"] is True
+    single = DNNRegressor(**params).fit(tmp_path / "table", "y")
+    single_rmse = min(h["val_rmse"] for h in single.history_)
+    # Same validation rows, same global batch, but the batches are made of other rows
+    # (each rank draws from its own shard): stated tolerance 10 % of the one-process fit
+    # (measured 0.4193 against 0.4216).
+    assert record["val_rmse"] <= 1.10 * single_rmse, (record, single_rmse)
+    model = load(out / "model")
+    pred = model.predict(frame.drop(columns="y").iloc[:500])
+    assert np.sqrt(np.mean((pred - y[:500]) ** 2)) < 0.5 * np.std(y)

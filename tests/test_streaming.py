@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from dnnreg import DNNClassifier, DNNRegressor, load, save
 from dnnreg.tables import streaming
@@ -270,3 +271,56 @@ def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
     predictions = pd.read_csv(out / "predictions.csv")
     assert (predictions["split"] == "test").sum() == len(test)
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shards_cover_every_piece_once_and_differ_by_at_most_one_piece(seed):
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(1, 1000, size=int(rng.integers(3, 40))).tolist()
+    size = int(rng.integers(2, 5))
+    shards = streaming.shard_pieces(rows, size)
+    assert sorted(i for s in shards for i in s) == list(range(len(rows)))
+    loads = [sum(rows[i] for i in s) for s in shards]
+    assert max(loads) - min(loads) <= max(rows)  # the LPT bound
+    assert shards == streaming.shard_pieces(rows, size)  # every rank deals the same
+
+
+def test_sharded_ranks_read_disjoint_rows_the_same_number_each(parquet_dir):
+    """What each of two ranks reads in an epoch: only its own pieces, no row twice, no
+    validation row, and exactly the smallest shard's row count each."""
+    from dnnreg.estimators.streaming import StreamBlocks
+    from dnnreg.training.distributed import World
+
+    frame, folder = parquet_dir
+    stream = TableStream(open_dataset(folder), "y", seed=5, validation_fraction=0.2)
+    stats = stream.scan()
+    assert sum(stats.piece_rows) == stats.n_train
+    val_ids = np.concatenate([f["id"].to_numpy() for f, _ in stats.validation])
+    read = []
+    for rank in (0, 1):
+        blocks = StreamBlocks(stream, lambda f, y: (f["id"].to_numpy(), y), n_rows=stats.n_train,
+                              probe=None, batch_size=64, piece_rows=stats.piece_rows,
+                              world=World(rank, 2))  # fmt: skip
+        assert blocks.sharded and blocks.local_batch == 32
+        ids = np.concatenate([b for b, _ in blocks.blocks(torch.Generator().manual_seed(0))])
+        assert len(ids) == blocks.quota and len(np.unique(ids)) == len(ids)
+        pieces = {int(i) for i in ids // 500}  # row groups of 500 rows
+        assert pieces <= set(blocks.pieces)
+        read.append(ids)
+    assert not np.isin(read[0], read[1]).any() and not np.isin(np.concatenate(read), val_ids).any()
+    # trimming to the smaller shard drops at most one piece's rows of the epoch
+    assert len(read[0]) + len(read[1]) >= stats.n_train - 500
+
+
+def test_too_few_pieces_to_shard_are_read_by_every_rank(tmp_path):
+    from dnnreg.estimators.streaming import StreamBlocks
+    from dnnreg.training.distributed import World
+
+    folder = _write_parts(_table(1200), tmp_path / "one", parts=1, row_group=2000)
+    stream = TableStream(open_dataset(folder), "y", seed=5, validation_fraction=0.2)
+    stats = stream.scan()
+    blocks = StreamBlocks(
+        stream, lambda f, y: (f, y), n_rows=stats.n_train, probe=None, batch_size=64,
+        piece_rows=stats.piece_rows, world=World(1, 2),
+    )  # fmt: skip
+    assert not blocks.sharded and blocks.pieces is None  # one piece cannot be split

@@ -40,6 +40,7 @@ from dnnreg.tables.streaming import (
     TableStream,
     memory_rows,
     open_dataset,
+    shard_pieces,
 )
 from dnnreg.training.distributed import broadcast_json
 
@@ -89,21 +90,48 @@ def _shown(source) -> str:
     return repr(str(source)) if isinstance(source, (str, Path)) else "a pyarrow dataset"
 
 
+MAX_SHARD_DROP = 0.05
+"""Under torchrun each rank reads only its own shard of the pieces when the shards are
+even enough that trimming every rank to the smallest one drops at most this share of an
+epoch's rows; otherwise (few, uneven pieces) every rank reads every block and trains on
+its share of each batch, as in memory."""
+
+
 class StreamBlocks:
     """A streamed table's training rows as the training loop takes them
     (:func:`dnnreg.training.loop.fit_model`): ``blocks(generator)`` yields each epoch's
     shuffled blocks as tensors, ``n_rows`` says how many rows an epoch has, ``probe`` is
-    the sample's tensors and ``identity`` names the table for checkpoints."""
+    the sample's tensors and ``identity`` names the table for checkpoints.
 
-    def __init__(self, stream: TableStream, encode, *, n_rows: int, probe, batch_size: int):
+    Under a data-parallel ``world`` with enough pieces, ``sharded`` is true: this rank
+    reads only its shard (:func:`~dnnreg.tables.streaming.shard_pieces`) and yields its
+    own rows, ``local_batch`` (the global batch over the ranks) at a time, and every rank
+    yields the same ``quota`` of rows an epoch, the smallest shard's."""
+
+    def __init__(self, stream: TableStream, encode, *, n_rows: int, probe, batch_size: int,
+                 piece_rows=None, world=None):  # fmt: skip
         self.stream, self.encode, self.n_rows, self.probe = stream, encode, n_rows, probe
         self.rows = batch_size * max(1, BLOCK_ROWS // batch_size)  # whole batches per block
         fragments = [str(getattr(p.fragment, "path", "")) for p in stream.pieces]
         self.identity = repr((fragments, stream.n_rows, stream.seed))
+        self.sharded, self.pieces, self.quota, self.rank = False, None, None, 0
+        if world is None or not world.active or piece_rows is None:
+            return
+        self.local_batch = max(1, batch_size // world.size)
+        shards = shard_pieces(piece_rows, world.size)
+        quota = min(sum(piece_rows[i] for i in shard) for shard in shards)
+        if quota < self.local_batch or quota * world.size < (1 - MAX_SHARD_DROP) * n_rows:
+            return  # too few or too uneven pieces: every rank reads every block
+        self.sharded, self.quota, self.rank = True, quota, world.rank
+        self.pieces = shards[world.rank]
+        self.n_rows = quota * world.size  # what the ranks train on together each epoch
+        self.rows = self.local_batch * max(1, BLOCK_ROWS // world.size // self.local_batch)
 
     def blocks(self, generator: torch.Generator):
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        for frame, y in self.stream.blocks(seed, self.rows):
+        # the same draw on every rank (their generators agree); a sharded rank salts it
+        # with its rank, since it orders its own pieces
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) + self.rank
+        for frame, y in self.stream.blocks(seed, self.rows, pieces=self.pieces, limit=self.quota):
             yield self.encode(frame, y)
 
 
@@ -116,7 +144,7 @@ def fit_stream(estimator, source, target: str, callbacks) -> None:
     dataset = open_dataset(source)
     exclude = source.is_held if isinstance(source, Holdout) else None
     start = time.perf_counter()
-    est._world = world = est._join()  # every rank reads every block, takes its share
+    est._world = world = est._join()
     rng = check_random_state(est.random_state)
     if world.active and est.random_state is None:  # one unseeded draw, shared by all
         rng = np.random.RandomState(broadcast_json(int(rng.randint(2**31 - 1)), world))
@@ -154,7 +182,11 @@ def fit_stream(estimator, source, target: str, callbacks) -> None:
         n_rows=stats.n_train,
         probe=probe,
         batch_size=est.batch_size_,
+        piece_rows=stats.piece_rows,
+        world=world,
     )
+    if world.active:
+        est.resolved_["streamed"]["sharded"] = blocks.sharded
     from dnnreg.estimators.base import _FitWeights
 
     weights = _FitWeights.of(None, None, est.device_)

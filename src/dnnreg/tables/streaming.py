@@ -26,6 +26,13 @@ from one streaming pass or re-read every epoch:
   its target should be stored in several row groups (it is, above 1M rows by pyarrow's
   default) so that no batch sees one end of it only.
 
+Under torchrun each rank reads its own shard of the pieces in the epochs
+(:func:`shard_pieces`): the pieces are dealt out once per fit, largest first to the rank
+that holds the fewest training rows so far, and every rank takes the same number of rows
+each epoch (the smallest shard's), so that all ranks make the same number of steps. The
+statistics pass still reads every row on every rank: each derives the same counts and
+sample, and no table crosses between processes.
+
 Positions are hashed, not drawn, so the split is the same on every reading and every
 torchrun rank without any state: adding files to a directory moves the positions of the
 files sorted after them, and so which rows validate.
@@ -208,6 +215,7 @@ class StreamStats:
     missing: set = field(default_factory=set)
     sample: list = field(default_factory=list)
     validation: list = field(default_factory=list)
+    piece_rows: list = field(default_factory=list)  # training rows of each piece, in order
 
     # the training target's exact moments, under the names the estimators read
     n_train = property(lambda self: self.target.n)
@@ -286,6 +294,7 @@ class TableStream:
         stats = StreamStats()
         rate = sample_rows / max(1.0, self.n_rows * (1 - self.validation_fraction))
         for piece in self.pieces:
+            stats.piece_rows.append(0)
             for frame, positions in self._frames(piece):
                 y = self._target(frame)
                 stats.n_rows += len(y)
@@ -294,6 +303,7 @@ class TableStream:
                     stats.validation.append((frame[held], y[held]))
                 train = ~held
                 frame, y, positions = frame[train], y[train], positions[train]
+                stats.piece_rows[-1] += len(y)
                 stats.target.add(y)
                 for name in frame.columns:
                     col = frame[name]
@@ -311,16 +321,20 @@ class TableStream:
         return stats
 
     # --------------------------------------------------------------- epochs
-    def blocks(self, seed: int, rows: int = BLOCK_ROWS):
+    def blocks(self, seed: int, rows: int = BLOCK_ROWS, *, pieces=None, limit=None):
         """The training rows of one epoch as ``(frame, y)`` blocks of ``rows`` rows (the
         last one shorter): pieces in an order drawn from ``seed``, :data:`INTERLEAVE` of
-        them read at once into a shuffle buffer, each block drawn at random from it."""
+        them read at once into a shuffle buffer, each block drawn at random from it.
+        ``pieces`` (indices into :attr:`pieces`) reads only those, a rank's shard;
+        ``limit`` stops after that many rows."""
         rng = np.random.default_rng(seed)
-        queue = [self.pieces[i] for i in rng.permutation(len(self.pieces))]
+        chosen = range(len(self.pieces)) if pieces is None else list(pieces)
+        queue = [self.pieces[chosen[i]] for i in rng.permutation(len(chosen))]
+        limit = np.inf if limit is None else int(limit)
         step = max(1, READ_ROWS // INTERLEAVE)
         open_ = []
-        parts, held = [], 0
-        while queue or open_:
+        parts, held, given = [], 0, 0
+        while (queue or open_) and given < limit:
             while queue and len(open_) < INTERLEAVE:
                 open_.append(self._frames(queue.pop(0), step))
             for reader in list(open_):
@@ -333,11 +347,29 @@ class TableStream:
                 y = self._target(frame)
                 parts.append((frame[train], y[train]))
                 held += int(train.sum())
-            while held >= rows:
+            while held >= rows and given + rows <= limit:
                 yield _draw(parts, rows, rng)
-                held -= rows
-        if held:
-            yield _draw(parts, held, rng)
+                held, given = held - rows, given + rows
+        last = int(min(held, limit - given))
+        if last > 0:
+            yield _draw(parts, last, rng)
+
+
+def shard_pieces(piece_rows, size: int) -> list[list[int]]:
+    """Deal pieces out to ``size`` ranks: largest first, each to the rank holding the
+    fewest rows so far (ties to the lowest rank), which leaves the largest shard at most
+    one piece larger than the smallest (Graham's LPT rule). Returns each rank's piece
+    indices in ascending order.
+
+    >>> shard_pieces([5, 3, 3, 2, 1], 2)
+    [[0, 3], [1, 2, 4]]
+    """
+    loads, shards = [0] * size, [[] for _ in range(size)]
+    for i in sorted(range(len(piece_rows)), key=lambda i: (-piece_rows[i], i)):
+        r = min(range(size), key=lambda r: (loads[r], r))
+        shards[r].append(i)
+        loads[r] += piece_rows[i]
+    return [sorted(s) for s in shards]
 
 
 def _draw(parts: list, rows: int, rng) -> tuple:

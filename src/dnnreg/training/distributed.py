@@ -18,8 +18,10 @@ calling ``fit`` in a torchrun process):
   rows; DDP averages the gradients, and each rank's loss is weighted by its share of the
   batch, so one step equals a single process's step on the global batch (up to the order
   of floating-point sums). Hence the learning rate needs no scaling with N: the global
-  batch, which the rate was tuned for, is unchanged. Dropout masks are drawn per rank from
-  generators seeded apart.
+  batch, which the rate was tuned for, is unchanged. A streamed table is read in shards
+  instead (:mod:`dnnreg.estimators.streaming`): each rank reads its own pieces and trains on
+  whole local batches of ``batch_size // N`` rows, the same number on every rank. Dropout
+  masks are drawn per rank from generators seeded apart.
 - **One decision.** The epoch's training loss is averaged over the ranks, and rank 0's
   validation record is broadcast, so every rank rolls back, stops early and restores the
   best epoch at the same moment.

@@ -17,7 +17,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -626,15 +626,24 @@ def _streamed_epoch(
     whole number of batches but the last) is an in-memory epoch of its own for
     :func:`_minibatch_epoch`, which shuffles it again for each member. A stop request is
     answered at the end of the epoch, not inside it: the block order cannot be replayed
-    from the middle. Returns the epoch's mean training loss."""
+    from the middle. Returns the epoch's mean training loss over all ranks' rows.
+
+    A sharded table (``train.sharded``) gives this rank its own rows: each batch is taken
+    whole, ``train.local_batch`` rows, and DDP averages the ranks' equal batches into the
+    global batch's gradient; every rank reads the same number of rows, so all make the
+    same steps. Otherwise every rank reads every block and takes its share of each batch."""
+    sharded = getattr(train, "sharded", False)
+    local = replace(config, batch_size=train.local_batch) if sharded else config
     total = rows = 0.0
     for block in train.blocks(generator):
         n = block[0].shape[0]
         total += n * _minibatch_epoch(
-            step_model, model, optimizer, schedule, objective, block, config, generator,
-            callbacks, world=world,
+            step_model, model, optimizer, schedule, objective, block, local, generator,
+            callbacks, world=SINGLE if sharded else world,
         )  # fmt: skip
         rows += n
+    if sharded:  # each rank's own rows: the epoch's mean over all of them
+        total, rows = all_sum([total, rows], world)
     return total / rows
 
 
