@@ -171,13 +171,28 @@ def test_streamed_model_saves_and_loads(parquet_dir, tmp_path):
     assert again.resolved_["streamed"]["rows"] == len(frame)
 
 
-def test_a_csv_file_streams_too(tmp_path):
+def test_a_csv_file_streams_too_counted_once(tmp_path, monkeypatch):
+    """A CSV file is counted by reading it: once before a streamed fit, never before one
+    that its estimated size puts well within the budget."""
+    from dnnreg.estimators import streaming as fitting
+
+    counts, count = [], streaming.count_pieces
+
+    def counting(dataset):
+        counts.append(1)
+        return count(dataset)
+
+    monkeypatch.setattr(streaming, "count_pieces", counting)
+    monkeypatch.setattr(fitting, "count_pieces", counting)
     frame = _table(1500).drop(columns="id")
     frame.to_csv(tmp_path / "t.csv", index=False)
-    model = DNNRegressor(hidden_layer_sizes=(16,), n_ensemble=1, max_iter=2, random_state=0,
-                         max_memory_rows=100).fit(tmp_path / "t.csv", "y")  # fmt: skip
+    params = dict(hidden_layer_sizes=(16,), n_ensemble=1, max_iter=2, random_state=0)
+    model = DNNRegressor(max_memory_rows=100, **params).fit(tmp_path / "t.csv", "y")
     assert model.resolved_["streamed"]["rows"] == 1500
     assert model.n_features_in_ == 6
+    assert len(counts) == 1
+    model = DNNRegressor(max_memory_rows=10_000, **params).fit(tmp_path / "t.csv", "y")
+    assert "streamed" not in model.resolved_ and len(counts) == 1
 
 
 def test_a_table_within_budget_fits_exactly_as_its_frame(tmp_path):

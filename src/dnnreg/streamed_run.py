@@ -42,7 +42,7 @@ def streamed_rows(data, max_memory_rows="auto"):
     """``None`` when the table ``data`` (a file, a directory or glob of Parquet files) fits
     in ``max_memory_rows``; else its row count (CSV: estimated from the first 1 MB), which
     means ``dnnreg train`` streams it."""
-    from dnnreg.tables.streaming import memory_rows, open_dataset
+    from dnnreg.tables.streaming import estimated_csv_rows, memory_rows, open_dataset
 
     path = Path(str(data))
     if path.is_file():
@@ -53,27 +53,13 @@ def streamed_rows(data, max_memory_rows="auto"):
                 meta = pq.ParquetFile(path).metadata
                 rows, columns = meta.num_rows, meta.num_columns
             else:
-                rows, columns = _estimated_csv_rows(path)
+                rows, columns = estimated_csv_rows(path)
         except Exception:  # noqa: BLE001 - pyarrow and gzip raise their own types
             return None
     else:
         dataset = open_dataset(data)
         rows, columns = dataset.count_rows(), len(dataset.schema.names)
     return rows if rows > memory_rows(max_memory_rows, columns) else None
-
-
-def _estimated_csv_rows(path: Path) -> tuple[int, int]:
-    """Rows (from the first 1 MB's line length) and columns (commas in the header) of a
-    CSV file, without parsing it."""
-    import gzip
-
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        head = handle.read(1 << 20)
-    lines = max(1, head.count(b"\n"))
-    size = path.stat().st_size * (4 if opener is gzip.open else 1)  # gzip: ~4x smaller
-    columns = head.split(b"\n", 1)[0].count(b",") + 1
-    return int(size / max(1.0, len(head) / lines)), columns
 
 
 def streamed_train_run(

@@ -22,6 +22,7 @@ budget takes every option the in-memory fit takes.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from dnnreg.tables.reading import read_table, split_xy
+from dnnreg.tables.reading import PARQUET_SUFFIXES, read_table, split_xy
 from dnnreg.tables.streaming import (
     BLOCK_ROWS,
     SAMPLE_ROWS,
@@ -39,6 +40,8 @@ from dnnreg.tables.streaming import (
     Holdout,
     TableStream,
     memory_rows,
+    count_pieces,
+    estimated_csv_rows,
     open_dataset,
     shard_pieces,
 )
@@ -58,8 +61,9 @@ def read_or_stream(estimator, source, target, *, refused: dict):
         )
     dataset = open_dataset(source)
     budget = memory_rows(estimator.max_memory_rows, len(dataset.schema.names))
-    if dataset.count_rows() <= budget:
-        path = source.source if isinstance(source, Holdout) else source
+    path = source.source if isinstance(source, Holdout) else source
+    pieces = None if _surely_fits(path, budget) else count_pieces(dataset)
+    if pieces is None or sum(p.rows for p in pieces) <= budget:
         if isinstance(path, (str, Path)) and Path(path).is_file():
             frame = read_table(path)
         else:
@@ -82,7 +86,29 @@ def read_or_stream(estimator, source, target, *, refused: dict):
             "rows than max_memory_rows); fit on a DataFrame of the rows that fit in memory, "
             "or use DNNRegressor"
         )
-    return None, None, source
+    return None, None, Streamed(source, pieces)
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A table to stream: its ``source`` as given, and its ``pieces`` counted once
+    (a CSV file is counted by reading it)."""
+
+    source: object
+    pieces: list
+
+
+def _surely_fits(path, budget: int) -> bool:
+    """A CSV file whose estimated row count is under half the budget is read whole
+    without counting it first (a count reads the whole file)."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_file():
+        return False
+    if Path(path).name.lower().endswith(PARQUET_SUFFIXES):
+        return False  # counted from the footer, for free
+    try:
+        return estimated_csv_rows(path)[0] <= budget // 2
+    except OSError:
+        return False  # read whole below, which reports what is wrong
 
 
 def _shown(source) -> str:
@@ -135,12 +161,12 @@ class StreamBlocks:
             yield self.encode(frame, y)
 
 
-def fit_stream(estimator, source, target: str, callbacks) -> None:
+def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
     """Fit ``estimator`` on the table ``source`` (a path, a dataset or a
     :class:`~dnnreg.tables.streaming.Holdout`, whose held-out rows it never reads) without
     holding it in memory (see the module's docstring); the steps mirror the in-memory
     ``_fit``."""
-    est = estimator
+    est, source = estimator, streamed.source
     dataset = open_dataset(source)
     exclude = source.is_held if isinstance(source, Holdout) else None
     start = time.perf_counter()
@@ -158,6 +184,7 @@ def fit_stream(estimator, source, target: str, callbacks) -> None:
             pd.Index([n for n in dataset.schema.names if n != target])
         ),
         exclude=exclude,
+        pieces=streamed.pieces,
     )
     stats = stream.scan()
     frame, y = _concat(stats.sample)

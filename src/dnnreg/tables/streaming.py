@@ -116,9 +116,11 @@ class Holdout:
     def chunks(self, chunk_rows: int = READ_ROWS):
         """Every row, in dataset order, as ``(frame, positions, held)`` chunks (``held``:
         which of them are held out)."""
-        for piece in _pieces(self.dataset):
-            for frame, positions in _read_piece(piece, chunk_rows):
+        start = 0  # positions run on through the files, as count_pieces numbers them
+        for fragment in self.dataset.get_fragments():
+            for frame, positions in _read_piece(Piece(fragment, start, 0), chunk_rows):
                 yield frame, positions, self.is_held(positions)
+                start = int(positions[-1]) + 1
 
     def held(self, chunk_rows: int = READ_ROWS):
         """The held-out rows, in dataset order, as ``(frame, positions)`` chunks."""
@@ -195,6 +197,21 @@ def memory_rows(option, n_columns: int) -> int:
     return int(MEMORY_FRACTION * available / (BYTES_PER_CELL * max(1, n_columns)))
 
 
+def estimated_csv_rows(path: Path) -> tuple[int, int]:
+    """Rows (from the first 1 MB's line length) and columns (commas in the header) of a
+    CSV file, without parsing it."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    lines = max(1, head.count(b"\n"))
+    size = path.stat().st_size * (4 if opener is gzip.open else 1)  # gzip: ~4x smaller
+    columns = head.split(b"\n", 1)[0].count(b",") + 1
+    return int(size / max(1.0, len(head) / lines)), columns
+
+
 @dataclass
 class Piece:
     """One unit of reading: a Parquet row group or a whole CSV file, and the dataset
@@ -236,7 +253,7 @@ class TableStream:
     columns whose levels are counted whatever their type (non-numeric ones always are)."""
 
     def __init__(self, dataset, target: str, *, seed: int, validation_fraction: float,
-                 categorical=(), exclude=None):  # fmt: skip
+                 categorical=(), exclude=None, pieces=None):  # fmt: skip
         self.dataset, self.target, self.seed = dataset, target, int(seed)
         self.exclude = exclude  # positions -> mask of rows this fit never sees (a Holdout's)
         self.categorical = set(categorical)
@@ -254,7 +271,7 @@ class TableStream:
             raise ValueError(
                 f"the table has no feature columns besides the target {target!r}; add features"
             )
-        self.pieces = _pieces(dataset)
+        self.pieces = count_pieces(dataset) if pieces is None else pieces
         self.n_rows = sum(p.rows for p in self.pieces)
         if self.n_rows < 2:
             raise ValueError(f"the table must have at least 2 rows to train, got {self.n_rows}")
@@ -398,9 +415,10 @@ def _numeric_dtype(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
 
 
-def _pieces(dataset) -> list[Piece]:
+def count_pieces(dataset) -> list[Piece]:
     """The dataset's units of reading, in order: each Parquet row group (its row count
-    from the file's footer, nothing read), each other file whole (counted by a scan)."""
+    from the file's footer, nothing read), each other file whole (counted by a scan: count
+    once and pass the pieces on, ``TableStream(pieces=...)``)."""
     pieces, start = [], 0
     for fragment in dataset.get_fragments():
         groups = fragment.split_by_row_group() if hasattr(fragment, "row_groups") else [fragment]
