@@ -39,9 +39,9 @@ from dnnreg.tables.streaming import (
     VALIDATION_ROWS,
     Holdout,
     TableStream,
-    memory_rows,
     count_pieces,
     estimated_csv_rows,
+    memory_rows,
     open_dataset,
     shard_pieces,
 )
