@@ -211,9 +211,15 @@ def cmd_train(args) -> int:
         task = "classification" if loss in CLASSIFICATION_LOSSES else "regression"
     if task != "auto":
         _settings(args, task)
-    if task != "classification" and args.data is not None:
+    if args.data is not None:
         budget = _settings(args, "regression").get("max_memory_rows", "auto")
         streamed = streamed_rows(args.data, budget)
+        if streamed is not None and task == "classification":
+            raise UsageError(
+                f"dnnreg train streams regression tables only ({streamed:,} rows is more than "
+                "max_memory_rows); train a classifier on it in Python, DNNClassifier()."
+                "fit(path, target), which streams, or raise --set max_memory_rows"
+            )
         if streamed is not None:
             return _train_streamed(args, streamed)
     frame = _read(args, args.data)

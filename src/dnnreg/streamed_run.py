@@ -14,8 +14,9 @@ then one more pass reads every row once:
 - a hashed sample of :data:`KEPT_ROWS` other rows (training and validation rows alike)
   fits the linear baseline and gives both models' "train" scores.
 
-``metrics.json`` says how many rows each score saw (``n``). Regression only: a streamed
-classifier is not built yet.
+``metrics.json`` says how many rows each score saw (``n``). Regression only: a
+classification table over the budget is refused by ``dnnreg train`` (its exact streamed
+scoring is not built yet); ``DNNClassifier.fit(path, target)`` streams it in Python.
 """
 
 from __future__ import annotations

@@ -167,6 +167,12 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
                 f"{len(self.classes_)}; use 'log_loss' or 'accuracy'"
             )
 
+    def _fit_target_stats(self, stats, y_sample) -> None:
+        """The classes of a streamed fit (:mod:`dnnreg.estimators.streaming`): every label
+        of the training rows, counted in its statistics pass (the sample may miss a rare
+        one), with :meth:`_fit_target`'s checks."""
+        self._fit_target(stats.classes.index.to_numpy())
+
     def _make_loss(self):
         return make_loss(self.loss, n_classes=len(self.classes_))
 

@@ -14,9 +14,13 @@ network, loop, early stopping, decisions and model file. What differs, by design
 - a stop request (Ctrl-C, SIGTERM) with ``checkpoint_dir`` is answered at the end of the
   epoch, not after the current batch.
 
-``sample_weight``, ``eval_set`` and ``X_unlabeled`` with a streamed table, and streamed
-classification, are refused with a message (not built yet); a table within the
-budget takes every option the in-memory fit takes.
+- a classifier's validation rows are the same hashed hold-out, not stratified by class
+  (each class keeps about its share at any size where that matters);
+  its classes are the labels of the training rows, counted in the statistics pass.
+
+``sample_weight``, ``eval_set``, ``X_unlabeled`` and ``class_weight`` with a streamed table
+are refused with a message (not built yet); a table within the budget takes every option
+the in-memory fit takes.
 """
 
 from __future__ import annotations
@@ -80,11 +84,11 @@ def read_or_stream(estimator, source, target, *, refused: dict):
             f"more rows than max_memory_rows={estimator.max_memory_rows!r}); read the table "
             "into a DataFrame, or raise max_memory_rows if it fits in memory"
         )
-    if is_classifier(estimator):
+    if getattr(estimator, "class_weight", None) is not None:
         raise ValueError(
-            f"{type(estimator).__name__} cannot stream a table yet ({_shown(source)} has more "
-            "rows than max_memory_rows); fit on a DataFrame of the rows that fit in memory, "
-            "or use DNNRegressor"
+            f"class_weight cannot be used with a streamed table ({_shown(source)} has more "
+            "rows than max_memory_rows); leave class_weight=None, or read the table into "
+            "a DataFrame"
         )
     return None, None, Streamed(source, pieces)
 
@@ -185,6 +189,7 @@ def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
         ),
         exclude=exclude,
         pieces=streamed.pieces,
+        task="classification" if is_classifier(est) else "regression",
     )
     stats = stream.scan()
     frame, y = _concat(stats.sample)

@@ -227,19 +227,24 @@ class StreamStats:
     """What one pass over a streamed table learned (:meth:`TableStream.scan`)."""
 
     n_rows: int = 0
+    n_train: int = 0
     target: RunningMoments = field(default_factory=RunningMoments)  # training rows only
     level_counts: dict = field(default_factory=dict)
     missing: set = field(default_factory=set)
     sample: list = field(default_factory=list)
     validation: list = field(default_factory=list)
     piece_rows: list = field(default_factory=list)  # training rows of each piece, in order
+    classes: pd.Series | None = None  # classification: training rows per label
 
     # the training target's exact moments, under the names the estimators read
-    n_train = property(lambda self: self.target.n)
     mean = property(lambda self: self.target.mean)
     std = property(lambda self: self.target.std)
     low = property(lambda self: self.target.low)
     high = property(lambda self: self.target.high)
+
+    def add_classes(self, y: np.ndarray) -> None:
+        counts = pd.Series(y).value_counts()
+        self.classes = counts if self.classes is None else self.classes.add(counts, fill_value=0)
 
     def add_levels(self, name: str, col: pd.Series) -> None:
         counts = level_strings(col).dropna().value_counts()
@@ -253,8 +258,9 @@ class TableStream:
     columns whose levels are counted whatever their type (non-numeric ones always are)."""
 
     def __init__(self, dataset, target: str, *, seed: int, validation_fraction: float,
-                 categorical=(), exclude=None, pieces=None):  # fmt: skip
+                 categorical=(), exclude=None, pieces=None, task="regression"):  # fmt: skip
         self.dataset, self.target, self.seed = dataset, target, int(seed)
+        self.classify = task == "classification"  # labels as they are, counted per class
         self.exclude = exclude  # positions -> mask of rows this fit never sees (a Holdout's)
         self.categorical = set(categorical)
         names = list(dataset.schema.names)
@@ -295,6 +301,14 @@ class TableStream:
         return position_hash(positions, self.seed ^ _SALT_VALIDATION) < self.validation_fraction
 
     def _target(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.classify:
+            labels = frame.pop(self.target)
+            if labels.isna().any():
+                raise ValueError(
+                    f"target column {self.target!r} holds missing labels; drop or fill those "
+                    "rows before training"
+                )
+            return labels.to_numpy()
         y = pd.to_numeric(frame.pop(self.target), errors="coerce").to_numpy(np.float64)
         if not np.isfinite(y).all():
             raise ValueError(
@@ -321,7 +335,11 @@ class TableStream:
                 train = ~held
                 frame, y, positions = frame[train], y[train], positions[train]
                 stats.piece_rows[-1] += len(y)
-                stats.target.add(y)
+                stats.n_train += len(y)
+                if self.classify:
+                    stats.add_classes(y)
+                else:
+                    stats.target.add(y)
                 for name in frame.columns:
                     col = frame[name]
                     if name in self.categorical or not _numeric_dtype(col):
