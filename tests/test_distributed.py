@@ -52,15 +52,21 @@ def _torchrun(script, out, params, n=2, timeout=240):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def test_two_ranks_train_one_model_like_one_process_on_the_global_batch(tmp_path):
+def _two_ranks(tmp_path, fit: str, params: dict) -> tuple:
+    """Run ``fit`` on two ranks; check that it ends well and that rank 0 alone wrote.
+    Returns the run folder and rank 0's record."""
     script = tmp_path / "fit.py"
-    script.write_text(FIT)
+    script.write_text(fit)
     out = tmp_path / "run"
     out.mkdir()
-    done = _torchrun(script, out, PARAMS)
+    done = _torchrun(script, out, params)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["model", "record.json"]  # rank 0 only
-    record = json.loads((out / "record.json").read_text())
+    return out, json.loads((out / "record.json").read_text())
+
+
+def test_two_ranks_train_one_model_like_one_process_on_the_global_batch(tmp_path):
+    out, record = _two_ranks(tmp_path, FIT, PARAMS)
 
     from sklearn.datasets import make_friedman1
 
@@ -215,14 +221,7 @@ def test_two_ranks_stream_their_own_shards_of_a_parquet_directory(tmp_path):
         pq.write_table(pa.Table.from_pandas(frame.iloc[i * 1000 : (i + 1) * 1000]),
                        tmp_path / "table" / f"part{i}.parquet", row_group_size=500)  # fmt: skip
     params = {**PARAMS, "max_memory_rows": 1000, "max_iter": 20}
-    script = tmp_path / "fit.py"
-    script.write_text(STREAM_FIT)
-    out = tmp_path / "run"
-    out.mkdir()
-    done = _torchrun(script, out, params)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["model", "record.json"]  # rank 0 only
-    record = json.loads((out / "record.json").read_text())
+    out, record = _two_ranks(tmp_path, STREAM_FIT, params)
     assert record["streamed"]["sharded"] is True
     single = DNNRegressor(**params).fit(tmp_path / "table", "y")
     single_rmse = min(h["val_rmse"] for h in single.history_)
