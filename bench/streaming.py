@@ -96,11 +96,32 @@ def peak_mb():
 args = json.loads(sys.argv[1])
 out = {}
 if args["step"] == "fit":
+    import torch
     from dnnreg import DNNRegressor, save
     model = DNNRegressor(**args["params"])
+    watch = pd.read_parquet(args["test"]).iloc[:50_000]
+    curve, steps, held, spent = [], [0], {}, [0.0]
+
+    class Monitor:  # test RMSE on 50,000 fresh rows every `every` steps, eval mode
+        def on_after_backward(self, net, last):
+            steps[0] += 1
+            if steps[0] % args["every"]:
+                return
+            begin = time.perf_counter()
+            if not held:
+                held["x"] = model._tensors(watch.drop(columns="y"))
+            net.eval()
+            with torch.no_grad():
+                z = net(*held["x"]).float().mean(0).reshape(-1).numpy()
+            net.train()
+            pred = model.target_scaler_.inverse(z)
+            curve.append((steps[0], float(np.sqrt(np.mean((pred - watch["y"].to_numpy()) ** 2)))))
+            spent[0] += time.perf_counter() - begin
+
     start = time.perf_counter()
-    model.fit(args["source"], "y")
-    out["fit_seconds"] = time.perf_counter() - start
+    model.fit(args["source"], "y", callbacks=[Monitor()] if args["every"] else [])
+    out["fit_seconds"] = time.perf_counter() - start - spent[0]  # without the monitor's
+    out["monitor"] = curve
     out["streamed"] = model.resolved_.get("streamed")
     out["epochs"] = model.n_iter_
     out["history"] = [{k: r[k] for k in ("epoch", "train_loss", "val_loss", "val_rmse", "seconds")
@@ -139,6 +160,17 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=2_000_000, help="max_memory_rows")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", default="auto")
+    ap.add_argument(
+        "--dropouts",
+        default="0.15,0",
+        help="one streamed and one in-memory fit per dropout; the first is predicted",
+    )
+    ap.add_argument(
+        "--monitor-every",
+        type=int,
+        default=10_000,
+        help="test RMSE on 50,000 rows every this many steps (0: none)",
+    )
     ap.add_argument("--ceiling-mb", type=float, default=2048)
     ap.add_argument("--data-dir", default="/tmp/dnnreg_streaming_bench")
     ap.add_argument("--skip-memory", action="store_true", help="no in-memory 1M-row fit")
@@ -147,31 +179,37 @@ def main(argv=None) -> int:
     folder = Path(args.data_dir)
     manifest = write_table(folder, args.rows, args.file_rows, args.row_group)
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
+    dropouts = [float(d) for d in args.dropouts.split(",")]
     params = dict(n_ensemble=1, max_iter=args.epochs, random_state=0, batch_size=batch,
                   categorical_encoding="auto", max_memory_rows=args.budget)  # fmt: skip
-    common = {"test": str(folder / "test.parquet")}
-    stream = child({**common, "step": "fit", "params": params, "source": str(folder / "train"),
-                    "model": str(folder / "model_streamed")})  # fmt: skip
+    common = {"test": str(folder / "test.parquet"), "step": "fit", "every": args.monitor_every}
     record = {
         "command": "python bench/streaming.py " + shlex.join(sys.argv[1:]),
         "table": manifest,
         "params": params,
-        "streamed": stream,
+        "fits": [],
     }
-    n_train = stream["streamed"]["training_rows"]
-    stream["train_rows_per_s"] = n_train * stream["epochs"] / stream["fit_seconds"]
-    for engine in ("torch", "numpy"):
+    for i, dropout in enumerate(dropouts):
+        p = {**params, "dropout": dropout}
+        fit = child({**common, "params": p, "source": str(folder / "train"),
+                     "model": str(folder / f"model_streamed{i}")})  # fmt: skip
+        n_train = fit["streamed"]["training_rows"]
+        fit.update(kind="streamed", dropout=dropout,
+                   train_rows_per_s=n_train * fit["epochs"] / fit["fit_seconds"])  # fmt: skip
+        record["fits"].append(fit)
+        if not args.skip_memory:
+            first = str(folder / "train" / "part0000.parquet")  # i.i.d. rows: a 1M sample
+            memory = {**p, "max_memory_rows": 10**9}
+            fit = child({**common, "params": memory, "source": first,
+                         "model": str(folder / f"model_1m{i}")})  # fmt: skip
+            record["fits"].append({**fit, "kind": "in_memory_1m", "dropout": dropout})
+    for engine in ("torch", "numpy"):  # prediction's cost does not depend on the weights
         pred = child({"step": "predict", "engine": engine, "source": str(folder / "train"),
-                      "model": str(folder / "model_streamed"),
+                      "model": str(folder / "model_streamed0"),
                       "out": str(folder / f"pred_{engine}.parquet")})  # fmt: skip
         pred["rows_per_s"] = args.rows / pred["predict_seconds"]
         record[f"predict_{engine}"] = pred
-    if not args.skip_memory:
-        first = str(folder / "train" / "part0000.parquet")  # i.i.d. rows: a random 1M sample
-        memory = {**params, "max_memory_rows": 10**9}
-        step = {**common, "step": "fit", "params": memory, "source": first}
-        record["in_memory_1m"] = child({**step, "model": str(folder / "model_1m")})
-    peaks = [stream["fit_peak_mb"]] + [
+    peaks = [f["fit_peak_mb"] for f in record["fits"] if f["kind"] == "streamed"] + [
         record[f"predict_{e}"]["predict_peak_mb"] for e in ("torch", "numpy")
     ]
     record["ceiling_mb"] = args.ceiling_mb
@@ -182,26 +220,38 @@ def main(argv=None) -> int:
 
 
 def _markdown(r: dict, args) -> str:
-    s, t = r["streamed"], r["table"]
+    t = r["table"]
     lines = [
-        "| step | rows | seconds | rows/s | peak RSS MB | test RMSE |",
-        "|---|---|---|---|---|---|",
-        f"| streamed fit, {s['epochs']} epochs | {s['streamed']['training_rows']:,} training "
-        f"| {s['fit_seconds']:.0f} | {s['train_rows_per_s']:,.0f} | {s['fit_peak_mb']:.0f} "
-        f"| {s['test_rmse']:.4f} |",
+        "| step | dropout | rows | seconds | rows/s | peak RSS MB | test RMSE | best epoch |",
+        "|---|---|---|---|---|---|---|---|",
     ]
+    for f in r["fits"]:
+        streamed = f["kind"] == "streamed"
+        name = f"streamed fit, {f['epochs']} epochs" if streamed else (
+            f"in-memory fit of the first file, {f['epochs']} epochs")  # fmt: skip
+        rows = f"{f['streamed']['training_rows']:,} training" if streamed else f"{t['file_rows']:,}"
+        speed = f"{f['train_rows_per_s']:,.0f}" if streamed else ""
+        best = min(f["history"], key=lambda h: h["val_rmse"])["epoch"]
+        lines.append(
+            f"| {name} | {f['dropout']:g} | {rows} | {f['fit_seconds']:.0f} | {speed} "
+            f"| {f['fit_peak_mb']:.0f} | {f['test_rmse']:.4f} | {best} |"
+        )
     for e in ("torch", "numpy"):
         p = r[f"predict_{e}"]
         lines.append(
-            f"| predict --engine {e} | {t['rows']:,} | {p['predict_seconds']:.0f} "
-            f"| {p['rows_per_s']:,.0f} | {p['predict_peak_mb']:.0f} | |"
+            f"| predict --engine {e} | | {t['rows']:,} | {p['predict_seconds']:.0f} "
+            f"| {p['rows_per_s']:,.0f} | {p['predict_peak_mb']:.0f} | | |"
         )
-    m = r.get("in_memory_1m")
-    if m:
-        lines.append(
-            f"| in-memory fit of a 1M-row sample, {m['epochs']} epochs | 1,000,000 "
-            f"| {m['fit_seconds']:.0f} | | {m['fit_peak_mb']:.0f} | {m['test_rmse']:.4f} |"
-        )
+    curves = [f for f in r["fits"] if f.get("monitor")]
+    if curves:
+        steps = sorted({s for f in curves for s, _ in f["monitor"]})
+        head = " | ".join(f"{f['kind']}, dropout {f['dropout']:g}" for f in curves)
+        lines += ["", "Test RMSE on 50,000 fresh rows during training (eval mode):", "",
+                  f"| step | {head} |", "|---" * (len(curves) + 1) + "|"]  # fmt: skip
+        for step in steps:
+            cells = [dict(f["monitor"]).get(step) for f in curves]
+            shown = " | ".join("" if c is None else f"{c:.4f}" for c in cells)
+            lines.append(f"| {step:,} | {shown} |")
     lines += [
         "",
         f"{t['rows']:,} rows x 20 columns (15 numeric, 5 categorical with 4-1,000 levels) in "
