@@ -383,3 +383,19 @@ def test_a_streamed_classifier_learns_like_the_in_memory_one(parquet_dir, tmp_pa
     assert loss[streamed] <= 1.15 * loss[memory], loss
     save(streamed, tmp_path / "model")
     assert np.array_equal(load(tmp_path / "model").predict(X_test), streamed.predict(X_test))
+
+
+def test_auto_epochs_of_a_streamed_table_follow_the_streamed_rule(parquet_dir):
+    """max_iter="auto" on a streamed table: the epochs that make AUTO_STREAM_STEPS steps
+    within [2, 60], recorded as resolved; in memory the same rows would take 60 at least."""
+    from dnnreg.options import AUTO_STREAM_STEPS, auto_epochs
+
+    _, folder = parquet_dir
+    model = DNNRegressor(hidden_layer_sizes=(8,), n_ensemble=1, batch_size=4096, random_state=0,
+                         max_memory_rows=1000, n_iter_no_change=1).fit(folder, "y")  # fmt: skip
+    n = model.resolved_["streamed"]["training_rows"]
+    steps = -(-n // 4096)
+    expected = min(60, max(2, -(-AUTO_STREAM_STEPS // steps)))
+    assert model.resolved_["max_iter"] == expected == auto_epochs(n, 4096, streamed=True)
+    assert auto_epochs(20_000_000, 256, streamed=True) == 2  # 78,125 steps an epoch
+    assert auto_epochs(n, 4096) == 300  # the in-memory rule on the same rows

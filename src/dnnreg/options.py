@@ -69,6 +69,10 @@ NOISE_KINDS = ("mask", "gaussian")
 # large one needs (measured on the ten regression tables of bench/accuracy.py).
 AUTO_STEPS = 4000
 AUTO_EPOCHS = (60, 300)
+# A table streamed from disk (larger than memory) has rows to spare and epochs that cost
+# minutes: its "auto" epochs make about this many steps, at least 2 and at most the
+# in-memory floor (bench/results/streaming.md: 20M rows, two epochs of 155,000 steps).
+AUTO_STREAM_STEPS = 150_000
 # numeric_embedding="auto" embeds tables with at most this many scaled numeric columns.
 AUTO_MAX_COLUMNS = 100
 # Schedules with no planned end: "auto" epochs and patience let early stopping end them.
@@ -87,7 +91,9 @@ def auto_batch_size(n_rows: int, steps_per_epoch: int) -> int:
     return min(256, max(16, n_rows // steps_per_epoch))
 
 
-def auto_epochs(n_rows: int, batch_size: int, schedule: str = "onecycle") -> int:
+def auto_epochs(
+    n_rows: int, batch_size: int, schedule: str = "onecycle", *, streamed: bool = False
+) -> int:
     """``max_iter="auto"``: the epochs that make :data:`AUTO_STEPS` optimiser steps, within
     :data:`AUTO_EPOCHS`. Small tables need many epochs to take enough steps (yacht, 197
     rows, 13 steps per epoch: 300 epochs); large ones reach the floor (California, 65 steps
@@ -98,11 +104,19 @@ def auto_epochs(n_rows: int, batch_size: int, schedule: str = "onecycle") -> int
     (300, 62, 60)
     >>> auto_epochs(13209, 206, "constant")
     300
+
+    A streamed table (``streamed=True``) instead takes the epochs that make
+    :data:`AUTO_STREAM_STEPS` steps, within [2, 60], whatever the schedule:
+
+    >>> auto_epochs(20_000_000, 256, streamed=True), auto_epochs(3_000_000, 256, streamed=True)
+    (2, 13)
     """
     low, high = AUTO_EPOCHS
+    steps_per_epoch = math.ceil(n_rows / batch_size)
+    if streamed:
+        return int(min(low, max(2, math.ceil(AUTO_STREAM_STEPS / steps_per_epoch))))
     if schedule in OPEN_ENDED_SCHEDULES:
         return high
-    steps_per_epoch = math.ceil(n_rows / batch_size)
     return int(min(high, max(low, math.ceil(AUTO_STEPS / steps_per_epoch))))
 
 
@@ -159,13 +173,15 @@ def resolve_init(init: str, activation: str) -> str:
 
 
 def resolve_auto(
-    params: dict, *, n_train: int, n_scaled_numeric: int, steps_per_epoch: int
-) -> dict:
+    params: dict, *, n_train: int, n_scaled_numeric: int, steps_per_epoch: int,
+    streamed: bool = False,
+) -> dict:  # fmt: skip
     """Every "auto" (and alias) of ``params`` resolved from the data, before training:
     ``batch_size``, ``max_iter``, ``n_iter_no_change``, ``numeric_embedding`` and
     ``init``. ``n_train`` is the training rows (after the validation split),
     ``n_scaled_numeric`` the scaled numeric columns the preprocessor produced, and
-    ``steps_per_epoch`` the estimator's batch rule (64 regression, 16 classification).
+    ``steps_per_epoch`` the estimator's batch rule (64 regression, 16 classification);
+    ``streamed`` says the table is read from disk every epoch (:func:`auto_epochs`).
 
     The estimator records the result in the model file, and a loaded model is rebuilt
     from the recorded values, never from these rules, so changing a rule here never
@@ -186,7 +202,10 @@ def resolve_auto(
     batch = auto_batch_size(n_train, steps_per_epoch) if batch == "auto" else int(batch)
     epochs = params["max_iter"]
     schedule = params.get("lr_schedule", "onecycle")
-    epochs = auto_epochs(n_train, batch, schedule) if epochs == "auto" else int(epochs)
+    if epochs == "auto":
+        epochs = auto_epochs(n_train, batch, schedule, streamed=streamed)
+    else:
+        epochs = int(epochs)
     patience = params["n_iter_no_change"]
     patience = auto_patience(epochs, schedule) if patience == "auto" else int(patience)
     embedding = params["numeric_embedding"]
@@ -324,8 +343,9 @@ _SHARED_PARAMETERS = """
         Epochs without improvement before reduce_on_plateau lowers the rate.
     max_iter : int or "auto", default="auto" (DNNClassifier: 60)
         Maximum number of epochs. "auto" is the epochs that make 4,000 optimiser steps,
-        within [60, 300] (:func:`dnnreg.training.loop.auto_epochs`): a 200-row table then trains
-        for 300 short epochs, California's 13,000 training rows for 62.
+        within [60, 300] (:func:`dnnreg.options.auto_epochs`): a 200-row table then trains
+        for 300 short epochs, California's 13,000 training rows for 62. A table streamed
+        from disk takes the epochs that make 150,000 steps, within [2, 60].
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training rows (or use ``eval_set``) and
         stop when ``early_stopping_metric`` has not improved for ``n_iter_no_change`` epochs

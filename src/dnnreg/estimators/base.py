@@ -621,7 +621,9 @@ class _DNNBase(BaseEstimator):
             return None
         return frame
 
-    def _prepare(self, frame, y, *, n_train=None, level_counts=None, missing=()) -> None:
+    def _prepare(
+        self, frame, y, *, n_train=None, level_counts=None, missing=(), streamed=False
+    ) -> None:
         """Fit the preprocessing, pick the device, and resolve every "auto" once (recorded
         in ``resolved_`` and the model file). A streamed fit passes a sample of the rows
         and what its pass counted over all of them: ``n_train`` rows, ``level_counts``
@@ -643,6 +645,7 @@ class _DNNBase(BaseEstimator):
             n_train=n_train,
             n_scaled_numeric=len(self.preprocessor_.scaled_columns()),
             steps_per_epoch=self._auto_steps_per_epoch,
+            streamed=streamed,
         )
         self.resolved_["precision"] = resolve_precision(
             self.precision, self.device_, self.resolved_["batch_size"]

@@ -197,7 +197,12 @@ def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
     validate_data(est, frame, reset=True, skip_check_array=True)
     est.bagging_ = None
     est._prepare(
-        frame, y, n_train=stats.n_train, level_counts=stats.level_counts, missing=stats.missing
+        frame,
+        y,
+        n_train=stats.n_train,
+        level_counts=stats.level_counts,
+        missing=stats.missing,
+        streamed=True,
     )
     est.resolved_["streamed"] = {
         "rows": stats.n_rows,
