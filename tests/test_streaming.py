@@ -399,3 +399,16 @@ def test_auto_epochs_of_a_streamed_table_follow_the_streamed_rule(parquet_dir):
     assert model.resolved_["max_iter"] == expected == auto_epochs(n, 4096, streamed=True)
     assert auto_epochs(20_000_000, 256, streamed=True) == 2  # 78,125 steps an epoch
     assert auto_epochs(n, 4096) == 300  # the in-memory rule on the same rows
+
+
+def test_auto_dropout_is_off_on_a_streamed_table_only(parquet_dir):
+    """dropout="auto": 0.15 in memory, 0 streamed (bench/results/streaming.md), recorded
+    and used as recorded; a number given is kept either way."""
+    frame, folder = parquet_dir
+    small = dict(hidden_layer_sizes=(8,), n_ensemble=1, max_iter=1, random_state=0)
+    streamed = DNNRegressor(max_memory_rows=1000, **small).fit(folder, "y")
+    memory = DNNRegressor(**small).fit(frame.drop(columns="y"), frame["y"])
+    given = DNNRegressor(max_memory_rows=1000, dropout=0.2, **small).fit(folder, "y")
+    assert streamed.resolved_["dropout"] == 0.0 and streamed.model_.dropout == 0.0
+    assert memory.resolved_["dropout"] == 0.15 and memory.model_.dropout == 0.15
+    assert given.resolved_["dropout"] == 0.2 and given.model_.dropout == 0.2

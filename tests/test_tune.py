@@ -140,7 +140,6 @@ def test_the_first_trial_is_the_defaults(tmp_path):
     tried = study.trials[0].user_attrs["params"]
     default = DNNRegressor().get_params()
     for key in (
-        "dropout",
         "learning_rate_init",
         "weight_decay",
         "numeric_scaling",
@@ -149,6 +148,7 @@ def test_the_first_trial_is_the_defaults(tmp_path):
     ):
         assert tried[key] == default[key], key
     assert tried["numeric_embedding"] == "piecewise_linear"  # what "auto" is for 3 columns
+    assert tried["dropout"] == 0.15  # what "auto" is in memory
     assert tuple(tried["hidden_layer_sizes"]) == default["hidden_layer_sizes"]
 
 

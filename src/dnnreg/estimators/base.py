@@ -120,7 +120,9 @@ class _DNNBase(BaseEstimator):
                 ),
                 check_choice("activation", self.activation, ACTIVATIONS),
                 check_choice("init", self.init, list(INITS) + list(INIT_ALIASES)),
-                check_number("dropout", self.dropout, low=0, high=1, high_inclusive=False),
+                None
+                if self.dropout == "auto"
+                else check_number("dropout", self.dropout, low=0, high=1, high_inclusive=False),
                 check_choice("normalization", self.normalization, NORMALIZATIONS),
                 _check_bool("residual", self.residual),
                 self._check_residual_widths() if sizes_ok else None,
@@ -818,11 +820,17 @@ class _DNNBase(BaseEstimator):
                 "it stops improving)"
             )
 
+    @property
+    def _dropout(self) -> float:
+        """The dropout rate in use: as resolved and recorded (models saved before "auto"
+        existed recorded only the number they were given)."""
+        return float(getattr(self, "resolved_", {}).get("dropout", self.dropout))
+
     def _warn_unsound_combinations(self, n_rows: int) -> None:
         """Combinations that run but work against themselves get a warning, not an error."""
-        if self.solver == "lbfgs" and self.dropout > 0:
+        if self.solver == "lbfgs" and self._dropout > 0:
             warn(
-                f"solver='lbfgs' with dropout={self.dropout}: dropout makes every "
+                f"solver='lbfgs' with dropout={self._dropout}: dropout makes every "
                 "evaluation of the objective random, which breaks L-BFGS's line search; "
                 "use dropout=0 or a first-order solver",
             )
@@ -969,7 +977,7 @@ class _DNNBase(BaseEstimator):
             cardinalities=pre.cardinalities(),
             hidden_layer_sizes=tuple(int(s) for s in self.hidden_layer_sizes),
             activation=self.activation,
-            dropout=float(self.dropout),
+            dropout=self._dropout,
             normalization=self.normalization,
             residual=bool(self.residual),
             n_ensemble=int(self.n_ensemble),

@@ -87,7 +87,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
         hidden_layer_sizes=(256, 256, 256),
         activation="relu",
         init="torch_default",
-        dropout=0.15,
+        dropout="auto",
         normalization="none",
         residual=False,
         n_ensemble=8,

@@ -72,9 +72,11 @@ def default_trial(model, n_numeric: int) -> dict:
     """The point of :func:`search_space` that matches ``model``'s settings (its defaults,
     unless ``fixed`` changed them) on a table with ``n_numeric`` numeric columns, for
     Optuna's ``enqueue_trial``."""
-    from dnnreg.options import resolve_embedding
+    from dnnreg.options import AUTO_DROPOUT, resolve_embedding
 
     p = model.get_params()
+    if p["dropout"] == "auto":  # what "auto" is on a table in memory, the only kind tuned
+        p["dropout"] = AUTO_DROPOUT
     p["numeric_embedding"] = resolve_embedding(p["numeric_embedding"], n_numeric)
     sizes = tuple(p["hidden_layer_sizes"]) or (WIDTHS[1],)
     point = {
