@@ -183,8 +183,8 @@ def resolve_auto(
     """Every "auto" (and alias) of ``params`` resolved from the data, before training:
     ``batch_size``, ``max_iter``, ``n_iter_no_change``, ``dropout``,
     ``numeric_embedding`` and ``init``. ``n_train`` is the training rows (after the
-    validation split), ``n_scaled_numeric`` the scaled numeric columns the preprocessor produced, and
-    ``steps_per_epoch`` the estimator's batch rule (64 regression, 16 classification);
+    validation split), ``n_scaled_numeric`` the scaled numeric columns the preprocessor
+    produced, and ``steps_per_epoch`` the estimator's batch rule (64 regression, 16 classification);
     ``streamed`` says the table is read from disk every epoch (:func:`auto_epochs`).
 
     The estimator records the result in the model file, and a loaded model is rebuilt
