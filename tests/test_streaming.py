@@ -412,3 +412,46 @@ def test_auto_dropout_is_off_on_a_streamed_table_only(parquet_dir):
     assert streamed.resolved_["dropout"] == 0.0 and streamed.model_.dropout == 0.0
     assert memory.resolved_["dropout"] == 0.15 and memory.model_.dropout == 0.15
     assert given.resolved_["dropout"] == 0.2 and given.model_.dropout == 0.2
+
+
+def test_a_stop_inside_a_streamed_epoch_resumes_to_the_uninterrupted_fit(
+    parquet_dir, tmp_path, monkeypatch
+):
+    """SIGINT in the middle of a streamed epoch is answered after the current block with
+    a checkpoint of the epoch's start; resuming reruns that epoch and ends exactly where
+    the uninterrupted fit ends."""
+    import signal
+
+    from dnnreg.estimators import streaming as fitting
+    from dnnreg.training.checkpoint import TrainingInterrupted
+
+    monkeypatch.setattr(fitting, "BLOCK_ROWS", 1024)  # several blocks an epoch
+    _, folder = parquet_dir
+    params = dict(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=3, batch_size=128,
+                  random_state=0, max_memory_rows=1000, dropout=0.1)  # fmt: skip
+    expected = DNNRegressor(**params).fit(folder, "y")
+    steps_per_epoch = -(-expected.resolved_["streamed"]["training_rows"] // 128)
+
+    class SignalAt:
+        steps = 0
+
+        def on_after_backward(self, model, last):
+            self.steps += 1
+            if self.steps == steps_per_epoch + 12:  # inside epoch 2, after a few blocks
+                signal.raise_signal(signal.SIGINT)
+
+    directory = tmp_path / "ck"
+    with pytest.raises(TrainingInterrupted, match="stopped at epoch 1"):
+        DNNRegressor(checkpoint_dir=directory, **params).fit(folder, "y", callbacks=[SignalAt()])
+    count = SignalAt()  # its step is long past: it only counts
+    count.steps = steps_per_epoch + 13
+    resumed = DNNRegressor(checkpoint_dir=directory, **params).fit(
+        folder, "y", resume=True, callbacks=[count]
+    )
+    # epoch 1 came from the checkpoint: only epochs 2 and 3 were trained again
+    assert count.steps == steps_per_epoch + 13 + 2 * steps_per_epoch
+    X = pd.concat(f for f, _ in streaming.Holdout(folder, 0.5, seed=1).held()).drop(columns="y")
+    np.testing.assert_array_equal(resumed.predict(X), expected.predict(X))
+    assert [r["train_loss"] for r in resumed.history_] == [
+        r["train_loss"] for r in expected.history_
+    ]

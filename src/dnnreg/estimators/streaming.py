@@ -11,8 +11,9 @@ network, loop, early stopping, decisions and model file. What differs, by design
 - validation is the hashed hold-out even when ``bagging=True`` (bagging needs every
   member's out-of-fold rows at hand), capped at :data:`VALIDATION_ROWS` rows;
 - the preprocessing's quantiles and the embedding's bin edges come from the sample;
-- a stop request (Ctrl-C, SIGTERM) with ``checkpoint_dir`` is answered at the end of the
-  epoch, not after the current batch.
+- a stop request (Ctrl-C, SIGTERM) with ``checkpoint_dir`` is answered after the current
+  block, with a checkpoint of the epoch's start (the stream cannot be replayed from its
+  middle): resuming trains that epoch again.
 
 - a classifier's validation rows are the same hashed hold-out, not stratified by class
   (each class keeps about its share at any size where that matters);

@@ -259,10 +259,21 @@ def fit_model(
                 model, optimizer, objective, x_num, x_cat, y, config, callbacks, weight
             )
         elif streamed:
-            train_loss = _streamed_epoch(
-                step_model, model, optimizer, schedule, objective, train, config, generator,
-                callbacks, world,
-            )  # fmt: skip
+            # A stream cannot resume inside an epoch (the block order is not replayable from
+            # the middle), so a stop request is answered after the current block with a
+            # checkpoint of the epoch's start: resuming reruns this epoch, nothing is lost.
+            begin = None
+            if stop is not None and checkpoint is not None:
+                at.epoch = epoch - 1
+                begin = copy.deepcopy(snapshot())  # the live tensors move on: copy them
+            try:
+                train_loss = _streamed_epoch(
+                    step_model, model, optimizer, schedule, objective, train, config,
+                    generator, callbacks, world, stop=stop if begin is not None else None,
+                )  # fmt: skip
+            except _EpochInterrupted:
+                checkpoint.save(begin)
+                raise _interrupted(checkpoint, stop, epoch - 1, None) from None
         else:
             try:
                 train_loss = _minibatch_epoch(
@@ -620,13 +631,24 @@ def _minibatch_epoch(
 
 
 def _streamed_epoch(
-    step_model, model, optimizer, schedule, objective, train, config, generator, callbacks, world
+    step_model,
+    model,
+    optimizer,
+    schedule,
+    objective,
+    train,
+    config,
+    generator,
+    callbacks,
+    world,
+    stop=None,
 ) -> float:
     """One pass over a streamed table: each block it reads (``train.blocks``, rows a
     whole number of batches but the last) is an in-memory epoch of its own for
-    :func:`_minibatch_epoch`, which shuffles it again for each member. A stop request is
-    answered at the end of the epoch, not inside it: the block order cannot be replayed
-    from the middle. Returns the epoch's mean training loss over all ranks' rows.
+    :func:`_minibatch_epoch`, which shuffles it again for each member. A pending ``stop``
+    request raises :class:`_EpochInterrupted` after the current block (the caller goes
+    back to the epoch's start: the block order cannot be replayed from the middle).
+    Returns the epoch's mean training loss over all ranks' rows.
 
     A sharded table (``train.sharded``) gives this rank its own rows: each batch is taken
     whole, ``train.local_batch`` rows, and DDP averages the ranks' equal batches into the
@@ -642,6 +664,8 @@ def _streamed_epoch(
             callbacks, world=SINGLE if sharded else world,
         )  # fmt: skip
         rows += n
+        if stop is not None and stop.requested:
+            raise _EpochInterrupted(None)
     if sharded:  # each rank's own rows: the epoch's mean over all of them
         total, rows = all_sum([total, rows], world)
     return total / rows
