@@ -455,3 +455,19 @@ def test_a_stop_inside_a_streamed_epoch_resumes_to_the_uninterrupted_fit(
     assert [r["train_loss"] for r in resumed.history_] == [
         r["train_loss"] for r in expected.history_
     ]
+
+
+def test_an_eval_set_validates_a_streamed_fit_and_every_row_trains(parquet_dir):
+    frame, folder = parquet_dir
+    held = _table(800, seed=3)
+    X_val, y_val = held.drop(columns="y"), held["y"].to_numpy()
+    params = dict(hidden_layer_sizes=(16,), n_ensemble=2, max_iter=4, random_state=0,
+                  max_memory_rows=1000)  # fmt: skip
+    model = DNNRegressor(**params).fit(folder, "y", eval_set=(X_val, y_val))
+    info = model.resolved_["streamed"]
+    assert info["validation_rows"] == 0 and info["training_rows"] == len(frame)
+    # the best epoch's validation RMSE is the restored model's RMSE on the eval_set
+    best = min(h["val_rmse"] for h in model.history_)
+    assert best == pytest.approx(np.sqrt(np.mean((model.predict(X_val) - y_val) ** 2)), rel=1e-4)
+    with pytest.raises(ValueError, match="eval_set weights cannot be used with a streamed"):
+        DNNRegressor(**params).fit(folder, "y", eval_set=(X_val, y_val, np.ones(len(y_val))))

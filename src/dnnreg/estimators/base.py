@@ -402,14 +402,16 @@ class _DNNBase(BaseEstimator):
             )
         dataset, target = None, y
         if is_table_source(X):  # a path or a pyarrow dataset: read whole, or streamed
-            refused = dict(sample_weight=sample_weight, eval_set=eval_set, X_unlabeled=X_unlabeled)
+            weighted_eval = eval_set if eval_set is not None and len(eval_set) > 2 else None
+            refused = {"sample_weight": sample_weight, "X_unlabeled": X_unlabeled,
+                       "eval_set weights": weighted_eval}  # fmt: skip
             X, y, dataset = read_or_stream(self, X, target, refused=refused)
         with verbose_output(self.verbose):
             self._checkpointer = checkpoint = self._make_checkpointer(resume)
             try:
                 with contextlib.nullcontext() if checkpoint is None else checkpoint.held():
                     if dataset is not None:
-                        fit_stream(self, dataset, target, callbacks)
+                        fit_stream(self, dataset, target, callbacks, eval_set=eval_set)
                         return self
                     return self._fit(X, y, sample_weight, eval_set, X_unlabeled, callbacks)
             finally:

@@ -19,9 +19,10 @@ network, loop, early stopping, decisions and model file. What differs, by design
   (each class keeps about its share at any size where that matters);
   its classes are the labels of the training rows, counted in the statistics pass.
 
-``sample_weight``, ``eval_set``, ``X_unlabeled`` and ``class_weight`` with a streamed table
-are refused with a message (not built yet); a table within the budget takes every option
-the in-memory fit takes.
+``eval_set`` (a table in memory) validates instead of the hashed hold-out, and then every
+row of the stream trains. ``sample_weight``, weights in ``eval_set``, ``X_unlabeled`` and
+``class_weight`` with a streamed table are refused with a message (not built yet); a table
+within the budget takes every option the in-memory fit takes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from sklearn.base import is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
+from dnnreg.tables.preprocessing import as_frame, pandas_frame
 from dnnreg.tables.reading import PARQUET_SUFFIXES, read_table, split_xy
 from dnnreg.tables.streaming import (
     BLOCK_ROWS,
@@ -166,7 +168,7 @@ class StreamBlocks:
             yield self.encode(frame, y)
 
 
-def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
+def fit_stream(estimator, streamed: Streamed, target: str, callbacks, *, eval_set=None) -> None:
     """Fit ``estimator`` on the table ``source`` (a path, a dataset or a
     :class:`~dnnreg.tables.streaming.Holdout`, whose held-out rows it never reads) without
     holding it in memory (see the module's docstring); the steps mirror the in-memory
@@ -184,7 +186,10 @@ def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
         dataset,
         target,
         seed=seed,
-        validation_fraction=est.validation_fraction if est.early_stopping else 0.0,
+        # an eval_set validates instead of a hashed hold-out: every row trains
+        validation_fraction=est.validation_fraction
+        if est.early_stopping and eval_set is None
+        else 0.0,
         categorical=est._categorical_names(
             pd.Index([n for n in dataset.schema.names if n != target])
         ),
@@ -212,6 +217,9 @@ def fit_stream(estimator, streamed: Streamed, target: str, callbacks) -> None:
         "sample_rows": len(y),
     }
     val_frame, y_val = _concat(stats.validation) if stats.validation else (None, None)
+    if eval_set is not None:  # in memory, checked and encoded as the in-memory fit does
+        val_frame = as_frame(pandas_frame(eval_set[0]), columns=frame.columns)
+        y_val = est._check_y(eval_set[1])
     probe = est._tensors(frame, y, device=est.device_)
     val = None if val_frame is None else est._tensors(val_frame, y_val, device=est.device_)
     blocks = StreamBlocks(
