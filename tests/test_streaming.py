@@ -261,6 +261,27 @@ def test_running_metrics_equal_the_whole_array_metrics():
     assert got["r2"] == pytest.approx(r2_score(y, p), rel=1e-10)
 
 
+def test_running_classification_metrics_equal_scikit_learns():
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import log_loss as sk_log_loss
+
+    from dnnreg.metrics import RunningClassificationMetrics
+
+    rng = np.random.default_rng(4)
+    classes = np.array(["a", "b", "c"])
+    y = rng.choice(classes, size=1000)
+    proba = rng.dirichlet(np.ones(3), size=1000)
+    running = RunningClassificationMetrics(classes)
+    for lo, hi in [(0, 1), (1, 400), (400, 401), (401, 1000)]:
+        running.add(y[lo:hi], proba[lo:hi])
+    got = running.result()
+    assert got["n"] == 1000
+    assert got["accuracy"] == pytest.approx(accuracy_score(y, classes[proba.argmax(1)]), abs=0)
+    assert got["log_loss"] == pytest.approx(sk_log_loss(y, proba, labels=classes), rel=1e-12)
+    running.add(np.array(["z"]), [[0.2, 0.3, 0.5]])  # a label the model never saw
+    assert np.isnan(running.result()["log_loss"]) and running.result()["n"] == 1001
+
+
 def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
     import json
 
@@ -288,15 +309,41 @@ def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
 
 
-def test_cli_train_refuses_a_classification_table_over_the_budget(tmp_path, parquet_dir, capsys):
+def test_cli_train_streams_a_classification_table(tmp_path, parquet_dir):
+    """``dnnreg train`` on a text target over the budget: "auto" reads classification from
+    the column's type, and the test accuracy and log loss cover every held-out row, as
+    recomputed here from the saved model with scikit-learn's metrics."""
+    import json
+
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import log_loss as sk_log_loss
+
     from dnnreg.cli import main
 
-    _, folder = parquet_dir
-    code = main(["train", str(folder), "--target", "level", "--task", "classification",
-                 "--out", str(tmp_path / "run"), "--set", "max_memory_rows=1000"])  # fmt: skip
-    err = capsys.readouterr().err
-    assert code != 0 and "dnnreg train streams regression tables only" in err
-    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    frame, _ = parquet_dir
+    frame = frame.drop(columns="id").assign(
+        label=np.where(frame["y"] > frame["y"].median(), "high", "low")
+    )
+    folder = _write_parts(frame.drop(columns="y"), tmp_path / "labels")
+    out = tmp_path / "run"
+    settings = ["--set", "max_memory_rows=1000", "--set", "max_iter=3", "--set", "n_ensemble=2",
+                "--set", "hidden_layer_sizes=32", "--quiet"]  # fmt: skip
+    assert main(["train", str(folder), "--target", "label", "--out", str(out), *settings]) == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["task"] == "classification" and config["streamed"] is True
+    model = load(out / "model")
+    test = pd.concat(f for f, _ in streaming.Holdout(folder, 0.2, seed=0).held())
+    X, y = test.drop(columns="label"), test["label"].to_numpy()
+    proba = model.predict_proba(X)
+    assert metrics["test"]["n"] == len(test)
+    assert metrics["test"]["accuracy"] == pytest.approx(accuracy_score(y, model.predict(X)))
+    assert metrics["test"]["log_loss"] == pytest.approx(
+        sk_log_loss(y, proba, labels=model.classes_), rel=1e-9
+    )
+    assert 0.5 < metrics["test"]["roc_auc"] <= 1 and metrics["test"]["roc_auc_n"] == len(test)
+    assert "baseline_logistic" in metrics
+    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
 
 
 @pytest.mark.parametrize("seed", range(5))

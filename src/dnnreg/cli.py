@@ -214,14 +214,8 @@ def cmd_train(args) -> int:
     if args.data is not None:
         budget = _settings(args, "regression").get("max_memory_rows", "auto")
         streamed = streamed_rows(args.data, budget)
-        if streamed is not None and task == "classification":
-            raise UsageError(
-                f"dnnreg train streams regression tables only ({streamed:,} rows is more than "
-                "max_memory_rows); train a classifier on it in Python, DNNClassifier()."
-                "fit(path, target), which streams, or raise --set max_memory_rows"
-            )
         if streamed is not None:
-            return _train_streamed(args, streamed)
+            return _train_streamed(args, streamed, task)
     frame = _read(args, args.data)
     task = resolve_task(task, frame, args.target)
     params = _train_params(args, task)
@@ -284,9 +278,11 @@ def _report_run(args, metrics) -> int:
     return 0
 
 
-def _train_streamed(args, rows: int) -> int:
-    """``train`` on a table over the memory budget (:mod:`dnnreg.streamed_run`)."""
-    from dnnreg.streamed_run import streamed_train_run
+def _train_streamed(args, rows: int, task: str) -> int:
+    """``train`` on a table over the memory budget (:mod:`dnnreg.streamed_run`); ``task``
+    "auto" is read from the target column's type (text, categories or booleans are
+    classes; numbers, integers too, are regression)."""
+    from dnnreg.streamed_run import streamed_task, streamed_train_run
 
     for flag, value in (("--weight", args.weight), ("--unlabeled", args.unlabeled)):
         if value is not None:
@@ -294,11 +290,12 @@ def _train_streamed(args, rows: int) -> int:
                 f"{flag} cannot be used with a table streamed from disk ({rows:,} rows is more "
                 "than max_memory_rows); drop it, or raise --set max_memory_rows"
             )
-    params = _train_params(args, "regression")
+    task = streamed_task(args.data, args.target) if task == "auto" else task
+    params = _train_params(args, task)
     if not args.quiet:
         print(f"dnnreg: streaming {args.data} ({rows:,} rows, more than fit in memory)")
     metrics = streamed_train_run(
-        args.data, args.target, Path(args.out), params=params,
+        args.data, args.target, Path(args.out), params=params, task=task,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction, seed=args.seed,
         overwrite=args.overwrite, flag=OVERWRITE, resume=args.resume,
         keep_checkpoint=args.keep_checkpoint,

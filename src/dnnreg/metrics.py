@@ -128,6 +128,42 @@ class RunningRegressionMetrics:
 
 
 # ---------------------------------------------------------------------- classification
+class RunningClassificationMetrics:
+    """:func:`classification_metrics`' accuracy and log loss over chunks that never sit in
+    memory together (both are means of per-row terms, so the sums are exact); ROC AUC
+    needs every score at once and is left out. ``classes`` are the model's, in the order
+    of ``proba``'s columns; a label outside them makes the log loss NaN, as in
+    :func:`score_model`.
+
+    >>> m = RunningClassificationMetrics(np.array(["a", "b"]))
+    >>> m.add(["a", "b"], [[0.9, 0.1], [0.4, 0.6]]); m.add(["b"], [[0.7, 0.3]])
+    >>> whole = classification_metrics([0, 1, 1], [[0.9, 0.1], [0.4, 0.6], [0.7, 0.3]])
+    >>> all(abs(v - whole[k]) < 1e-12 for k, v in m.result().items())
+    True
+    """
+
+    def __init__(self, classes):
+        self.classes = np.asarray(classes)
+        self.n, self.hits, self.nll, self.unseen = 0, 0, 0.0, False
+
+    def add(self, y_true, proba) -> None:
+        y, p = np.asarray(y_true), np.asarray(proba, dtype=np.float64)
+        known = np.isin(y, self.classes)
+        self.unseen = self.unseen or not known.all()
+        self.hits += int((self.classes[p.argmax(axis=1)] == y).sum())
+        if known.any():
+            index = class_index(self.classes, y[known])
+            self.nll += log_loss(index, p[known]) * int(known.sum())
+        self.n += len(y)
+
+    def result(self) -> dict[str, float]:
+        return {
+            "accuracy": self.hits / self.n,
+            "log_loss": float("nan") if self.unseen else self.nll / self.n,
+            "n": int(self.n),
+        }
+
+
 def accuracy(y_true, y_pred, sample_weight=None) -> float:
     """Fraction of labels predicted exactly (of the weight, when weighted).
 

@@ -14,9 +14,10 @@ then one more pass reads every row once:
 - a hashed sample of :data:`KEPT_ROWS` other rows (training and validation rows alike)
   fits the linear baseline and gives both models' "train" scores.
 
-``metrics.json`` says how many rows each score saw (``n``). Regression only: a
-classification table over the budget is refused by ``dnnreg train`` (its exact streamed
-scoring is not built yet); ``DNNClassifier.fit(path, target)`` streams it in Python.
+``metrics.json`` says how many rows each score saw (``n``). A classifier's accuracy and log
+loss are exact over every test row
+(:class:`~dnnreg.metrics.RunningClassificationMetrics`); its ROC AUC (two classes), which
+needs every score at once, comes from the kept rows and says so (``roc_auc_n``).
 """
 
 from __future__ import annotations
@@ -63,8 +64,29 @@ def streamed_rows(data, max_memory_rows="auto"):
     return rows if rows > memory_rows(max_memory_rows, columns) else None
 
 
+def streamed_task(data, target: str) -> str:
+    """``task="auto"`` for a table too large to read: classification when the target
+    column's stored type is text, categories or booleans, else regression (the in-memory
+    rule, :func:`~dnnreg.tables.reading.infer_task`, without its look at the values)."""
+    import pyarrow as pa
+
+    from dnnreg.tables.streaming import open_dataset
+
+    schema = open_dataset(data).schema
+    if target not in schema.names:
+        return "regression"  # the fit names the missing column
+    kind = schema.field(target).type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return (
+        "classification"
+        if text or pa.types.is_boolean(kind) or pa.types.is_dictionary(kind)
+        else "regression"
+    )
+
+
 def streamed_train_run(
-    data, target: str, out: Path, *, params: dict, test_fraction: float = 0.2,
+    data, target: str, out: Path, *, params: dict, task: str = "regression",
+    test_fraction: float = 0.2,
     val_fraction: float = 0.2, seed: int = 0, overwrite: bool = False,
     flag: str = "overwrite=True", resume: bool = False, keep_checkpoint: bool = False,
 ) -> dict | None:  # fmt: skip
@@ -72,6 +94,7 @@ def streamed_train_run(
     (see the module docstring); returns the metrics, ``None`` on a torchrun rank other
     than 0 (which trains its share and writes nothing)."""
     from dnnreg._files import lock
+    from dnnreg.estimators.classifier import DNNClassifier
     from dnnreg.estimators.regressor import DNNRegressor
     from dnnreg.tables.streaming import Holdout
     from dnnreg.training.distributed import launched, process_rank
@@ -91,7 +114,7 @@ def streamed_train_run(
     }
     if not data_parallel:
         params.update(keep_checkpoint=True, checkpoint_dir=str(out / CHECKPOINT))
-    model = DNNRegressor(**params)
+    model = (DNNClassifier if task == "classification" else DNNRegressor)(**params)
     if data_parallel and process_rank() != 0:
         model.set_params(verbose=0, checkpoint_dir=None, keep_checkpoint=False)
         model.fit(holdout, target)
@@ -109,7 +132,7 @@ def streamed_train_run(
         config = {
             "data": str(data),
             "target": target,
-            "task": "regression",
+            "task": task,
             "seed": seed,
             "test_fraction": test_fraction,
             "val_fraction": val_fraction,
@@ -128,20 +151,26 @@ def streamed_train_run(
 def _score(model, holdout, target: str, seed: int):
     """One pass: the model's exact test metrics, the kept test rows, the baseline's
     training sample, the baseline fitted on it and both models' scores."""
-    from dnnreg.metrics import RunningRegressionMetrics, score_model
-    from dnnreg.studies.baselines import LinearBaseline
+    from dnnreg.metrics import RunningClassificationMetrics, RunningRegressionMetrics, score_model
+    from dnnreg.studies.baselines import LinearBaseline, LogisticBaseline
     from dnnreg.tables.streaming import position_hash
 
-    running = RunningRegressionMetrics()
+    classify = hasattr(model, "classes_")
+    if classify:
+        running = RunningClassificationMetrics(model.classes_)
+    else:
+        running = RunningRegressionMetrics()
     kept, sample, n_kept = [], [], 0
     rows = holdout.dataset.count_rows()
     rate = KEPT_ROWS / max(1.0, rows * (1 - holdout.fraction))
     for frame, positions, held in holdout.chunks():
-        y = pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64)
+        y = frame[target].to_numpy() if classify else (
+            pd.to_numeric(frame[target], errors="coerce").to_numpy(np.float64))  # fmt: skip
         frame = frame.assign(row=positions)
         test = frame[held]
         if len(test):
-            running.add(y[held], model.predict(test.drop(columns=["row", target])))
+            X_test = test.drop(columns=["row", target])
+            running.add(y[held], model.predict_proba(X_test) if classify else model.predict(X_test))
             if n_kept < KEPT_ROWS:
                 kept.append(test.iloc[: KEPT_ROWS - n_kept])
                 n_kept += len(kept[-1])
@@ -151,16 +180,21 @@ def _score(model, holdout, target: str, seed: int):
     sample = pd.concat(sample, ignore_index=True)
     X_s, y_s = sample.drop(columns=["row", target]), sample[target]
     X_k, y_k = kept.drop(columns=["row", target]), kept[target]
-    baseline = LinearBaseline().fit(X_s, y_s)
+    baseline = (LogisticBaseline() if classify else LinearBaseline()).fit(X_s, y_s)
+    test_metrics = running.result()
+    if classify and len(model.classes_) == 2:  # from the kept rows: it needs all at once
+        kept_scores = score_model(model, X_k, y_k)
+        if "roc_auc" in kept_scores:
+            test_metrics.update(roc_auc=kept_scores["roc_auc"], roc_auc_n=kept_scores["n"])
     metrics = {
         "target": target,
-        "task": "regression",
+        "task": "classification" if classify else "regression",
         "fit_seconds": model.fit_seconds_,
         "best_epoch": model.best_epoch_,
         "n_epochs": model.n_iter_,
         "train": score_model(model, X_s, y_s),
-        "test": running.result(),
-        "baseline_linear": {
+        "test": test_metrics,
+        f"baseline_{'logistic' if classify else 'linear'}": {
             "train": score_model(baseline, X_s, y_s),
             "test": score_model(baseline, X_k, y_k),
         },
