@@ -282,20 +282,28 @@ def test_running_classification_metrics_equal_scikit_learns():
     assert np.isnan(running.result()["log_loss"]) and running.result()["n"] == 1001
 
 
-def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
+def _cli_train_streamed(folder, target: str, out) -> tuple[dict, dict]:
+    """``dnnreg train`` on ``folder`` with a budget it exceeds; the run's config and
+    metrics."""
     import json
 
+    from dnnreg.cli import main
+
+    settings = ["--set", "max_memory_rows=1000", "--set", "max_iter=3", "--set", "n_ensemble=2",
+                "--set", "hidden_layer_sizes=32", "--quiet"]  # fmt: skip
+    assert main(["train", str(folder), "--target", target, "--out", str(out), *settings]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["streamed"] is True
+    return config, json.loads((out / "metrics.json").read_text())
+
+
+def test_cli_train_streams_a_table_over_the_budget(tmp_path, parquet_dir):
     from dnnreg.cli import main
 
     frame, _ = parquet_dir
     folder = _write_parts(frame.drop(columns="id"), tmp_path / "features")
     out = tmp_path / "run"
-    settings = ["--set", "max_memory_rows=1000", "--set", "max_iter=3", "--set", "n_ensemble=2",
-                "--set", "hidden_layer_sizes=32", "--quiet"]  # fmt: skip
-    assert main(["train", str(folder), "--target", "y", "--out", str(out), *settings]) == 0
-    config = json.loads((out / "config.json").read_text())
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert config["streamed"] is True
+    config, metrics = _cli_train_streamed(folder, "y", out)
     # the test score, recomputed here from the model file on the held-out rows
     model = load(out / "model")
     test = pd.concat(f for f, _ in streaming.Holdout(folder, 0.2, seed=0).held())
@@ -313,8 +321,6 @@ def test_cli_train_streams_a_classification_table(tmp_path, parquet_dir):
     """``dnnreg train`` on a text target over the budget: "auto" reads classification from
     the column's type, and the test accuracy and log loss cover every held-out row, as
     recomputed here from the saved model with scikit-learn's metrics."""
-    import json
-
     from sklearn.metrics import accuracy_score
     from sklearn.metrics import log_loss as sk_log_loss
 
@@ -326,12 +332,8 @@ def test_cli_train_streams_a_classification_table(tmp_path, parquet_dir):
     )
     folder = _write_parts(frame.drop(columns="y"), tmp_path / "labels")
     out = tmp_path / "run"
-    settings = ["--set", "max_memory_rows=1000", "--set", "max_iter=3", "--set", "n_ensemble=2",
-                "--set", "hidden_layer_sizes=32", "--quiet"]  # fmt: skip
-    assert main(["train", str(folder), "--target", "label", "--out", str(out), *settings]) == 0
-    config = json.loads((out / "config.json").read_text())
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert config["task"] == "classification" and config["streamed"] is True
+    config, metrics = _cli_train_streamed(folder, "label", out)
+    assert config["task"] == "classification"
     model = load(out / "model")
     test = pd.concat(f for f, _ in streaming.Holdout(folder, 0.2, seed=0).held())
     X, y = test.drop(columns="label"), test["label"].to_numpy()

@@ -630,19 +630,8 @@ def _minibatch_epoch(
     return all_sum([float(total)], world)[0] / end
 
 
-def _streamed_epoch(
-    step_model,
-    model,
-    optimizer,
-    schedule,
-    objective,
-    train,
-    config,
-    generator,
-    callbacks,
-    world,
-    stop=None,
-) -> float:
+def _streamed_epoch(step_model, model, optimizer, schedule, objective, train, config,
+                    generator, callbacks, world, stop=None) -> float:  # fmt: skip
     """One pass over a streamed table: each block it reads (``train.blocks``, rows a
     whole number of batches but the last) is an in-memory epoch of its own for
     :func:`_minibatch_epoch`, which shuffles it again for each member. A pending ``stop``
