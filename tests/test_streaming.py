@@ -520,3 +520,21 @@ def test_an_eval_set_validates_a_streamed_fit_and_every_row_trains(parquet_dir):
     assert best == pytest.approx(np.sqrt(np.mean((model.predict(X_val) - y_val) ** 2)), rel=1e-4)
     with pytest.raises(ValueError, match="eval_set weights cannot be used with a streamed"):
         DNNRegressor(**params).fit(folder, "y", eval_set=(X_val, y_val, np.ones(len(y_val))))
+
+
+def test_cli_train_classification_settings_are_checked_as_a_classifiers(
+    tmp_path, parquet_dir, capsys
+):
+    """The budget check before reading takes the settings of the task's own estimator: a
+    classifier-only setting trains in memory, and over the budget it meets the streamed
+    fit's own refusal, not an "unknown setting" one."""
+    from dnnreg.cli import main
+
+    frame, _ = parquet_dir
+    folder = _write_parts(frame.drop(columns=["id", "y"]), tmp_path / "labels")
+    small = ["--target", "level", "--task", "classification", "--quiet", "--set", "max_iter=1",
+             "--set", "n_ensemble=1", "--set", "class_weight=balanced"]  # fmt: skip
+    assert main(["train", str(folder), "--out", str(tmp_path / "a"), *small]) == 0
+    over = ["--set", "max_memory_rows=1000"]
+    assert main(["train", str(folder), "--out", str(tmp_path / "b"), *small, *over]) != 0
+    assert "class_weight cannot be used with a streamed table" in capsys.readouterr().err

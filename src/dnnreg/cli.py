@@ -212,7 +212,9 @@ def cmd_train(args) -> int:
     if task != "auto":
         _settings(args, task)
     if args.data is not None:
-        budget = _settings(args, "regression").get("max_memory_rows", "auto")
+        # the task's own settings: a classifier's (class_weight, ...) are checked as such
+        settings = _settings(args, "classification" if task == "classification" else "regression")
+        budget = settings.get("max_memory_rows", "auto")
         streamed = streamed_rows(args.data, budget)
         if streamed is not None:
             return _train_streamed(args, streamed, task)
