@@ -518,6 +518,8 @@ def test_an_eval_set_validates_a_streamed_fit_and_every_row_trains(parquet_dir):
     # the best epoch's validation RMSE is the restored model's RMSE on the eval_set
     best = min(h["val_rmse"] for h in model.history_)
     assert best == pytest.approx(np.sqrt(np.mean((model.predict(X_val) - y_val) ** 2)), rel=1e-4)
+    again = DNNRegressor(**params).fit(folder, "y", eval_set=(X_val, y_val, None))
+    np.testing.assert_array_equal(again.predict(X_val), model.predict(X_val))  # no weights
     with pytest.raises(ValueError, match="eval_set weights cannot be used with a streamed"):
         DNNRegressor(**params).fit(folder, "y", eval_set=(X_val, y_val, np.ones(len(y_val))))
 

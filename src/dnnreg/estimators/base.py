@@ -402,7 +402,8 @@ class _DNNBase(BaseEstimator):
             )
         dataset, target = None, y
         if is_table_source(X):  # a path or a pyarrow dataset: read whole, or streamed
-            weighted_eval = eval_set if eval_set is not None and len(eval_set) > 2 else None
+            weighted = eval_set is not None and len(eval_set) > 2 and eval_set[2] is not None
+            weighted_eval = eval_set if weighted else None  # (X, y, None) is unweighted
             refused = {"sample_weight": sample_weight, "X_unlabeled": X_unlabeled,
                        "eval_set weights": weighted_eval}  # fmt: skip
             X, y, dataset = read_or_stream(self, X, target, refused=refused)
