@@ -92,3 +92,18 @@ def test_fit_with_dropout_is_reproducible_and_seed_dependent(mixed_frame):
     ).fit(X, y)
     assert np.array_equal(fit(0).predict(X), fit(0).predict(X))
     assert not np.array_equal(fit(0).predict(X), fit(1).predict(X))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+@pytest.mark.parametrize("p", [0.05, 0.15, 0.5, 0.9])
+def test_masks_are_the_compare_cast_scale_of_the_same_bits(p, dtype):
+    # the mask written as integer bit patterns equals torch's own (bits >= threshold)
+    # cast to the dtype and scaled by 1/(1-p), bit for bit
+    (m,) = DropoutMasks(p, seed=5).draw([(10_001,)], dtype)
+    words = np.random.SFC64(5).random_raw((10_001 + 3) // 4)
+    bits = torch.from_numpy(words.view(np.int16)[:10_001].copy())
+    masks = DropoutMasks(p, seed=0)
+    expected = (bits >= masks.threshold).to(dtype).mul_(masks.scale)
+    assert m.dtype == dtype
+    assert torch.equal(m.view(-1), expected)
+    assert torch.equal(torch.signbit(m), torch.zeros_like(m, dtype=torch.bool))  # +0.0 only
