@@ -107,3 +107,23 @@ def test_masks_are_the_compare_cast_scale_of_the_same_bits(p, dtype):
     assert m.dtype == dtype
     assert torch.equal(m.view(-1), expected)
     assert torch.equal(torch.signbit(m), torch.zeros_like(m, dtype=torch.bool))  # +0.0 only
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_masked_relu_is_relu_times_the_mask_forward_and_backward(dtype):
+    from dnnreg.network.dropout import MaskedReLU
+
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 40, 50, generator=gen).to(dtype)
+    z[0, 0, :5] = 0.0  # the kink: both give derivative 0 there
+    (m,) = DropoutMasks(0.3, seed=2).draw([(3, 40, 50)], dtype)
+    a, b = z.clone().requires_grad_(), z.clone().requires_grad_()
+    fused, plain = MaskedReLU.apply(a, m), torch.relu(b) * m
+    assert torch.equal(fused, plain)  # -0.0 == 0.0
+    g = torch.randn(3, 40, 50, generator=gen).to(dtype)
+    fused.backward(g)
+    plain.backward(g)
+    assert torch.equal(a.grad, b.grad)
+    if dtype == torch.float64:  # and against finite differences
+        part = z[1:, :4, :6].clone().requires_grad_()  # away from the kink
+        assert torch.autograd.gradcheck(lambda t: MaskedReLU.apply(t, m[1:, :4, :6]), (part,))

@@ -86,3 +86,28 @@ class DropoutMasks:
             cached = (ints(value.view(signed).numpy().view(ints)[0]), ints)
             self._patterns[dtype] = cached
         return cached
+
+
+class MaskedReLU(torch.autograd.Function):
+    """``relu(z) · m`` for a dropout mask ``m ≥ 0``, in two passes and one new tensor each
+    way: ``relu(z) · m = relu(z · m)`` because m is never negative, so the forward pass
+    multiplies and clamps in place; the derivative is ``m`` where the output is positive and
+    0 elsewhere (a kept unit with z > 0 is the only way to a positive output), so the
+    backward pass multiplies and zeroes in place. Autograd's own ``relu`` then ``* m`` makes
+    four tensors of the layer's size and saves two; this saves the output and the mask it
+    already keeps. Same values (up to the sign of a zero); ReLU's derivative at 0 is 0, as
+    torch's."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = torch.mul(z, mask).clamp_min_(0.0)
+        ctx.save_for_backward(out, mask)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        out, mask = ctx.saved_tensors
+        g = torch.mul(grad, mask)
+        # threshold_backward written into g itself: g where out > 0, else 0
+        torch.ops.aten.threshold_backward.grad_input(g, out, 0.0, grad_input=g)
+        return g, None

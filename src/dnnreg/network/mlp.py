@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dnnreg.network.dropout import DropoutMasks
+from dnnreg.network.dropout import DropoutMasks, MaskedReLU
 from dnnreg.options import ENSEMBLE_KINDS, INIT_ALIASES, INITS, LEAKY_SLOPE, NORM_EPS, resolve_init  # noqa: F401
 from dnnreg.tables.preprocessing import embedding_dim
 
@@ -279,11 +279,14 @@ class Block(nn.Module):
         h = self.linear(x)
         if self.norm is not None:
             h = self.norm(h)
-        h = self.act(h)
-        if mask is not None:
-            h = h * mask
-        elif self.dropout is not None:
-            h = self.dropout(h)
+        if mask is not None and isinstance(self.act, nn.ReLU):
+            h = MaskedReLU.apply(h, mask)  # the two fused (see dnnreg.network.dropout)
+        else:
+            h = self.act(h)
+            if mask is not None:
+                h = h * mask
+            elif self.dropout is not None:
+                h = self.dropout(h)
         return x + self.alpha * h if self.residual else h
 
 
