@@ -170,6 +170,7 @@ class NumericEmbedding(nn.Module):
         rest = [j for j in range(d_numeric) if j not in embedded]
         self.register_buffer("columns", torch.tensor(columns, dtype=torch.long))
         self.register_buffer("passthrough", torch.tensor(rest, dtype=torch.long))
+        self.every_column = list(columns) == list(range(d_numeric))  # all embedded, in order
         if kind == "periodic":
             self.frequencies = nn.Parameter(torch.zeros(f, n_frequencies))
             d_code = 2 * n_frequencies
@@ -232,7 +233,9 @@ class NumericEmbedding(nn.Module):
         return piecewise_linear(x, self.left, self.width, self.lower, self.upper, self.weight)
 
     def forward(self, x_num: torch.Tensor) -> torch.Tensor:
-        x = x_num[..., self.columns]  # (..., f)
+        # every column embedded (no missing indicators or one-hot columns): no gather, and
+        # no concatenation below, each of which copied the block once a step
+        x = x_num if self.every_column else x_num[..., self.columns]  # (..., f)
         # a traced graph (TensorBoard's) keeps the codes: plain ops, no size-dependent branch
         lookup = not torch.jit.is_tracing() and x.numel() >= LOOKUP_MIN_ENTRIES
         if self.kind == "piecewise_linear" and lookup:
@@ -240,6 +243,8 @@ class NumericEmbedding(nn.Module):
         else:
             v = self.codes(x)  # (..., f, d_code)
             e = torch.relu(torch.einsum("...fc,fcd->...fd", v, self.weight) + self.bias)
+        if len(self.passthrough) == 0:
+            return e.flatten(-2)
         parts = [e.flatten(-2), x_num[..., self.passthrough]]
         return torch.cat(parts, dim=-1)  # (..., f*d_embedding + n_passthrough)
 
