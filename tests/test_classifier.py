@@ -101,6 +101,7 @@ def test_cross_entropy_learns_faster_than_squared_error_on_a_sigmoid_output():
             n_iter_no_change=1000,
             batch_size=64,
             weight_decay=0.0,
+            dropout=0.0,
             random_state=0,
         ).fit(X, y, eval_set=(X, y))
         curves[loss] = [h["val_log_loss"] for h in clf.history_]
