@@ -34,7 +34,7 @@ def test_linear_two_ways_agrees_with_scikit_learn(results):
 
     r = results["linear-two-ways"]
     X, y = load_concrete(return_X_y=True)
-    Z = (X - X.mean(0)) / X.std(0, ddof=0)
+    Z = (X - X.mean(axis=0)) / X.std(axis=0, ddof=0)
     ref = LinearRegression().fit(Z, y)
     c = r["coefficients"]
     np.testing.assert_allclose(c["normal_equation"], [ref.intercept_, *ref.coef_], rtol=1e-8)
