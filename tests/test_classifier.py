@@ -4,6 +4,7 @@ cross-entropy learns faster than squared error on a sigmoid output."""
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from sklearn.metrics import log_loss as sk_log_loss
 from sklearn.model_selection import train_test_split
 
@@ -109,3 +110,58 @@ def test_cross_entropy_learns_faster_than_squared_error_on_a_sigmoid_output():
     print(f"epochs to training log-loss 0.3: cross-entropy {ce}, sigmoid + MSE {mse}")
     assert ce <= 0.6 * mse
     assert min(curves["cross_entropy"]) < min(curves["sigmoid_mse"])
+
+
+def test_label_smoothing_loss_matches_the_smoothed_targets_by_hand():
+    from dnnreg.network.losses import CrossEntropy
+
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(2, 5, 4, generator=gen, dtype=torch.float64)  # k=2 members, 4 classes
+    y = torch.tensor([0, 3, 1, 1, 2])
+    eps = 0.2
+    rows = CrossEntropy(4).smoothed(eps).rows(out, y)
+    logp = torch.log_softmax(out, -1)
+    target = torch.full((5, 4), eps / 4, dtype=torch.float64)
+    target[torch.arange(5), y] += 1 - eps
+    torch.testing.assert_close(rows, -(target * logp).sum(-1))
+    # two classes: one sigmoid output, target 1 - eps/2 for the positive class
+    z = torch.randn(2, 5, 1, generator=gen, dtype=torch.float64)
+    yb = torch.tensor([1, 0, 0, 1, 1])
+    t = yb * (1 - eps) + eps / 2
+    p = torch.sigmoid(z[..., 0])
+    expected = -(t * torch.log(p) + (1 - t) * torch.log(1 - p))
+    torch.testing.assert_close(CrossEntropy(2).smoothed(eps).rows(z, yb), expected)
+    assert CrossEntropy(4).smoothing == 0.0  # the unsmoothed loss is the default
+
+
+def test_label_smoothing_trains_against_soft_labels_and_validates_on_true_ones():
+    # two well-separated classes: without smoothing the network grows confident; with
+    # eps = 0.5 the training target of the true class is 0.75, so its predicted
+    # probability settles near 0.75, while early stopping still reads the true log-loss
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = (X[:, 0] > 0).astype(int)
+    X[:, 0] += np.where(y == 1, 3.0, -3.0)
+    common = dict(
+        hidden_layer_sizes=(32,),
+        n_ensemble=1,
+        max_iter=40,
+        dropout=0.0,
+        n_iter_no_change=1000,
+        random_state=0,
+    )
+    plain = DNNClassifier(**common).fit(X, y)
+    soft = DNNClassifier(label_smoothing=0.5, **common).fit(X, y)
+    p_plain = plain.predict_proba(X)[np.arange(400), y].mean()
+    p_soft = soft.predict_proba(X)[np.arange(400), y].mean()
+    print(f"mean probability of the true class: plain {p_plain:.3f}, eps 0.5 {p_soft:.3f}")
+    assert p_plain > 0.9
+    assert 0.6 < p_soft < 0.8
+    assert soft.loss_.smoothing == 0.0  # validation's loss: the true labels
+    assert soft._training_loss().smoothing == 0.5
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, "x", True])
+def test_label_smoothing_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="label_smoothing"):
+        DNNClassifier(label_smoothing=bad, max_iter=1).fit(np.zeros((20, 2)), [0, 1] * 10)

@@ -544,8 +544,9 @@ OPTIONS = {
     "random_state": (None, "an integer, a RandomState or None"),
     "verbose": (0, "an integer"),
     "class_weight": (None, "None, 'balanced' or a dict {class: weight}"),
+    "label_smoothing": (0.0, "a number in [0, 1)"),
 }
-CLASSIFICATION_ONLY = ("class_weight",)
+CLASSIFICATION_ONLY = ("class_weight", "label_smoothing")
 REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predictions")
 # The classifier's own defaults, chosen on the five classification tables of
 # bench/classification.py (digits, MNIST-5k, adult, magic telescope, letter recognition;

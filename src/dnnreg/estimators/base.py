@@ -719,12 +719,17 @@ class _DNNBase(BaseEstimator):
         held = () if val is None else (*val, np.asarray(y_val))
         return fingerprint(__version__, type(self).__name__, params, *held, weights.val)
 
+    def _training_loss(self):
+        """The loss the optimiser minimises; validation and early stopping use ``loss_``
+        (they differ under the classifier's ``label_smoothing``)."""
+        return self.loss_
+
     def _train_loop(self, train, val, y_val, generator, callbacks, y_train, weights, stop):
         metric = self.early_stopping_metric
         checkpoint = getattr(self, "_checkpointer", None)
         return fit_model(
             self.model_,
-            self.loss_,
+            self._training_loss(),
             train,
             config=self._train_config(),
             generator=generator,

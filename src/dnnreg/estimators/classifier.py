@@ -38,6 +38,11 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         weight ``n / (n_classes · n_c)`` (scikit-learn's rule), so every class carries the
         same total weight; a dict maps labels to weights (unlisted classes weigh 1). The
         validation loss and metrics that early stopping watches carry the same weights.
+    label_smoothing : float, default=0.0
+        ε in [0, 1): train against labels that put ``1 - ε + ε/C`` on the true class and
+        ``ε/C`` on each other (Szegedy et al. 2016; RealMLP-TD uses 0.1). Validation,
+        early stopping and the reported log-loss keep the true labels. Measured on the
+        five classification tables (``bench/results/classifier_study.md``): see the README.
 
     Attributes
     ----------
@@ -124,6 +129,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         random_state=None,
         verbose=0,
         class_weight=None,
+        label_smoothing=0.0,
     ):
         _store(self, locals())
 
@@ -147,11 +153,17 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     def _check_task_params(self) -> list:
         cw = self.class_weight
         ok = cw is None or cw == "balanced" or isinstance(cw, dict)
-        return (
+        problems = (
             []
             if ok
             else [f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"]
         )
+        eps = self.label_smoothing
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
+            problems.append(f"label_smoothing must be a number in [0, 1), got {eps!r}")
+        elif eps > 0 and self.loss != "cross_entropy":
+            problems.append(f"label_smoothing applies to loss='cross_entropy', not {self.loss!r}")
+        return problems
 
     def _fit_target(self, y, w=None):
         self.classes_ = np.unique(y)
@@ -174,6 +186,10 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     def _make_loss(self):
         return make_loss(self.loss, n_classes=len(self.classes_))
+
+    def _training_loss(self):
+        eps = float(self.label_smoothing)
+        return self.loss_.smoothed(eps) if eps > 0 else self.loss_
 
     def _encode_target(self, y):
         return class_index(self.classes_, y)

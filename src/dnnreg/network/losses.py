@@ -144,19 +144,29 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
 
-    def __init__(self, n_classes: int):
+    def __init__(self, n_classes: int, smoothing: float = 0.0):
         self.n_classes = n_classes
+        self.smoothing = smoothing
 
     def n_outputs(self):
         return 1 if self.n_classes == 2 else self.n_classes
 
+    def smoothed(self, smoothing: float) -> CrossEntropy:
+        """The same loss against smoothed labels (Szegedy et al. 2016): the target puts
+        ``1 - ε + ε/C`` on the true class and ``ε/C`` on each other, so the network is
+        never pushed towards infinite logits. For training only: validation and early
+        stopping keep the true log-likelihood."""
+        return CrossEntropy(self.n_classes, smoothing)
+
     def rows(self, out, y):
         y = y.expand(out.shape[:-1])  # (n,) labels are shared by every member
-        if self.n_classes == 2:
-            return F.binary_cross_entropy_with_logits(
-                out[..., 0], y.to(out.dtype), reduction="none"
-            )
-        flat = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
+        eps = self.smoothing
+        if self.n_classes == 2:  # the sigmoid's target: 1 - ε/2 or ε/2
+            target = y.to(out.dtype) * (1.0 - eps) + 0.5 * eps
+            return F.binary_cross_entropy_with_logits(out[..., 0], target, reduction="none")
+        flat = F.cross_entropy(
+            out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none", label_smoothing=eps
+        )
         return flat.reshape(y.shape)
 
     def predict(self, out):
