@@ -165,3 +165,10 @@ def test_label_smoothing_trains_against_soft_labels_and_validates_on_true_ones()
 def test_label_smoothing_out_of_range_is_refused(bad):
     with pytest.raises(ValueError, match="label_smoothing"):
         DNNClassifier(label_smoothing=bad, max_iter=1).fit(np.zeros((20, 2)), [0, 1] * 10)
+
+
+def test_label_smoothing_with_another_loss_is_refused():
+    with pytest.raises(ValueError, match="label_smoothing applies to loss='cross_entropy'"):
+        DNNClassifier(label_smoothing=0.1, loss="sigmoid_mse", max_iter=1).fit(
+            np.zeros((20, 2)), [0, 1] * 10
+        )

@@ -8,6 +8,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
+from dnnreg._validation import check_number
 from dnnreg.estimators.base import _DNNBase, _store
 from dnnreg.metrics import CLASSIFICATION_METRICS, class_index
 from dnnreg.network.losses import CLASSIFICATION_LOSSES, make_loss
@@ -153,17 +154,16 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     def _check_task_params(self) -> list:
         cw = self.class_weight
         ok = cw is None or cw == "balanced" or isinstance(cw, dict)
-        problems = (
-            []
-            if ok
-            else [f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"]
-        )
+        bad_cw = f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"
         eps = self.label_smoothing
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < 1:
-            problems.append(f"label_smoothing must be a number in [0, 1), got {eps!r}")
-        elif eps > 0 and self.loss != "cross_entropy":
-            problems.append(f"label_smoothing applies to loss='cross_entropy', not {self.loss!r}")
-        return problems
+        bad_eps = check_number("label_smoothing", eps, low=0, high=1, high_inclusive=False)
+        return [
+            None if ok else bad_cw,
+            bad_eps,
+            f"label_smoothing applies to loss='cross_entropy', not {self.loss!r}"
+            if bad_eps is None and eps > 0 and self.loss != "cross_entropy"
+            else None,
+        ]
 
     def _fit_target(self, y, w=None):
         self.classes_ = np.unique(y)
