@@ -28,6 +28,12 @@ import numpy as np
 import torch
 
 UNIFORM_LEVELS = 65536  # 16 random bits per unit
+# bytes of a float -> the integer types that read its bits (torch's signed view, NumPy's)
+_SAME_WIDTH_INTS = {
+    2: (torch.int16, np.uint16),
+    4: (torch.int32, np.uint32),
+    8: (torch.int64, np.uint64),
+}
 
 
 class DropoutMasks:
@@ -81,8 +87,7 @@ class DropoutMasks:
         cached = self._patterns.get(dtype)
         if cached is None:
             value = torch.ones(1, dtype=dtype).mul_(self.scale)
-            ints = {2: np.uint16, 4: np.uint32, 8: np.uint64}[value.element_size()]
-            signed = {2: torch.int16, 4: torch.int32, 8: torch.int64}[value.element_size()]
+            signed, ints = _SAME_WIDTH_INTS[value.element_size()]
             cached = (ints(value.view(signed).numpy().view(ints)[0]), ints)
             self._patterns[dtype] = cached
         return cached
