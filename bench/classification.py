@@ -120,27 +120,24 @@ def main(argv=None):
     names = list(models)
     lines = table_lines(runs, names, "error", "test error rate (1 - accuracy)")
     lines += [""] + table_lines(runs, names, "log_loss", "test log-loss")
-    # Peers limited to fewer seeds or rows are left out of some summaries, so the others are
-    # compared on every table they share (TabM-D ran on digits alone, RealMLP-TD not on
-    # adult): without any limited peer, without each one, then everyone.
+    # Everyone first, on the tables every model ran; then without each peer limited to
+    # fewer seeds or rows, and without all of them, wherever that reaches more tables
+    # (TabM-D ran on digits alone, RealMLP-TD not on adult).
     limited = [m for m in limits if m in names]
-    left_out = ([limited] if len(limited) > 1 else []) + [[m] for m in limited] + [[]]
+    left_out = [[]] + [[m] for m in limited] + ([limited] if len(limited) > 1 else [])
     summaries = {}
     for key in ("error", "log_loss"):
-        seen = []
+        covered = []
         for out in left_out:
             group = [n for n in names if n not in out]
-            title = (
-                f"{key}: all models but {', '.join(out)}"
-                if out
-                else (f"{key}: all models, on the (table, seed) pairs every one ran")
-            )
             s = summary(runs, list(runs), group, key)
-            if s["tables"] in seen and out:
+            if s["tables"] in covered:
                 continue  # the same tables as a summary with more models in it
-            seen.append(s["tables"])
-            summaries[title] = s
-            lines += summary_lines(title, s, group)
+            covered.append(s["tables"])
+            title = f"all models but {', '.join(out)}" if out else "all models"
+            summaries[f"{key}: {title}"] = s
+            lines += summary_lines(f"{key}: {title}, on the (table, seed) pairs they all ran",
+                                   s, group)  # fmt: skip
     lines.append(f"\nStratified 64/16/20 split per seed. Reproduce: `{command}`")
     write(
         store_name,
