@@ -545,8 +545,9 @@ OPTIONS = {
     "verbose": (0, "an integer"),
     "class_weight": (None, "None, 'balanced' or a dict {class: weight}"),
     "label_smoothing": (0.0, "a number in [0, 1)"),
+    "temperature_scaling": (False, "True or False"),
 }
-CLASSIFICATION_ONLY = ("class_weight", "label_smoothing")
+CLASSIFICATION_ONLY = ("class_weight", "label_smoothing", "temperature_scaling")
 REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predictions")
 # The classifier's own defaults, chosen on the five classification tables of
 # bench/classification.py (digits, MNIST-5k, adult, magic telescope, letter recognition;
@@ -560,15 +561,6 @@ REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predi
 CLASSIFIER_DEFAULTS = {
     "loss": "cross_entropy",
     "learning_rate_init": 3e-3,
-    "numeric_embedding": "none",
-    "max_iter": 60,
-    "n_iter_no_change": 20,
-    "bagging": True,
-}
-DEFAULTS = {
-    "loss": "cross_entropy",
-    "dropout": 0.0,
-    "n_ensemble": 4,
     "numeric_embedding": "none",
     "max_iter": 60,
     "n_iter_no_change": 20,

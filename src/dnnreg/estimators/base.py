@@ -299,10 +299,12 @@ class _DNNBase(BaseEstimator):
     def _check_task_params(self) -> list:
         return []
 
-    def _after_fit(self, out, y_val, w_val=None) -> None:
+    def _after_fit(self, out, y_val, w_val=None):
         """Decisions taken on the validation rows once the weights are final; ``out`` is
         the members' outputs there (out-of-fold under bagging), ``None`` without any;
-        ``w_val`` their row weights."""
+        ``w_val`` their row weights. Returns the outputs the final weights give there
+        (the classifier's temperature changes them)."""
+        return out
 
     def _keep_calibration(self, held, frame, val_frame) -> None:
         """What prediction intervals need from the rows held out of training (the
@@ -776,17 +778,16 @@ class _DNNBase(BaseEstimator):
             bag = self.bagging_
             per_member = bag.outputs(self.model_, train[0], train[1])  # (k, m, d)
             self._warn_if_dead(per_member)
-            out = bag.oof(per_member)
             rows = bag.rows.numpy()
-            self._keep_oof(self._from_outputs(out), rows, len(y))
             w = None if weights.train_np is None else weights.train_np[rows]
-            self._after_fit(out, y[rows], w)
+            out = self._after_fit(bag.oof(per_member), y[rows], w)
+            self._keep_oof(self._from_outputs(out), rows, len(y))
             held = (out, np.asarray(y)[rows], rows)
         else:
             out = None if val is None else forward_in_chunks(self.model_, val[0], val[1])
             if out is not None:
                 self._warn_if_dead(out)
-            self._after_fit(out, y_val, weights.val)
+            out = self._after_fit(out, y_val, weights.val)
             held = None if out is None else (out, np.asarray(y_val), None)
         self.history_, self.best_epoch_ = result.history, result.best_epoch
         self.n_iter_ = len(result.history)

@@ -4,6 +4,7 @@ cross-entropy for two classes, softmax + log-likelihood for more)."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.base import ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
@@ -13,6 +14,7 @@ from dnnreg.estimators.base import _DNNBase, _store
 from dnnreg.metrics import CLASSIFICATION_METRICS, class_index
 from dnnreg.network.losses import CLASSIFICATION_LOSSES, make_loss
 from dnnreg.options import _SHARED_ATTRIBUTES, _SHARED_PARAMETERS
+from dnnreg.temperature import fit_temperature
 
 
 class DNNClassifier(ClassifierMixin, _DNNBase):
@@ -44,11 +46,20 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         ``ε/C`` on each other (Szegedy et al. 2016; RealMLP-TD uses 0.1). Validation,
         early stopping and the reported log-loss keep the true labels. Measured on the
         five classification tables (``bench/results/classifier_study.md``): see the README.
+    temperature_scaling : bool, default=False
+        After training, divide every logit by the one temperature ``T`` that maximises the
+        likelihood of the rows the members did not train on (the out-of-fold rows under
+        bagging, else the validation rows; Guo et al. 2017). Accuracy is unchanged; the
+        probabilities become as confident as the held-out rows justify. ``T`` is folded
+        into the output layer, so saved models, the NumPy runtime and ONNX carry it; it
+        is kept as ``temperature_`` (1.0 when not fitted or no rows were held out).
 
     Attributes
     ----------
     classes_ : ndarray
-        The class labels, sorted.{_SHARED_ATTRIBUTES}
+        The class labels, sorted.
+    temperature_ : float
+        The temperature folded into the output layer (see ``temperature_scaling``).{_SHARED_ATTRIBUTES}
 
     Examples
     --------
@@ -131,6 +142,7 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         verbose=0,
         class_weight=None,
         label_smoothing=0.0,
+        temperature_scaling=False,
     ):
         _store(self, locals())
 
@@ -157,7 +169,10 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         bad_cw = f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"
         eps = self.label_smoothing
         bad_eps = check_number("label_smoothing", eps, low=0, high=1, high_inclusive=False)
+        ts = self.temperature_scaling
         return [
+            None if isinstance(ts, (bool, np.bool_))
+            else f"temperature_scaling must be True or False, got {ts!r}",
             None if ok else bad_cw,
             bad_eps,
             f"label_smoothing applies to loss='cross_entropy', not {self.loss!r}"
@@ -190,6 +205,26 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     def _training_loss(self):
         eps = float(self.label_smoothing)
         return self.loss_.smoothed(eps) if eps > 0 else self.loss_
+
+    def _after_fit(self, out, y_val, w_val=None):
+        """Fit ``temperature_scaling``'s temperature on the held-out rows and fold it into
+        every member's output layer; returns the outputs divided by it."""
+        t = 1.0
+        if self.temperature_scaling and out is not None and self.loss == "cross_entropy":
+            logits = out.double().cpu().numpy()
+            t = fit_temperature(logits, self._encode_target(y_val), w_val)
+            if t != 1.0:
+                head = self.model_.head
+                with torch.no_grad():
+                    head.weight.div_(t)
+                    head.bias.div_(t)
+                out = out / t
+        self.resolved_["temperature"] = t
+        return out
+
+    @property
+    def temperature_(self) -> float:
+        return float(self.resolved_.get("temperature", 1.0))
 
     def _encode_target(self, y):
         return class_index(self.classes_, y)

@@ -260,9 +260,9 @@ class DNNRegressor(RegressorMixin, _DNNBase):
             f"rows keep their resolution, but {advice}"
         )
 
-    def _after_fit(self, out, y_val, w_val=None) -> None:
+    def _after_fit(self, out, y_val, w_val=None):
         """Decide ``clip_predictions="auto"``: clip when the (weighted) validation RMSE is
-        no worse."""
+        no worse. The outputs are returned unchanged."""
         clip = self.clip_predictions
         if clip == "auto":
             clip = False
@@ -271,6 +271,7 @@ class DNNRegressor(RegressorMixin, _DNNBase):
                 clipped = np.clip(pred, self.target_scaler_.low, self.target_scaler_.high)
                 clip = bool(rmse(y_val, clipped, w_val) <= rmse(y_val, pred, w_val))
         self.target_scaler_.clip = bool(clip)
+        return out
 
     def _make_loss(self):
         return make_loss(
