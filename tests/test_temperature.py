@@ -30,6 +30,12 @@ def test_recovers_the_temperature_that_drew_the_labels(true_t):
     assert t == pytest.approx(true_t, rel=0.05)
 
 
+def test_at_most_bounds_the_temperature_from_above():
+    z, labels = _draw(np.random.default_rng(1), 5_000, 4, 2.5)
+    assert fit_temperature(z, labels, at_most=1.0) == pytest.approx(1.0, abs=1e-3)
+    assert fit_temperature(z, labels, at_most=2.0) == pytest.approx(2.0, rel=1e-3)
+
+
 def test_minimum_agrees_with_a_grid_search_on_sklearn_log_loss():
     rng = np.random.default_rng(2)
     z = rng.normal(scale=4.0, size=(2, 300, 3))  # two members, averaged probabilities

@@ -46,19 +46,23 @@ def log_loss_at(logits, labels, temperature, weights=None) -> float:
     return float(np.average(nll, weights=weights))
 
 
-def fit_temperature(logits, labels, weights=None) -> float:
+def fit_temperature(logits, labels, weights=None, *, at_most=None) -> float:
     """The temperature that minimises the log-loss of ``labels`` given ``logits``
     (``(k, n, d)``, see :func:`log_probabilities`); 1.0 when it would not lower it (for
-    example when every row is already predicted with certainty).
+    example when every row is already predicted with certainty). ``at_most`` bounds it
+    from above.
 
     One-dimensional and smooth in ``log T``, so a bounded Brent search finds it in a few
     dozen evaluations.
     """
+    low, high = LOG_T_BOUNDS
+    if at_most is not None:
+        high = min(high, float(np.log(at_most)))
     from scipy.optimize import minimize_scalar  # imported here: only a fit needs it
 
     found = minimize_scalar(
         lambda log_t: log_loss_at(logits, labels, np.exp(log_t), weights),
-        bounds=LOG_T_BOUNDS,
+        bounds=(low, high),
         method="bounded",
         options={"xatol": 1e-4},
     )
