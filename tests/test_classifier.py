@@ -148,9 +148,10 @@ def test_label_smoothing_trains_against_soft_labels_and_validates_on_true_ones()
         max_iter=40,
         dropout=0.0,
         n_iter_no_change=1000,
+        temperature_scaling=False,
         random_state=0,
     )
-    plain = DNNClassifier(**common).fit(X, y)
+    plain = DNNClassifier(label_smoothing=0.0, **common).fit(X, y)
     soft = DNNClassifier(label_smoothing=0.5, **common).fit(X, y)
     p_plain = plain.predict_proba(X)[np.arange(400), y].mean()
     p_soft = soft.predict_proba(X)[np.arange(400), y].mean()

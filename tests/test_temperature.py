@@ -77,7 +77,7 @@ def smoothed_pair():
         label_smoothing=0.2,
         random_state=0,
     )
-    plain = DNNClassifier(**common).fit(X, y)
+    plain = DNNClassifier(temperature_scaling=False, **common).fit(X, y)
     tempered = DNNClassifier(temperature_scaling=True, **common).fit(X, y)
     return X, y, plain, tempered
 
@@ -115,6 +115,24 @@ def test_saved_tempered_model_predicts_the_same_everywhere(smoothed_pair, tmp_pa
     np.testing.assert_allclose(runtime.predict_proba(X), tempered.predict_proba(X), atol=1e-4)
 
 
-def test_temperature_scaling_must_be_a_bool():
-    with pytest.raises(ValueError, match="temperature_scaling must be True or False"):
+def test_temperature_scaling_must_be_auto_or_a_bool():
+    with pytest.raises(ValueError, match="temperature_scaling must be 'auto', True or False"):
         DNNClassifier(temperature_scaling="yes", max_iter=1).fit(np.zeros((20, 2)), [0, 1] * 10)
+    with pytest.raises(ValueError, match="temperature_scaling applies to loss='cross_entropy'"):
+        DNNClassifier(temperature_scaling=True, loss="sigmoid_mse", max_iter=1).fit(
+            np.zeros((20, 2)), [0, 1] * 10
+        )
+
+
+@pytest.mark.parametrize(
+    "loss, eps, scaled", [("cross_entropy", 0.05, True), ("sigmoid_mse", 0.0, False)]
+)
+def test_auto_resolves_by_loss_and_is_recorded(loss, eps, scaled, tmp_path):
+    X, y = load_digits(return_X_y=True)
+    clf = DNNClassifier(loss=loss, hidden_layer_sizes=(16,), n_ensemble=2, max_iter=2)
+    clf.fit(X.iloc[:200], y[:200])
+    assert clf.resolved_["label_smoothing"] == eps
+    assert clf.resolved_["temperature_scaling"] is scaled
+    assert clf._training_loss().smoothing == eps
+    save(clf, tmp_path / "m")
+    assert load(tmp_path / "m").resolved_["label_smoothing"] == eps

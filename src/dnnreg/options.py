@@ -544,8 +544,8 @@ OPTIONS = {
     "random_state": (None, "an integer, a RandomState or None"),
     "verbose": (0, "an integer"),
     "class_weight": (None, "None, 'balanced' or a dict {class: weight}"),
-    "label_smoothing": (0.0, "a number in [0, 1)"),
-    "temperature_scaling": (False, "True or False"),
+    "label_smoothing": ("auto", "'auto' (0.05 with cross_entropy, else 0) or a number in [0, 1)"),
+    "temperature_scaling": ("auto", "'auto' (True with cross_entropy), True or False"),
 }
 CLASSIFICATION_ONLY = ("class_weight", "label_smoothing", "temperature_scaling")
 REGRESSION_ONLY = ("huber_delta", "quantiles", "standardize_target", "clip_predictions")

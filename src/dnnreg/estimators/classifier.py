@@ -24,9 +24,9 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     Two classes get one sigmoid output; more get a softmax over one output per class. The
     ensemble's probabilities are the mean of its members'.
 
-    Four defaults differ from the regressor's: ``learning_rate_init=3e-3``,
-    ``numeric_embedding="none"``, and a fixed ``max_iter=60`` with ``n_iter_no_change=20``.
-    They were chosen on five classification tables (``bench/results/classifier_study.md``);
+    Its own defaults: ``learning_rate_init=3e-3``, ``numeric_embedding="none"``, a fixed
+    ``max_iter=60`` with ``n_iter_no_change=20``, and label smoothing 0.05 followed by
+    temperature scaling (both "auto": with cross-entropy). They were chosen on five classification tables (``bench/results/classifier_study.md``);
     the regressor's were chosen on ten regression tables.
 
     Parameters
@@ -41,13 +41,13 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         weight ``n / (n_classes · n_c)`` (scikit-learn's rule), so every class carries the
         same total weight; a dict maps labels to weights (unlisted classes weigh 1). The
         validation loss and metrics that early stopping watches carry the same weights.
-    label_smoothing : float, default=0.0
-        ε in [0, 1): train against labels that put ``1 - ε + ε/C`` on the true class and
+    label_smoothing : "auto" or float, default="auto"
+        "auto": 0.05 with ``loss="cross_entropy"``, 0 with another loss. ε in [0, 1): train against labels that put ``1 - ε + ε/C`` on the true class and
         ``ε/C`` on each other (Szegedy et al. 2016; RealMLP-TD uses 0.1). Validation,
         early stopping and the reported log-loss keep the true labels. Measured on the
         five classification tables (``bench/results/classifier_study.md``): see the README.
-    temperature_scaling : bool, default=False
-        After training, divide every logit by the one temperature ``T`` that maximises the
+    temperature_scaling : "auto" or bool, default="auto"
+        "auto": True with ``loss="cross_entropy"``, False with another loss. After training, divide every logit by the one temperature ``T`` that maximises the
         likelihood of the rows the members did not train on (the out-of-fold rows under
         bagging, else the validation rows; Guo et al. 2017). Accuracy is unchanged; the
         probabilities become as confident as the held-out rows justify. Under bagging a
@@ -143,8 +143,8 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         random_state=None,
         verbose=0,
         class_weight=None,
-        label_smoothing=0.0,
-        temperature_scaling=False,
+        label_smoothing="auto",
+        temperature_scaling="auto",
     ):
         _store(self, locals())
 
@@ -169,18 +169,39 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         cw = self.class_weight
         ok = cw is None or cw == "balanced" or isinstance(cw, dict)
         bad_cw = f"class_weight must be None, 'balanced' or a dict, got class_weight={cw!r}"
-        eps = self.label_smoothing
-        bad_eps = check_number("label_smoothing", eps, low=0, high=1, high_inclusive=False)
-        ts = self.temperature_scaling
+        eps, ts = self.label_smoothing, self.temperature_scaling
+        bad_eps = (
+            None
+            if eps == "auto"
+            else check_number("label_smoothing", eps, low=0, high=1, high_inclusive=False)
+        )
+        bad_ts = (
+            None
+            if ts == "auto" or isinstance(ts, (bool, np.bool_))
+            else f"temperature_scaling must be 'auto', True or False, got {ts!r}"
+        )
+        other_loss = self.loss != "cross_entropy"
         return [
-            None if isinstance(ts, (bool, np.bool_))
-            else f"temperature_scaling must be True or False, got {ts!r}",
+            bad_ts,
             None if ok else bad_cw,
             bad_eps,
             f"label_smoothing applies to loss='cross_entropy', not {self.loss!r}"
-            if bad_eps is None and eps > 0 and self.loss != "cross_entropy"
+            if bad_eps is None and eps != "auto" and eps > 0 and other_loss
+            else None,
+            f"temperature_scaling applies to loss='cross_entropy', not {self.loss!r}"
+            if ts is True and other_loss
             else None,
         ]
+
+    def _resolve_task_auto(self, resolved: dict) -> None:
+        """label_smoothing and temperature_scaling "auto": 0.05 and True with
+        cross-entropy (together: higher accuracy and lower log-loss on the five
+        classification tables, ``bench/results/classifier_study.md``), 0 and False with
+        another loss."""
+        ce = self.loss == "cross_entropy"
+        eps, ts = self.label_smoothing, self.temperature_scaling
+        resolved["label_smoothing"] = (0.05 if ce else 0.0) if eps == "auto" else float(eps)
+        resolved["temperature_scaling"] = ce if ts == "auto" else bool(ts)
 
     def _fit_target(self, y, w=None):
         self.classes_ = np.unique(y)
@@ -205,14 +226,14 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         return make_loss(self.loss, n_classes=len(self.classes_))
 
     def _training_loss(self):
-        eps = float(self.label_smoothing)
+        eps = self.resolved_["label_smoothing"]
         return self.loss_.smoothed(eps) if eps > 0 else self.loss_
 
     def _after_fit(self, out, y_val, w_val=None):
         """Fit ``temperature_scaling``'s temperature on the held-out rows and fold it into
         every member's output layer; returns the outputs divided by it."""
         t = 1.0
-        if self.temperature_scaling and out is not None and self.loss == "cross_entropy":
+        if self.resolved_["temperature_scaling"] and out is not None:
             logits = out.double().cpu().numpy()
             # Under bagging each held-out row has one member (of k) that did not train
             # on it, and the ensemble averages all k: averaging already softens, so a
