@@ -3,7 +3,8 @@
 A network's logits ``z`` can be right about the order of the classes and wrong about how
 sure to be: trained against smoothed labels (``label_smoothing``) it is never confident
 enough, trained long on hard labels often too confident. Dividing every logit by one
-temperature ``T`` keeps each row's most probable class (so accuracy is unchanged) and
+temperature ``T`` keeps each member's most probable class for every row (an ensemble's average of
+probabilities can still move a few rows across) and
 moves every probability towards certainty (``T < 1``) or doubt (``T > 1``). ``T`` is the
 value that maximises the likelihood of labels the network did not train on (Guo et al.
 2017, "On calibration of modern neural networks"): here the out-of-fold rows of a bagged

@@ -49,7 +49,8 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
     temperature_scaling : "auto" or bool, default="auto"
         "auto": True with ``loss="cross_entropy"``, False with another loss. After training, divide every logit by the one temperature ``T`` that maximises the
         likelihood of the rows the members did not train on (the out-of-fold rows under
-        bagging, else the validation rows; Guo et al. 2017). Accuracy is unchanged; the
+        bagging, else the validation rows; Guo et al. 2017). Each member keeps its
+        ranking of the classes (the ensemble average can move a few rows); the
         probabilities become as confident as the held-out rows justify. Under bagging a
         row is held out by fewer members than the ensemble averages, so there ``T`` only
         sharpens (``T <= 1``): averaging already softens. ``T`` is folded
