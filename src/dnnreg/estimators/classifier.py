@@ -26,8 +26,9 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
 
     Its own defaults: ``learning_rate_init=3e-3``, ``numeric_embedding="none"``, a fixed
     ``max_iter=60`` with ``n_iter_no_change=20``, and label smoothing 0.05 followed by
-    temperature scaling (both "auto": with cross-entropy). They were chosen on five classification tables (``bench/results/classifier_study.md``);
-    the regressor's were chosen on ten regression tables.
+    temperature scaling (both "auto": with cross-entropy). They were chosen on five
+    classification tables (``bench/results/classifier_study.md``); the regressor's were
+    chosen on ten regression tables.
 
     Parameters
     ----------
@@ -42,27 +43,29 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
         same total weight; a dict maps labels to weights (unlisted classes weigh 1). The
         validation loss and metrics that early stopping watches carry the same weights.
     label_smoothing : "auto" or float, default="auto"
-        "auto": 0.05 with ``loss="cross_entropy"``, 0 with another loss. ε in [0, 1): train against labels that put ``1 - ε + ε/C`` on the true class and
-        ``ε/C`` on each other (Szegedy et al. 2016; RealMLP-TD uses 0.1). Validation,
-        early stopping and the reported log-loss keep the true labels. Measured on the
-        five classification tables (``bench/results/classifier_study.md``): see the README.
+        "auto": 0.05 with ``loss="cross_entropy"``, 0 with another loss. ε in [0, 1):
+        train against labels that put ``1 - ε + ε/C`` on the true class and ``ε/C`` on
+        each other (Szegedy et al. 2016; RealMLP-TD uses 0.1). Validation, early stopping
+        and the reported log-loss keep the true labels. Measured on the five
+        classification tables (``bench/results/classifier_study.md``): see the README.
     temperature_scaling : "auto" or bool, default="auto"
-        "auto": True with ``loss="cross_entropy"``, False with another loss. After training, divide every logit by the one temperature ``T`` that maximises the
+        "auto": True with ``loss="cross_entropy"``, False with another loss. After
+        training, divide every logit by the one temperature ``T`` that maximises the
         likelihood of the rows the members did not train on (the out-of-fold rows under
         bagging, else the validation rows; Guo et al. 2017). Each member keeps its
         ranking of the classes (the ensemble average can move a few rows); the
         probabilities become as confident as the held-out rows justify. Under bagging a
         row is held out by fewer members than the ensemble averages, so there ``T`` only
-        sharpens (``T <= 1``): averaging already softens. ``T`` is folded
-        into the output layer, so saved models, the NumPy runtime and ONNX carry it; it
-        is kept as ``temperature_`` (1.0 when not fitted or no rows were held out).
+        sharpens (``T <= 1``): averaging already softens. ``T`` is folded into the output
+        layer, so saved models, the NumPy runtime and ONNX carry it; it is kept as
+        ``temperature_`` (1.0 when not fitted or no rows were held out).
 
     Attributes
     ----------
     classes_ : ndarray
         The class labels, sorted.
     temperature_ : float
-        The temperature folded into the output layer (see ``temperature_scaling``).{_SHARED_ATTRIBUTES}
+        The temperature folded into the output layer (``temperature_scaling``).{_SHARED_ATTRIBUTES}
 
     Examples
     --------
