@@ -8,8 +8,9 @@ predictions / report, one folder (a wing) per stage and one file per concept:
 - ``notices``, ``progress``, ``cores``: how dnnreg talks to its user (warnings, verbose
   output, the progress bar) and which CPU cores it may use (torch-free);
 - ``tables/``: reading files, the bundled datasets, row splits, preprocessing (torch-free);
-- ``metrics``, ``predictions``, ``conformal``, ``model_file``: metrics, outputs →
-  predictions and conformal intervals for both engines, the model file's format
+- ``metrics``, ``predictions``, ``conformal``, ``temperature``, ``model_file``: metrics,
+  outputs → predictions, conformal intervals and the classifier's temperature, the model
+  file's format
   (torch-free; they sit beside ``tables`` because the estimators, the runtime and the
   studies all need them);
 - ``network/``: layers, the ensemble MLP, embeddings, losses (torch);
@@ -23,13 +24,14 @@ predictions / report, one folder (a wing) per stage and one file per concept:
 
 Import layers (``tests/test_architecture.py`` holds them): 0 ``_validation``,
 ``_optional``, ``_files``, ``_version``, ``options``, ``notices``, ``progress``,
-``cores``; 1 ``tables``, ``metrics``, ``predictions``, ``conformal``, ``model_file``; 2 ``network``;
-3 ``training``; 4 ``estimators``; 5 ``inference``; 6 ``studies``, ``report``, ``run``,
-``streamed_run``; 7 ``cli`` and this package's public names. A module imports only its own layer or
-below; nothing imports ``cli``; nothing in production imports ``inference.reference``.
+``cores``; 1 ``tables``, ``metrics``, ``predictions``, ``conformal``, ``temperature``,
+``model_file``; 2 ``network``; 3 ``training``; 4 ``estimators``; 5 ``inference``; 6
+``studies``, ``report``, ``run``, ``streamed_run``; 7 ``cli`` and this package's public
+names. A module imports only its own layer or below; nothing imports ``cli``; nothing in
+production imports ``inference.reference``.
 Two departures from ARCHITECTURE.md's sketch, for the reasons above: the verdicts live in
 ``training`` rather than ``report``, and ``metrics`` / ``predictions`` / ``conformal`` /
-``model_file`` are top-level modules at layer 1.
+``temperature`` / ``model_file`` are top-level modules at layer 1.
 
 Torch-backed names (``DNNRegressor``, ``DNNClassifier``, ``save``, ``load``) are imported
 lazily, so that ``import dnnreg`` and the torch-free parts stay light.
