@@ -77,6 +77,10 @@ AUTO_STREAM_STEPS = 150_000
 # none on a streamed table, where it degraded a long run (bench/results/streaming.md: 20M
 # rows, test RMSE 1.1605 with 0.15 against 1.0018 without, worse from 40,000 steps on).
 AUTO_DROPOUT = 0.15
+# The classifier's label_smoothing="auto" with cross-entropy, followed by its
+# temperature_scaling="auto": together higher accuracy and lower log-loss on the five
+# classification tables than either alone (bench/results/classifier_study.md).
+AUTO_LABEL_SMOOTHING = 0.05
 # numeric_embedding="auto" embeds tables with at most this many scaled numeric columns.
 AUTO_MAX_COLUMNS = 100
 # Schedules with no planned end: "auto" epochs and patience let early stopping end them.
@@ -182,17 +186,21 @@ def resolve_auto(
 ) -> dict:  # fmt: skip
     """Every "auto" (and alias) of ``params`` resolved from the data, before training:
     ``batch_size``, ``max_iter``, ``n_iter_no_change``, ``dropout``,
-    ``numeric_embedding`` and ``init``. ``n_train`` is the training rows (after the
-    validation split), ``n_scaled_numeric`` the scaled numeric columns the preprocessor
-    produced, and ``steps_per_epoch`` the estimator's batch rule (64 regression, 16 classification);
-    ``streamed`` says the table is read from disk every epoch (:func:`auto_epochs`).
+    ``numeric_embedding`` and ``init``, and the classifier's ``label_smoothing`` and
+    ``temperature_scaling`` (with cross-entropy: 0.05 and True; else 0 and False).
+    ``n_train`` is the training rows (after the validation split), ``n_scaled_numeric``
+    the scaled numeric columns the preprocessor produced, and ``steps_per_epoch`` the
+    estimator's batch rule (64 regression, 16 classification); ``streamed`` says the
+    table is read from disk every epoch (:func:`auto_epochs`).
 
     The estimator records the result in the model file, and a loaded model is rebuilt
     from the recorded values, never from these rules, so changing a rule here never
-    changes a saved model. ``clip_predictions="auto"`` is the one "auto" decided after
-    training (on the validation RMSE of the trained network); it is recorded too, in the
-    target scaler. ``device="auto"`` needs torch to see the hardware and is resolved by
-    :func:`dnnreg.training.devices.resolve_device`; a model always loads onto the CPU.
+    changes a saved model. Two decisions wait for the trained network:
+    ``clip_predictions="auto"`` (on its validation RMSE; recorded in the target scaler)
+    and the classifier's temperature (on its held-out log-loss; recorded as
+    ``temperature`` and folded into the output layer). ``device="auto"`` needs torch to
+    see the hardware and is resolved by :func:`dnnreg.training.devices.resolve_device`; a
+    model always loads onto the CPU.
 
     >>> r = resolve_auto({"batch_size": "auto", "max_iter": "auto", "n_iter_no_change": "auto",
     ...                   "numeric_embedding": "auto", "pretrain": "none", "init": "auto",
@@ -224,6 +232,20 @@ def resolve_auto(
         "dropout": dropout,
         "numeric_embedding": resolve_embedding(embedding, n_scaled_numeric),
         "init": resolve_init(params["init"], params["activation"]),
+        **_resolve_calibration(params),
+    }
+
+
+def _resolve_calibration(params: dict) -> dict:
+    """The classifier's ``label_smoothing`` and ``temperature_scaling`` (absent from the
+    regressor's parameters: nothing)."""
+    if "label_smoothing" not in params:
+        return {}
+    ce = params["loss"] == "cross_entropy"
+    eps, scale = params["label_smoothing"], params["temperature_scaling"]
+    return {
+        "label_smoothing": (AUTO_LABEL_SMOOTHING if ce else 0.0) if eps == "auto" else float(eps),
+        "temperature_scaling": ce if scale == "auto" else bool(scale),
     }
 
 

@@ -299,10 +299,6 @@ class _DNNBase(BaseEstimator):
     def _check_task_params(self) -> list:
         return []
 
-    def _resolve_task_auto(self, resolved: dict) -> None:
-        """Resolve the estimator's own "auto" parameters into ``resolved`` (recorded in
-        the model file); none for the regressor."""
-
     def _after_fit(self, out, y_val, w_val=None):
         """Decisions taken on the validation rows once the weights are final; ``out`` is
         the members' outputs there (out-of-fold under bagging), ``None`` without any;
@@ -658,7 +654,6 @@ class _DNNBase(BaseEstimator):
             steps_per_epoch=self._auto_steps_per_epoch,
             streamed=streamed,
         )
-        self._resolve_task_auto(self.resolved_)
         self.resolved_["precision"] = resolve_precision(
             self.precision, self.device_, self.resolved_["batch_size"]
         )

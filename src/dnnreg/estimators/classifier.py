@@ -197,16 +197,6 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
             else None,
         ]
 
-    def _resolve_task_auto(self, resolved: dict) -> None:
-        """label_smoothing and temperature_scaling "auto": 0.05 and True with
-        cross-entropy (together: higher accuracy and lower log-loss on the five
-        classification tables, ``bench/results/classifier_study.md``), 0 and False with
-        another loss."""
-        ce = self.loss == "cross_entropy"
-        eps, ts = self.label_smoothing, self.temperature_scaling
-        resolved["label_smoothing"] = (0.05 if ce else 0.0) if eps == "auto" else float(eps)
-        resolved["temperature_scaling"] = ce if ts == "auto" else bool(ts)
-
     def _fit_target(self, y, w=None):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
@@ -243,12 +233,12 @@ class DNNClassifier(ClassifierMixin, _DNNBase):
             # on it, and the ensemble averages all k: averaging already softens, so a
             # temperature above 1 fitted on single members would soften twice (digits:
             # log-loss 0.070 -> 0.078). Such rows are trusted only to sharpen.
-            one_per_row = len(logits) < self.model_.head.weight.shape[0]
+            head = self.model_.head
+            one_per_row = len(logits) < head.weight.shape[0]  # fewer than the k members
             t = fit_temperature(
                 logits, self._encode_target(y_val), w_val, at_most=1.0 if one_per_row else None
             )
             if t != 1.0:
-                head = self.model_.head
                 with torch.no_grad():
                     head.weight.div_(t)
                     head.bias.div_(t)
