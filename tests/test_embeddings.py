@@ -367,3 +367,52 @@ def test_piecewise_linear_lookup_gradient_by_finite_differences():
     w = torch.randn(1, 4, 2, dtype=torch.float64, requires_grad=True)
     x = torch.tensor([[-0.3], [0.1], [0.4], [0.8], [1.7]], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x, w: piecewise_linear(x, *tables, w), (x, w))
+
+
+@pytest.mark.parametrize("rows", [20, 600])  # below and above the lookup's size
+def test_rows_located_beforehand_embed_as_the_rows_themselves(rows):
+    """Training locates every row's bins once and gathers each batch's: the embedding of a
+    batch given those gathered bins equals the batch's own embedding (the codes' product
+    for small batches), passthrough columns included, and so do the weight gradients."""
+    rng = np.random.default_rng(1)
+    table = np.column_stack(
+        [rng.normal(size=700), rng.integers(0, 2, 700), rng.exponential(size=700)]
+    )
+    emb = NumericEmbedding("piecewise_linear", columns=[0, 2], d_numeric=3, d_embedding=4, n_bins=6)
+    emb.set_bins(table[:500])  # the other rows reach beyond the bins of some columns
+    emb.reset_parameters(torch.Generator().manual_seed(0))
+    x = torch.tensor(table, dtype=torch.float32)
+    idx = torch.from_numpy(rng.integers(0, 700, size=(2, rows // 2)))  # (k, b) rows
+    located = tuple(t[idx] for t in emb.locate(x))
+    own, given = emb(x[idx]), emb(x[idx], located)
+    torch.testing.assert_close(given, own, rtol=1e-5, atol=1e-5)
+    g = torch.randn_like(own)
+    (grad_own,) = torch.autograd.grad((emb(x[idx]) * g).sum(), emb.weight)
+    (grad_given,) = torch.autograd.grad((emb(x[idx], located) * g).sum(), emb.weight)
+    torch.testing.assert_close(grad_given, grad_own, rtol=1e-5, atol=1e-5)
+    periodic = NumericEmbedding("periodic", columns=[0], d_numeric=3, d_embedding=2)
+    assert (
+        periodic.locate(x) is None
+        and MLP(d_numeric=3, cardinalities=[], hidden_layer_sizes=(4,), activation="relu").locate(x)
+        is None
+    )
+
+
+def test_a_fit_with_bins_located_once_is_the_fit_that_searches_every_step(monkeypatch):
+    """Every batch here is large enough for the lookup (8 members x 64 rows x 8 columns),
+    so locating the bins once an epoch must give the very same model, bit for bit."""
+    from dnnreg.training import loop
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(2048, 8))
+    y = np.sin(X[:, 0]) + X[:, 1] * X[:, 2]
+    settings = dict(batch_size=64, max_iter=2, random_state=0, hidden_layer_sizes=(32,))
+    found, locate = [], loop._located
+    monkeypatch.setattr(loop, "_located", lambda *a: found.append(locate(*a)) or found[-1])
+    located = DNNRegressor(**settings).fit(X, y).predict(X[:200])
+    assert found and all(f is not None and f[0].shape == (2048, 8) for f in found)
+    monkeypatch.setattr(loop, "LOCATE_MAX_BYTES", 0)  # too large: search every step
+    found.clear()
+    searched = DNNRegressor(**settings).fit(X, y).predict(X[:200])
+    assert found == [None, None]
+    np.testing.assert_array_equal(located, searched)

@@ -232,14 +232,28 @@ class NumericEmbedding(nn.Module):
         Shape: ``(..., f) -> (..., f, d_embedding)``."""
         return piecewise_linear(x, self.left, self.width, self.lower, self.upper, self.weight)
 
-    def forward(self, x_num: torch.Tensor) -> torch.Tensor:
+    def locate(self, x_num: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Where each embedded value of ``x_num`` falls: its bin as a row of the flattened
+        ``(f·T, d)`` map, and its position ``z`` in that bin (:func:`locate_bins`). The
+        bins never change while training, so the training loop locates every training row
+        once and gathers each batch's entries, instead of searching the bins every step
+        (:meth:`forward`'s ``located``). ``None`` for the periodic encoding, which has
+        nothing to locate. Shapes: ``(..., d_numeric) -> ((..., f) int32, (..., f))``."""
+        if self.kind != "piecewise_linear":
+            return None
+        x = x_num if self.every_column else x_num[..., self.columns]
+        return locate_bins(x, self.left, self.width, self.lower, self.upper)
+
+    def forward(self, x_num: torch.Tensor, located=None) -> torch.Tensor:
+        """``located``: :meth:`locate` of these rows, computed earlier (training)."""
         # every column embedded (no missing indicators or one-hot columns): no gather, and
         # no concatenation below, each of which copied the block once a step
         x = x_num if self.every_column else x_num[..., self.columns]  # (..., f)
         # a traced graph (TensorBoard's) keeps the codes: plain ops, no size-dependent branch
         lookup = not torch.jit.is_tracing() and x.numel() >= LOOKUP_MIN_ENTRIES
-        if self.kind == "piecewise_linear" and lookup:
-            e = torch.relu(self.piecewise_linear(x) + self.bias)
+        if self.kind == "piecewise_linear" and (lookup or located is not None):
+            index, z = located if located is not None else self.locate(x_num)
+            e = torch.relu(bin_lookup(index, z, self.weight) + self.bias)
         else:
             v = self.codes(x)  # (..., f, d_code)
             e = torch.relu(torch.einsum("...fc,fcd->...fd", v, self.weight) + self.bias)
@@ -249,17 +263,31 @@ class NumericEmbedding(nn.Module):
         return torch.cat(parts, dim=-1)  # (..., f*d_embedding + n_passthrough)
 
 
-def piecewise_linear(x, left, width, lower, upper, weight) -> torch.Tensor:
-    """:meth:`NumericEmbedding.piecewise_linear` on explicit tables (``left, width, lower,
-    upper: (f, T)``, ``weight: (f, T, d)``). Shape: ``(..., f) -> (..., f, d)``."""
-    f, n_bins, d = weight.shape
+def locate_bins(x, left, width, lower, upper) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each entry's bin and its position in it: the flat row ``j·T + t`` of column j's bin
+    t in a ``(f·T, d)`` table, and ``z = (x - left) / width`` there (beyond 0-1 only on the
+    open ends). Shapes: ``x: (..., f)``, tables ``(f, T)`` ``-> ((..., f) int32, (..., f))``."""
+    f, n_bins = left.shape
     padding = (lower == 0) & (upper == 0)  # bins a column does not have
     bounds = torch.where(padding, torch.inf, left)[:, 1:].contiguous()  # (f, T-1)
     flat = x.reshape(-1, f)
-    t = torch.searchsorted(bounds, flat.T.contiguous(), right=True).T  # (m, f): x's bin
-    index = (t + torch.arange(f, device=x.device) * n_bins).flatten()  # rows of (f*T, d)
-    z = (flat.flatten() - left.flatten()[index]) / width.flatten()[index]
-    return _BinLookup.apply(index, z, weight).reshape(*x.shape, d)
+    t = torch.searchsorted(bounds, flat.T.contiguous(), right=True, out_int32=True).T
+    index = t + torch.arange(0, f * n_bins, n_bins, device=x.device, dtype=torch.int32)
+    z = (flat - left.flatten()[index]) / width.flatten()[index]
+    return index.reshape(x.shape), z.reshape(x.shape)
+
+
+def bin_lookup(index, z, weight) -> torch.Tensor:
+    """``P[i] + z · W[i]`` (:class:`_BinLookup`) for ``index, z: (..., f)`` from
+    :func:`locate_bins`. Shape: ``-> (..., f, d)``."""
+    d = weight.shape[-1]
+    return _BinLookup.apply(index.flatten(), z.flatten(), weight).reshape(*index.shape, d)
+
+
+def piecewise_linear(x, left, width, lower, upper, weight) -> torch.Tensor:
+    """:meth:`NumericEmbedding.piecewise_linear` on explicit tables (``left, width, lower,
+    upper: (f, T)``, ``weight: (f, T, d)``). Shape: ``(..., f) -> (..., f, d)``."""
+    return bin_lookup(*locate_bins(x, left, width, lower, upper), weight)
 
 
 class _BinLookup(torch.autograd.Function):

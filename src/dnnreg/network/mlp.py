@@ -317,7 +317,8 @@ class MLP(nn.Module):
         Outputs per member (1 for a mean, q for q quantiles, C for C classes, ...).
 
     Shape: ``forward(x_num: ([k,] n, d_numeric), x_cat: ([k,] n, n_cat)) -> (k, n, d_out)``;
-    a leading ``k`` gives each member its own rows (training), none shares them.
+    a leading ``k`` gives each member its own rows (training), none shares them. The
+    optional ``located`` is :meth:`locate` of the same rows, worked out beforehand.
 
     Examples
     --------
@@ -403,11 +404,17 @@ class MLP(nn.Module):
         dtype = x.dtype if not torch.is_autocast_enabled("cpu") else torch.bfloat16
         return self.dropout_masks.draw(shapes, dtype)
 
-    def inputs(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
+    def locate(self, x_num: torch.Tensor):
+        """What the numeric embedding can work out once for rows it will see again (the
+        piecewise-linear bins of every value, :meth:`NumericEmbedding.locate`), to pass
+        back as ``forward``'s ``located`` with each batch's rows; ``None`` if nothing."""
+        return None if self.num_embedding is None else self.num_embedding.locate(x_num)
+
+    def inputs(self, x_num: torch.Tensor, x_cat: torch.Tensor, located=None) -> torch.Tensor:
         """The first layer's input: numeric columns and embedding rows side by side.
         Shape: ``-> ([k,] n, d)``."""
         if self.num_embedding is not None:
-            x_num = self.num_embedding(x_num)
+            x_num = self.num_embedding(x_num, located)
         parts = [x_num] + [emb(x_cat[..., i]) for i, emb in enumerate(self.embeddings)]
         return torch.cat(parts, dim=-1) if len(parts) > 1 else x_num
 
@@ -423,8 +430,8 @@ class MLP(nn.Module):
             states.append(x)
         return states
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        x = self.inputs(x_num, x_cat)  # ([k,] n, d)
+    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor, located=None) -> torch.Tensor:
+        x = self.inputs(x_num, x_cat, located)  # ([k,] n, d)
         if x.dim() == 2:  # the same rows for every member
             x = x.unsqueeze(0).expand(self.k, -1, -1)
         masks = self._step_masks(x) or [None] * len(self.blocks)

@@ -581,6 +581,7 @@ def _minibatch_epoch(
     n = x_num.shape[0] if member_rows is None else member_rows.shape[1]
     device = next(model.parameters()).device
     copy_batches = x_num.device != device
+    located = None if copy_batches else _located(model, x_num)
     if resume is None:
         # Each member sees its own shuffle, as if trained alone: members decorrelate.
         order = torch.stack([torch.randperm(n, generator=generator) for _ in range(k)])
@@ -607,8 +608,10 @@ def _minibatch_epoch(
         if copy_batches:
             xb_num, xb_cat, yb = (t.to(device, non_blocking=True) for t in (xb_num, xb_cat, yb))
             wb = None if wb is None else wb.to(device, non_blocking=True)
+        # the batch's rows of what the model located once (piecewise-linear bins)
+        extra = {} if located is None else {"located": tuple(t[idx] for t in located)}
         with autocast(config.precision, device):
-            out = step_model(xb_num, xb_cat)
+            out = step_model(xb_num, xb_cat, **extra)
         if config.precision != "fp32":
             out = out.float()  # the loss in fp32: bf16 cannot resolve small residuals
         loss, full = objective(out, yb, wb)
@@ -628,6 +631,22 @@ def _minibatch_epoch(
     # every row of the epoch went to one rank: the sum over ranks is the whole epoch's, and
     # every rank takes its rollback decision on the same number
     return all_sum([float(total)], world)[0] / end
+
+
+# Locating every training row's bins once an epoch pays while it costs little memory: (n, f) int32
+# indices and float32 positions, 8 bytes per embedded value, at most this many bytes.
+LOCATE_MAX_BYTES = 256 * 2**20
+
+
+def _located(model: nn.Module, x_num: torch.Tensor):
+    """``model.locate(x_num)`` (:meth:`dnnreg.network.mlp.MLP.locate`) for the whole
+    training table, when the model offers it and the result is small; else ``None``."""
+    locate = getattr(model, "locate", None)
+    f = getattr(getattr(model, "num_embedding", None), "columns", ())
+    if locate is None or 8 * x_num.shape[0] * len(f) > LOCATE_MAX_BYTES:
+        return None
+    with torch.no_grad():
+        return locate(x_num)
 
 
 def _streamed_epoch(step_model, model, optimizer, schedule, objective, train, config,
